@@ -1,0 +1,70 @@
+# pgshift — the two commands: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+NODE_DIR := tools/node
+APT_STAMP := $(VENV)/.apt-stamp
+PYTEST_ARGS ?=
+
+.PHONY: all venv system-deps node-deps cluster-bin deps test test-unit test-integration test-e2e lint demo demo-cli clean
+
+all: test
+
+# Debian packages: PostgreSQL 15 (server, pg_dump, pg_restore) and etcd for the local cluster.
+$(APT_STAMP): | $(VENV)/bin/python
+	@if ! command -v /usr/lib/postgresql/15/bin/postgres >/dev/null || ! command -v etcd >/dev/null; then \
+	  echo "installing Debian packages: postgresql-15 etcd-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 etcd-server >/dev/null; \
+	fi
+	@touch $@
+system-deps: $(APT_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+venv: $(VENV)/.installed
+
+# node packages for the drizzle interop tests, the quickstart generator and the benchmarks.
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(wildcard $(NODE_DIR)/package-lock.json)
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+node-deps: $(NODE_DIR)/node_modules/.installed
+
+# kube-apiserver and kube-controller-manager, built once and cached outside the work tree.
+cluster-bin: venv system-deps
+	$(PY) -m localcluster build
+
+deps: venv system-deps node-deps cluster-bin
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests localcluster bench
+	$(VENV)/bin/lint-imports
+
+# pytest exits 5 when it collects no test: that is not a failure of the suite.
+define run_pytest
+	$(VENV)/bin/pytest $(1) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+endef
+
+test: deps lint
+	$(call run_pytest,tests)
+
+test-unit: venv
+	$(call run_pytest,tests/unit)
+
+test-integration: venv system-deps node-deps
+	$(call run_pytest,tests/integration)
+
+test-e2e: deps
+	$(call run_pytest,tests/e2e)
+
+demo: deps
+	$(PY) -m examples.demo
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .ruff_cache

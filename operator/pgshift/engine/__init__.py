@@ -1,0 +1,1 @@
+"""pgshift engine."""

@@ -1,0 +1,149 @@
+"""Every named failure of pgshift: a class with a stable code, an exit code and a hint.
+
+The CLI catches `PgshiftError` only and prints `error[<code>]: <message>` on one line; anything
+else is a bug and keeps its traceback. Input errors exit 2, failed migrations exit 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+#: `lint` found error-level findings, `plan` found blocking problems.
+EXIT_FINDINGS = 1
+
+
+class PgshiftError(Exception):
+    """Base class: a failure pgshift understands and can explain in one line."""
+
+    code: ClassVar[str] = "Error"
+    exit_code: ClassVar[int] = EXIT_BAD_INPUT
+    hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if hint is not None:
+            self.hint = hint  # type: ignore[misc]
+
+    def one_line(self) -> str:
+        text = f"error[{self.code}]: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return " ".join(text.split())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "hint": self.hint or None}
+
+
+# --- bad input: exit 2 -------------------------------------------------------------------------
+
+
+class UsageError(PgshiftError):
+    code = "Usage"
+
+
+class SourceError(PgshiftError):
+    """A migration folder, journal, file or ConfigMap that cannot be read as migrations."""
+
+    code = "Source"
+
+
+class DirectiveError(SourceError):
+    code = "Directive"
+    hint = "known directives: phase=expand|backfill|contract, no-transaction, backfill key=COL, allow=RULE"
+
+
+class ParseError(SourceError):
+    code = "Parse"
+
+
+class OverridesError(SourceError):
+    code = "Overrides"
+
+
+class SourceTooLarge(SourceError):
+    code = "SourceTooLarge"
+    hint = "a ConfigMap holds at most 1 MiB; ship the migrations in an image (spec.source.image)"
+
+
+class DigestMismatch(SourceError):
+    code = "DigestMismatch"
+    hint = "the source changed after it was planned; the operator re-plans"
+
+
+class ConnectionError_(PgshiftError):  # noqa: N801 - avoid shadowing the builtin
+    code = "Connection"
+    hint = "check --database-url / DATABASE_URL, the host, port and credentials"
+
+
+class BadDatabaseUrl(ConnectionError_):
+    code = "DatabaseUrl"
+
+
+class PooledConnection(ConnectionError_):
+    code = "PooledConnection"
+    hint = (
+        "session advisory locks need a session: use a direct URL, not pgbouncer in transaction "
+        "mode or RDS Proxy"
+    )
+
+
+# --- the source and the database disagree: exit 2 ----------------------------------------------
+
+
+class OutOfOrder(PgshiftError):
+    code = "OutOfOrder"
+    hint = "rename it to sort after the last applied migration, or pass --allow-out-of-order"
+
+
+class Drift(PgshiftError):
+    code = "Drift"
+    hint = "an applied file was edited; restore it, or pass --allow-drift to accept the change"
+
+
+class UnknownApplied(PgshiftError):
+    code = "UnknownApplied"
+    hint = "the database is ahead of this source; deploy the newer migrations or pass --allow-unknown"
+
+
+class UnknownMigration(PgshiftError):
+    code = "UnknownMigration"
+
+
+class TrackingTableError(PgshiftError):
+    code = "TrackingTable"
+
+
+# --- runtime: exit 1 ---------------------------------------------------------------------------
+
+
+class LockNotAcquired(PgshiftError):
+    code = "LockNotAcquired"
+    exit_code = EXIT_FAILED
+    hint = "another pgshift run holds the migration lock; wait for it or raise --lock-wait"
+
+
+class MigrationFailed(PgshiftError):
+    code = "MigrationFailed"
+    exit_code = EXIT_FAILED
+
+
+class BackupError(PgshiftError):
+    code = "Backup"
+    exit_code = EXIT_FAILED
+
+
+class PgDumpTooOld(BackupError):
+    code = "PgDumpTooOld"
+    exit_code = EXIT_BAD_INPUT
+    hint = "install a pg_dump at least as new as the server"
+
+
+class RestoreTargetNotEmpty(BackupError):
+    code = "RestoreTargetNotEmpty"
+    exit_code = EXIT_BAD_INPUT
+    hint = "restore into an empty database, or pass --clean"

@@ -1,0 +1,148 @@
+"""What the safety part tells the engine about each statement. PURE: no I/O.
+
+The contract between `safety` (parse, classify, lint, rewrite) and `engine` (cut into steps, run):
+`safety.analyze(...)` turns one migration into `PlannedStatement`s — the statements that will
+really run, in order, each with its phase, transaction mode, lock class and backfill spec — plus
+lint `Finding`s. The engine cuts consecutive statements with the same phase and transaction
+mode into steps and never reorders them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Phase(enum.StrEnum):
+    """Zero-downtime order: what old application code tolerates comes first."""
+
+    EXPAND = "expand"
+    BACKFILL = "backfill"
+    CONTRACT = "contract"
+
+    @property
+    def rank(self) -> int:
+        return _PHASE_RANK[self]
+
+
+_PHASE_RANK = {Phase.EXPAND: 0, Phase.BACKFILL: 1, Phase.CONTRACT: 2}
+
+
+class TxMode(enum.StrEnum):
+    """How a statement may run."""
+
+    #: inside a transaction with its neighbours of the same step.
+    TRANSACTION = "transaction"
+    #: alone, outside any transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...), or
+    #: committed on its own before what follows may use it (ALTER TYPE ... ADD VALUE).
+    AUTOCOMMIT = "autocommit"
+    #: a keyset-batched backfill: one transaction per batch, checkpointed.
+    BATCHED = "batched"
+
+
+class LockClass(enum.StrEnum):
+    """How a statement's locks affect the application; decides lock_timeout."""
+
+    #: takes no lock that blocks reads or writes of existing tables (CREATE TABLE, CONCURRENTLY,
+    #: VALIDATE CONSTRAINT): no lock_timeout.
+    WEAK = "weak"
+    #: waits for a lock that blocks reads or writes (ALTER TABLE, DROP, ...): short lock_timeout.
+    STRONG = "strong"
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Directives:
+    """Settings from `-- pgshift:` comments before a statement, or from `overrides`."""
+
+    phase: Phase | None = None
+    no_transaction: bool = False
+    #: `-- pgshift:backfill` (key=None: the table's primary key) or `backfill key=COL`.
+    backfill: bool = False
+    backfill_key: str | None = None
+    allow: frozenset[str] = frozenset()
+    #: `-- pgshift:rewrite=false`: run this statement exactly as written.
+    rewrite: bool = True
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A lint rule's verdict on one statement."""
+
+    rule: str
+    severity: Severity
+    message: str
+    #: where it is: the migration's path and the statement's 1-based line in that file.
+    path: str
+    line: int
+    #: what to write instead (the safe form), if there is one.
+    help: str = ""
+    #: the rule's docs page, relative to the repository (docs/rules/<rule>.md).
+    docs: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "help": self.help or None,
+            "docs": self.docs or None,
+        }
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """How to run an UPDATE as keyset batches."""
+
+    #: schema-qualified target table, as parsed: (schema or None, name).
+    table: tuple[str | None, str]
+    #: the key column; None = the table's primary key, resolved by the engine.
+    key: str | None
+    #: the UPDATE's SET list and WHERE, re-rendered; the engine adds the key range.
+    set_sql: str
+    where_sql: str | None
+    #: the engine runs a final pass only when the guard makes the UPDATE idempotent.
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class PlannedStatement:
+    """One statement the engine will run, with everything it needs to decide how."""
+
+    #: the SQL that will really run (the original, or one statement of its rewrite).
+    sql: str
+    phase: Phase
+    tx: TxMode
+    lock: LockClass
+    destructive: bool
+    #: the original statement in the file: 0-based index among the file's statements, its
+    #: 1-based line, and its text as written.
+    source_index: int
+    line: int
+    original_sql: str
+    #: "" when run as written; else the rewrite's id (e.g. "concurrent-index").
+    rewrite: str = ""
+    #: tables the statement changes (schema-qualified when written so).
+    tables: tuple[str, ...] = ()
+    #: for CREATE INDEX CONCURRENTLY: the index to drop if a failed build left it INVALID.
+    index_name: str | None = None
+    backfill: Backfill | None = None
+    #: a short human description: "add column projects.slug".
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A whole migration, analysed."""
+
+    statements: tuple[PlannedStatement, ...]
+    findings: tuple[Finding, ...] = field(default=())
+    #: tables this migration creates (so later rewrites treat them as new and empty).
+    created_tables: frozenset[str] = frozenset()

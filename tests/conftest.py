@@ -1,0 +1,1 @@
+"""Fixtures shared by every test: they live here once, not per file."""
