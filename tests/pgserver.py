@@ -1,0 +1,129 @@
+"""A throwaway PostgreSQL server on a private data directory and a free loopback port.
+
+Used by the test fixtures and by `make demo`. initdb and postgres refuse to run as root, so when
+we are root the server runs as the `postgres` system user (Debian's package creates it). Auth is
+scram-sha-256 with a password that contains URL-special characters, so every test exercises
+credential handling and redaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("PGSHIFT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+SUPERUSER = "pgshift_admin"
+#: contains every character that must be percent-encoded in a URL: tests assert it never leaks.
+PASSWORD = "s3cr@t/p%ss:word"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    port: int
+    datadir: Path
+    user: str = SUPERUSER
+    password: str = PASSWORD
+    host: str = "127.0.0.1"
+
+    def url(self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None) -> str:
+        quoted = urllib.parse.quote(password if password is not None else self.password, safe="")
+        return f"postgresql://{user or self.user}:{quoted}@{self.host}:{self.port}/{dbname}"
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        """Run SQL with psql (password through the environment), return its output."""
+        env = {**os.environ, "PGPASSWORD": self.password}
+        out = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
+             "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", dbname, "-c", sql],
+            env=env, check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_postgres_user() -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    pw = pwd.getpwnam("postgres")
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+@contextlib.contextmanager
+def running_server(*, max_connections: int = 100) -> Iterator[PgServer]:
+    """Start a server, yield it, and remove every trace of it afterwards."""
+    if not (PG_BIN / "postgres").exists():
+        raise RuntimeError(f"{PG_BIN}/postgres not found: run `make system-deps` (postgresql-15)")
+    root = Path(tempfile.mkdtemp(prefix="pgshift-pg-"))
+    os.chmod(root, 0o755)
+    datadir = root / "data"
+    run_as = _as_postgres_user()
+    if run_as:
+        os.chown(root, run_as["user"], run_as["group"])  # type: ignore[arg-type]
+    pwfile = root / "pw"
+    pwfile.write_text(PASSWORD + "\n")
+    if run_as:
+        os.chown(pwfile, run_as["user"], run_as["group"])  # type: ignore[arg-type]
+    port = free_port()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(
+            [str(PG_BIN / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "--pwfile", str(pwfile),
+             "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            check=True, capture_output=True, **run_as,  # type: ignore[arg-type]
+        )
+        log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", f"max_connections={max_connections}", "-c", "shared_buffers=256MB"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            **run_as,  # type: ignore[arg-type]
+        )
+        server = PgServer(port=port, datadir=datadir)
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"postgres exited: {(root / 'postgres.log').read_text()[-2000:]}")
+            ready = subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
+            if ready.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("postgres did not become ready in 30 s")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
