@@ -100,8 +100,16 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
             continue
         if entry.is_dir():
             sql = entry / "migration.sql"
-            if sql.is_file() and V1_NAME.match(entry.name):
-                add(f"{entry.name}.sql", sql)
+            if not sql.is_file():
+                continue
+            # drizzle-orm 1.0 applies every folder that holds a migration.sql, whatever its name,
+            # with `created_at` from the name's first 14 characters: never skip one silently.
+            if not V1_NAME.match(entry.name):
+                raise SourceError(
+                    f"{sql}: the folder name does not start with a YYYYMMDDHHMMSS timestamp "
+                    "and `_` (drizzle-kit 1.0 names them <YYYYMMDDHHMMSS>_<name>)"
+                )
+            add(f"{entry.name}.sql", sql)
         elif entry.is_file() and (entry.suffix == ".sql" or entry.name == JOURNAL_KEY):
             add(entry.name, entry)
     if (folder / "meta" / JOURNAL_KEY).is_file() and any(
