@@ -1,6 +1,45 @@
 """Safety: parse with PostgreSQL's own parser (pglast), classify, lint, rewrite. PURE.
 
-The entry point the engine uses (implemented in `analyze.py`):
+The entry point the engine uses:
 
-    analyze(migration, *, override=None, existing_tables=None, rewrite=True) -> Analysis
+    analyze(migration, *, override=None, existing_tables=None, created_before=frozenset(),
+            rewrite=True) -> Analysis
+
+plus `analyze_all` (a run's migrations in order), `lint` (findings only, offline),
+`parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.
 """
+
+from pgshift.safety.analyze import AUTO_BACKFILL, analyze, analyze_all, lint
+from pgshift.safety.directives import parse_overrides
+from pgshift.safety.model import (
+    Analysis,
+    Backfill,
+    CatchUp,
+    Directives,
+    Finding,
+    LockClass,
+    Phase,
+    PlannedStatement,
+    Severity,
+    TxMode,
+)
+from pgshift.safety.rules import RULES
+
+__all__ = [
+    "AUTO_BACKFILL",
+    "RULES",
+    "Analysis",
+    "Backfill",
+    "CatchUp",
+    "Directives",
+    "Finding",
+    "LockClass",
+    "Phase",
+    "PlannedStatement",
+    "Severity",
+    "TxMode",
+    "analyze",
+    "analyze_all",
+    "lint",
+    "parse_overrides",
+]

@@ -110,6 +110,22 @@ class Backfill:
     where_sql: str | None
     #: the engine runs a final pass only when the guard makes the UPDATE idempotent.
     idempotent: bool
+    #: the columns the SET list assigns (so a later set-not-null recipe finds its backfill).
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """Before this statement, re-run the final pass of this run's backfill of `table.column`.
+
+    Set on the VALIDATE of the set-not-null recipe: the NOT VALID check is committed by then, so
+    no new NULLs arrive, and rows that old code wrote with NULL since the backfill are filled
+    before VALIDATE scans. No backfill of that column in the run: nothing to do.
+    """
+
+    #: (schema or None, name), as in `Backfill.table`.
+    table: tuple[str | None, str]
+    column: str
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,11 @@ class PlannedStatement:
     backfill: Backfill | None = None
     #: a short human description: "add column projects.slug".
     summary: str = ""
+    #: a UNIQUE index built CONCURRENTLY: a failed build leaves an INVALID index that still
+    #: rejects duplicates, so drop it at once after the failure, not only before a retry.
+    index_unique: bool = False
+    #: run a backfill's catch-up pass first (see `CatchUp`).
+    catch_up: CatchUp | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,197 @@
+"""The entry point: one migration in, the statements that will really run (and lint) out.
+
+For each statement in file order: merge its directives with the migration's override, classify
+it from the parse tree, replace it by a safe rewrite when it is unsafe on an existing table,
+turn idempotent UPDATEs into batched backfills, then lint what will run. Order is never
+changed: a rewrite's statements take the original's place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, NullTestType
+
+from pgshift.errors import DirectiveError
+from pgshift.migrations.model import Migration, Source
+from pgshift.safety import rewrites
+from pgshift.safety.backfill import backfill_for, batchable, idempotent
+from pgshift.safety.classify import Classification, classify
+from pgshift.safety.context import Context, ExistingTables
+from pgshift.safety.directives import merge
+from pgshift.safety.model import (
+    Analysis,
+    Directives,
+    Finding,
+    LockClass,
+    Phase,
+    PlannedStatement,
+    TxMode,
+)
+from pgshift.safety.names import relation_name, render, table_key
+from pgshift.safety.rules import RULES, Subject
+from pgshift.safety.statements import SourceStatement, split_statements
+
+#: `PlannedStatement.rewrite` of an UPDATE that pgshift batches on its own (its SQL is unchanged).
+AUTO_BACKFILL = "batched-backfill"
+
+
+def analyze(
+    migration: Migration,
+    *,
+    override: Directives | None = None,
+    existing_tables: ExistingTables | None = None,
+    created_before: frozenset[str] = frozenset(),
+    rewrite: bool = True,
+) -> Analysis:
+    """Parse, classify, rewrite and lint one migration.
+
+    `existing_tables(schema, name)` says whether a table exists now (None: offline, every table
+    not created in this run is assumed to exist). `created_before` holds the `created_tables` of
+    the run's earlier migrations. `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`)
+    runs every statement as written, UPDATEs included, unless a directive asks for a backfill.
+    Raises ParseError / DirectiveError naming `path:line`.
+    """
+    ctx = Context(created=set(created_before), existing_tables=existing_tables)
+    planned: list[PlannedStatement] = []
+    findings: list[Finding] = []
+    created_here: set[str] = set()
+    for source in split_statements(migration):
+        directives = merge(source.directives, override)
+        cls = classify(source.node, ctx)
+        for node, statement in _plan(source, cls, directives, ctx, rewrite, migration.path):
+            planned.append(statement)
+            findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
+            _remember(node, ctx)
+        for key in cls.creates:
+            ctx.created.add(key)
+            created_here.add(key)
+    return Analysis(tuple(planned), tuple(findings), frozenset(created_here))
+
+
+def analyze_all(
+    migrations: Iterable[Migration],
+    *,
+    overrides: Mapping[str, Directives] | None = None,
+    existing_tables: ExistingTables | None = None,
+    rewrite: bool = True,
+) -> list[Analysis]:
+    """Analyse a run's migrations in order, each knowing the tables the earlier ones create."""
+    overrides = overrides or {}
+    created: frozenset[str] = frozenset()
+    result: list[Analysis] = []
+    for migration in migrations:
+        analysis = analyze(migration, override=overrides.get(migration.name),
+                           existing_tables=existing_tables, created_before=created,
+                           rewrite=rewrite)
+        created |= analysis.created_tables
+        result.append(analysis)
+    return result
+
+
+def lint(
+    source: Source | Iterable[Migration], overrides: Mapping[str, Directives] | None = None
+) -> list[Finding]:
+    """Every finding of every migration, offline (as `pgshift lint` shows them)."""
+    migrations = source.migrations if isinstance(source, Source) else source
+    return [f for a in analyze_all(migrations, overrides=overrides) for f in a.findings]
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def _plan(
+    source: SourceStatement,
+    cls: Classification,
+    d: Directives,
+    ctx: Context,
+    rewrite_on: bool,
+    path: str,
+) -> list[tuple[ast.Node, PlannedStatement]]:
+    node = source.node
+
+    def planned(sql: str, **kw: object) -> PlannedStatement:
+        base: dict[str, object] = {
+            "sql": sql, "phase": d.phase or cls.phase,
+            "tx": TxMode.AUTOCOMMIT if d.no_transaction else cls.tx, "lock": cls.lock,
+            "destructive": cls.destructive, "source_index": source.index, "line": source.line,
+            "original_sql": source.text, "tables": cls.tables, "index_name": cls.index_name,
+            "summary": cls.summary,
+        }
+        base.update(kw)
+        return PlannedStatement(**base)  # type: ignore[arg-type]
+
+    if d.backfill:
+        if not isinstance(node, ast.UpdateStmt) or not batchable(node):
+            raise DirectiveError(
+                f"{path}:{source.line}: directive 'backfill' needs a single-table UPDATE without "
+                "FROM, RETURNING, WITH or WHERE CURRENT OF"
+            )
+        return [(node, planned(
+            source.text, phase=d.phase or Phase.BACKFILL, tx=TxMode.BATCHED, lock=LockClass.WEAK,
+            backfill=backfill_for(node, d.backfill_key),
+        ))]
+    may_rewrite = rewrite_on and d.rewrite and cls.on_existing
+    if may_rewrite and isinstance(node, ast.UpdateStmt) and batchable(node) and idempotent(node):
+        return [(node, planned(
+            source.text, tx=TxMode.BATCHED, lock=LockClass.WEAK, rewrite=AUTO_BACKFILL,
+            backfill=backfill_for(node, None),
+        ))]
+    found = rewrites.rewrite(node) if may_rewrite else None
+    if found is None:
+        return [(node, planned(source.text))]
+    rewrite_id, parts = found
+    return [
+        (part.node, planned(
+            render(part.node),
+            phase=d.phase or part.phase or cls.phase,
+            # an explicit no-transaction still wins; AUTOCOMMIT parts stay so.
+            tx=TxMode.AUTOCOMMIT if d.no_transaction else part.tx,
+            lock=part.lock, rewrite=rewrite_id, summary=part.summary,
+            index_name=part.index_name, index_unique=part.index_unique, catch_up=part.catch_up,
+        ))
+        for part in parts
+    ]
+
+
+def _remember(node: ast.Node, ctx: Context) -> None:
+    """Note `ADD ... CHECK (col IS NOT NULL)`: a later SET NOT NULL on col skips its scan."""
+    if not isinstance(node, ast.AlterTableStmt):
+        return
+    key = table_key(*relation_name(node.relation))
+    for cmd in node.cmds or ():
+        con = cmd.def_ if cmd.subtype == AlterTableType.AT_AddConstraint else None
+        if (isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_CHECK
+                and isinstance(con.raw_expr, ast.NullTest)
+                and con.raw_expr.nulltesttype == NullTestType.IS_NOT_NULL
+                and isinstance(con.raw_expr.arg, ast.ColumnRef)):
+            ctx.not_null_checks.add((key, con.raw_expr.arg.fields[-1].sval))
+
+
+# --- lint --------------------------------------------------------------------------------------
+
+
+def _lint(
+    node: ast.Node,
+    statement: PlannedStatement,
+    cls: Classification,
+    d: Directives,
+    ctx: Context,
+    path: str,
+) -> list[Finding]:
+    subject = Subject(node=node, planned=statement, on_existing=cls.on_existing, ctx=ctx)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for rule in RULES.values():
+        if rule.id in d.allow:
+            continue
+        for v in rule.check(subject):
+            if (rule.id, v.message) in seen:
+                continue
+            seen.add((rule.id, v.message))
+            findings.append(Finding(
+                rule=rule.id, severity=v.severity or rule.severity, message=v.message,
+                path=path, line=statement.line, help=v.help, docs=rule.docs,
+            ))
+    return findings

@@ -1,0 +1,31 @@
+"""Safe rewrites: each turns one unsafe statement on an existing table into safe statements.
+
+One module per rewrite, each with an `ID` (what `PlannedStatement.rewrite` says) and a
+`rewrite(node) -> list[Part] | None`. The first that applies wins. Rewrites are only asked about
+tables that exist: a table created earlier in the same run is empty and private, and its
+statements run as written, atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pglast import ast
+
+from pgshift.safety.rewrites import concurrent_index, not_valid, set_not_null, unique_using_index
+from pgshift.safety.rewrites.base import Part
+
+REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
+    m.ID: m.rewrite for m in (concurrent_index, not_valid, set_not_null, unique_using_index)
+}
+
+
+def rewrite(node: ast.Node) -> tuple[str, list[Part]] | None:
+    for rewrite_id, fn in REWRITES.items():
+        parts = fn(node)
+        if parts:
+            return rewrite_id, parts
+    return None
+
+
+__all__ = ["REWRITES", "Part", "rewrite"]

@@ -1,0 +1,58 @@
+"""`ADD CONSTRAINT c UNIQUE (cols)` -> `CREATE UNIQUE INDEX CONCURRENTLY c`, `UNIQUE USING INDEX c`.
+
+The constraint (and its index) end up exactly as the original would make them: same name, same
+columns and options. A failed concurrent build leaves an INVALID index that still rejects
+duplicates; the statement is marked `index_unique` so the engine drops it at once. Unnamed
+constraints are left alone (PostgreSQL picks `<table>_<cols>_key`; drizzle-kit names them).
+"""
+
+from __future__ import annotations
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, SortByDir, SortByNulls
+
+from pgshift.safety.model import LockClass, TxMode
+from pgshift.safety.rewrites.base import Part, alter, single_cmd
+
+ID = "unique-using-index"
+
+
+def rewrite(node: ast.Node) -> list[Part] | None:
+    cmd = single_cmd(node)
+    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
+        return None
+    con = cmd.def_
+    if con.contype != ConstrType.CONSTR_UNIQUE or con.indexname or not con.conname:
+        return None
+    if getattr(con, "without_overlaps", False):
+        return None  # WITHOUT OVERLAPS needs a GiST index and PostgreSQL 18: leave it as written
+    rv, name = node.relation, con.conname
+    index = ast.IndexStmt(
+        idxname=name,
+        relation=ast.RangeVar(schemaname=rv.schemaname, relname=rv.relname, inh=True,
+                              relpersistence="p"),
+        accessMethod="btree",
+        tableSpace=con.indexspace,
+        indexParams=tuple(
+            ast.IndexElem(name=k.sval, ordering=SortByDir.SORTBY_DEFAULT,
+                          nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT)
+            for k in con.keys
+        ),
+        indexIncludingParams=tuple(ast.IndexElem(name=k.sval) for k in con.including or ()) or None,
+        options=con.options,
+        unique=True,
+        nulls_not_distinct=bool(con.nulls_not_distinct),
+        concurrent=True,
+    )
+    using = ast.Constraint(
+        contype=ConstrType.CONSTR_UNIQUE, conname=name, indexname=name,
+        deferrable=con.deferrable, initdeferred=con.initdeferred,
+    )
+    table = rv.relname
+    return [
+        Part(index, TxMode.AUTOCOMMIT, LockClass.WEAK,
+             f"create unique index {name} concurrently on {table}",
+             index_name=name, index_unique=True),
+        Part(alter(rv, ast.AlterTableCmd(subtype=AlterTableType.AT_AddConstraint, def_=using)),
+             TxMode.TRANSACTION, LockClass.STRONG, f"add unique {name} using index on {table}"),
+    ]

@@ -1,0 +1,25 @@
+"""REINDEX blocks writes (and reads through the index) while it rebuilds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pglast import ast
+
+from pgshift.safety.model import Severity
+from pgshift.safety.rules.base import Rule, Subject, Violation
+
+
+def check(s: Subject) -> Iterator[Violation]:
+    node = s.node
+    if isinstance(node, ast.ReindexStmt) and not any(
+        isinstance(o, ast.DefElem) and o.defname == "concurrently" for o in node.params or ()
+    ):
+        yield Violation(
+            "REINDEX takes a SHARE lock on the table (writes wait) and ACCESS EXCLUSIVE on each "
+            "index (queries that use it wait) for the whole rebuild",
+            "REINDEX (CONCURRENTLY) ... (outside a transaction)",
+        )
+
+
+RULE = Rule("ban-reindex-without-concurrently", Severity.ERROR, "reindex CONCURRENTLY", check)

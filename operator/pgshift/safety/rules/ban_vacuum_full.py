@@ -1,0 +1,27 @@
+"""VACUUM FULL and CLUSTER rewrite the table under ACCESS EXCLUSIVE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pglast import ast
+
+from pgshift.safety.model import Severity
+from pgshift.safety.rules.base import Rule, Subject, Violation
+
+
+def check(s: Subject) -> Iterator[Violation]:
+    node = s.node
+    full = isinstance(node, ast.VacuumStmt) and any(
+        isinstance(o, ast.DefElem) and o.defname == "full" for o in node.options or ()
+    )
+    if full or isinstance(node, ast.ClusterStmt):
+        verb = "VACUUM FULL" if full else "CLUSTER"
+        yield Violation(
+            f"{verb} rewrites the table under an ACCESS EXCLUSIVE lock: reads and writes wait "
+            "for the whole rewrite",
+            "plain VACUUM in a migration, or pg_repack outside one",
+        )
+
+
+RULE = Rule("ban-vacuum-full", Severity.ERROR, "no VACUUM FULL or CLUSTER in migrations", check)

@@ -1,0 +1,41 @@
+"""ADD FOREIGN KEY / CHECK validates every row while holding a lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pglast.enums import AlterTableType, ConstrType
+
+from pgshift.safety.model import Severity
+from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
+
+
+def check(s: Subject) -> Iterator[Violation]:
+    if not s.on_existing:
+        return
+    for cmd in alter_cmds(s.node):
+        con = cmd.def_
+        if cmd.subtype != AlterTableType.AT_AddConstraint or con.skip_validation:
+            continue
+        table = table_of(s.node)
+        name = con.conname or "<name>"
+        if con.contype == ConstrType.CONSTR_FOREIGN:
+            yield Violation(
+                f"ADD FOREIGN KEY {con.conname or ''} scans {table} to validate it under a SHARE "
+                f"ROW EXCLUSIVE lock on {table} and {con.pktable.relname}: writes to both wait",
+                f"ADD CONSTRAINT {name} ... NOT VALID, then ALTER TABLE {table} VALIDATE "
+                f"CONSTRAINT {name} in a later step (pgshift rewrites named constraints so)",
+            )
+        elif con.contype == ConstrType.CONSTR_CHECK:
+            yield Violation(
+                f"ADD CHECK {con.conname or ''} scans all of {table} under an ACCESS EXCLUSIVE "
+                "lock: reads and writes wait",
+                f"ADD CONSTRAINT {name} CHECK (...) NOT VALID, then VALIDATE CONSTRAINT {name} "
+                "in a later step (pgshift rewrites named constraints so)",
+            )
+
+
+RULE = Rule(
+    "constraint-missing-not-valid", Severity.ERROR,
+    "add foreign keys and checks NOT VALID, then VALIDATE", check,
+)

@@ -1,0 +1,40 @@
+"""One UPDATE over an existing table holds its row locks for the whole run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pglast import ast
+
+from pgshift.safety.backfill import idempotent
+from pgshift.safety.model import Severity, TxMode
+from pgshift.safety.rules.base import Rule, Subject, Violation
+
+
+def check(s: Subject) -> Iterator[Violation]:
+    node = s.node
+    if not isinstance(node, ast.UpdateStmt) or not s.on_existing or s.planned.tx is TxMode.BATCHED:
+        return
+    table = node.relation.relname
+    if node.fromClause or node.returningClause or node.withClause:
+        why = "it has FROM, RETURNING or WITH, which pgshift does not batch"
+        help_ = "write it as a single-table UPDATE with a guard, or run it as written (allow)"
+    elif idempotent(node):
+        why = "pgshift would batch it, but rewrites are off for it"
+        help_ = "-- pgshift:backfill (key=COL) batches it even with rewrites off"
+    elif node.whereClause is None:
+        why = "it has no WHERE guard, so pgshift cannot tell it is safe to re-run"
+        help_ = ("add a guard such as WHERE col IS NULL, or -- pgshift:backfill (key=COL) to walk "
+                 "the keys once in batches")
+    else:
+        why = "its WHERE does not exclude the rows it has changed, so re-running it is not safe"
+        help_ = ("make the guard exclude updated rows (SET c = ... WHERE c IS NULL), or "
+                 "-- pgshift:backfill (key=COL) to walk the keys once in batches")
+    yield Violation(
+        f"UPDATE {table} runs as one transaction holding row locks on every row it changes "
+        f"until it ends; {why}",
+        help_,
+    )
+
+
+RULE = Rule("unbatched-backfill", Severity.WARNING, "backfill existing rows in batches", check)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pgshift.safety import AUTO_BACKFILL, Directives, LockClass, Phase, TxMode, analyze
+from pgshift.safety.analyze import analyze_all
+from tests.unit.safety.helpers import KEY_CASE, migration
+
+
+def row(s):  # type: ignore[no-untyped-def]
+    return (s.phase.value, s.tx.value, s.lock.value, s.rewrite, s.sql)
+
+
+def test_key_case_plan() -> None:
+    a = analyze(migration(KEY_CASE))
+    assert [row(s) for s in a.statements] == [
+        ("expand", "transaction", "strong", "",
+         'ALTER TABLE "projects" ADD COLUMN "slug" text'),
+        ("backfill", "batched", "weak", AUTO_BACKFILL,
+         "UPDATE \"projects\" SET \"slug\" = LOWER(REPLACE(\"name\", ' ', '-')) "
+         'WHERE "slug" IS NULL'),
+        ("contract", "transaction", "strong", "set-not-null",
+         "ALTER TABLE projects ADD CONSTRAINT projects_slug_not_null_check "
+         "CHECK (slug IS NOT NULL) NOT VALID"),
+        ("contract", "autocommit", "weak", "set-not-null",
+         "ALTER TABLE projects VALIDATE CONSTRAINT projects_slug_not_null_check"),
+        ("contract", "transaction", "strong", "set-not-null",
+         "ALTER TABLE projects ALTER COLUMN slug SET NOT NULL"),
+        ("contract", "transaction", "strong", "set-not-null",
+         "ALTER TABLE projects DROP CONSTRAINT projects_slug_not_null_check"),
+        ("contract", "autocommit", "weak", "unique-using-index",
+         "CREATE UNIQUE INDEX CONCURRENTLY projects_slug_unique ON projects (slug)"),
+        ("contract", "transaction", "strong", "unique-using-index",
+         "ALTER TABLE projects ADD CONSTRAINT projects_slug_unique UNIQUE USING INDEX "
+         "projects_slug_unique"),
+    ]
+    backfill = a.statements[1].backfill
+    assert backfill is not None
+    assert backfill.table == (None, "projects") and backfill.key is None
+    assert backfill.set_sql == "slug = lower(replace(name, ' ', '-'))"
+    assert backfill.where_sql == "slug IS NULL"
+    assert backfill.idempotent and backfill.columns == ("slug",)
+    validate = a.statements[3]
+    assert validate.catch_up is not None
+    assert validate.catch_up.table == (None, "projects") and validate.catch_up.column == "slug"
+    index = a.statements[6]
+    assert index.index_name == "projects_slug_unique" and index.index_unique
+    # every rewritten statement points at its original.
+    assert [(s.source_index, s.line) for s in a.statements] == [
+        (0, 1), (1, 2), (2, 3), (2, 3), (2, 3), (2, 3), (3, 4), (3, 4)
+    ]
+    assert a.statements[4].original_sql == 'ALTER TABLE "projects" ALTER COLUMN "slug" SET NOT NULL'
+    assert a.findings == ()
+    assert a.statements[0].summary == "add column projects.slug"
+
+
+def test_key_case_without_rewrites_runs_as_written_and_lint_says_why() -> None:
+    a = analyze(migration(KEY_CASE), rewrite=False)
+    assert [s.sql for s in a.statements] == [
+        s.strip().rstrip(";") for s in KEY_CASE.split("--> statement-breakpoint")
+    ]
+    assert [s.tx for s in a.statements] == [TxMode.TRANSACTION] * 4
+    assert [(f.rule, f.line) for f in a.findings] == [
+        ("unbatched-backfill", 2), ("adding-not-nullable-field", 3),
+        ("disallowed-unique-constraint", 4),
+    ]
+
+
+def test_rewrite_false_directive_and_allow() -> None:
+    sql = (
+        "-- pgshift:rewrite=false allow=adding-not-nullable-field\n"
+        "ALTER TABLE t ALTER COLUMN c SET NOT NULL;\n"
+    )
+    (s,) = analyze(migration(sql)).statements
+    assert s.rewrite == "" and s.sql == "ALTER TABLE t ALTER COLUMN c SET NOT NULL"
+    assert analyze(migration(sql)).findings == ()
+
+
+def test_tables_created_in_the_run_are_not_rewritten() -> None:
+    sql = (
+        "CREATE TABLE items (id int PRIMARY KEY, name text);\n"
+        "CREATE INDEX items_name_idx ON items (name);\n"
+        "ALTER TABLE items ADD CONSTRAINT items_name_unique UNIQUE (name);\n"
+        "INSERT INTO items VALUES (1, 'a');\n"
+        "UPDATE items SET name = 'b' WHERE name IS NULL;\n"
+    )
+    a = analyze(migration(sql))
+    assert all(s.rewrite == "" for s in a.statements)
+    assert {s.phase for s in a.statements} == {Phase.EXPAND}
+    assert {s.tx for s in a.statements} == {TxMode.TRANSACTION}
+    assert {s.lock for s in a.statements} == {LockClass.WEAK}
+    assert a.created_tables == {"items"}
+    assert a.findings == ()
+    # ...and neither are they in the next migration of the same run.
+    later = analyze(migration("CREATE INDEX i2 ON public.items (id);"),
+                    created_before=a.created_tables)
+    assert later.statements[0].rewrite == "" and later.findings == ()
+
+
+def test_existing_tables_decides_what_is_rewritten() -> None:
+    sql = "CREATE INDEX a_idx ON a (x);\nCREATE INDEX b_idx ON app.b (x);\n"
+    seen: list[tuple[str | None, str]] = []
+
+    def exists(schema: str | None, name: str) -> bool:
+        seen.append((schema, name))
+        return name == "a"
+
+    a = analyze(migration(sql), existing_tables=exists)
+    assert [s.rewrite for s in a.statements] == ["concurrent-index", ""]
+    assert a.statements[0].sql == "CREATE INDEX CONCURRENTLY a_idx ON a (x)"
+    assert a.statements[0].tx is TxMode.AUTOCOMMIT and a.statements[0].index_name == "a_idx"
+    assert (None, "a") in seen and ("app", "b") in seen
+
+
+def test_override_applies_to_every_statement() -> None:
+    sql = "ALTER TABLE t DROP COLUMN a;\nALTER TABLE t DROP COLUMN b;\n"
+    override = Directives(phase=Phase.CONTRACT, allow=frozenset({"ban-drop-column"}))
+    a = analyze(migration(sql), override=override)
+    assert a.findings == ()
+    assert all(s.destructive and s.phase is Phase.CONTRACT for s in a.statements)
+
+
+def test_backfill_directive_batches_a_non_idempotent_update() -> None:
+    sql = "-- pgshift:backfill key=id\nUPDATE t SET n = n + 1;\n"
+    (s,) = analyze(migration(sql)).statements
+    assert s.tx is TxMode.BATCHED and s.phase is Phase.BACKFILL and s.rewrite == ""
+    assert s.backfill is not None and s.backfill.key == "id"
+    assert not s.backfill.idempotent and s.backfill.where_sql is None
+
+
+def test_analyze_all_chains_created_tables() -> None:
+    first = migration("CREATE TABLE x (id int);", name="0001_a")
+    second = migration("CREATE INDEX x_id ON x (id);", name="0002_b")
+    a, b = analyze_all([first, second])
+    assert b.statements[0].rewrite == "" and b.findings == ()
