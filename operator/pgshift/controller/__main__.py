@@ -1,0 +1,6 @@
+"""`python -m pgshift.controller`: the operator without the CLI (tests, debugging)."""
+
+from pgshift.controller.run import run
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,89 @@
+"""kopf handlers: thin, each one a trigger for `reconcile`. No finalizers on Migrations.
+
+Migrations get create/update/resume and field handlers only (kopf adds no finalizer for
+those); progress comes from events of the Jobs and Pods pgshift labels, so deleting a
+Migration or uninstalling pgshift never hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from pgshift.controller.api import (
+    ANNOTATION_APPROVE,
+    ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RETRY,
+    GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_MIGRATION,
+    MANAGED_BY,
+    PLURAL,
+    VERSION,
+)
+from pgshift.controller.config import Settings
+from pgshift.controller.reconcile import configmap_refs, forget, reconcile
+
+SETTINGS = Settings.from_env()
+MIGRATIONS = (GROUP, VERSION, PLURAL)
+OURS = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # pgshift posts its own Events (one per step); kopf's per-handler chatter stays in logs.
+    settings.posting.level = logging.WARNING
+    # the apiserver ends quiet watches; reconnect rather than trust a silent stream.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # handlers only read and create: a failure (API unreachable) is retried soon.
+    settings.execution.default_backoff = 10
+    settings.networking.request_timeout = 60
+
+
+@kopf.on.probe(id="settings")
+def probe(**_: Any) -> dict[str, Any]:
+    return {"namespaces": list(SETTINGS.namespaces) or "all"}
+
+
+@kopf.on.resume(*MIGRATIONS)
+@kopf.on.create(*MIGRATIONS)
+@kopf.on.update(*MIGRATIONS, field="spec")
+async def migration_changed(namespace: str, name: str, **_: Any) -> None:
+    await reconcile(namespace, name, SETTINGS)
+
+
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_APPROVE))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RETRY))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_MARK_APPLIED))
+async def action_annotated(namespace: str, name: str, **_: Any) -> None:
+    # the value is read and recorded by the machine: each value acts once.
+    await reconcile(namespace, name, SETTINGS)
+
+
+@kopf.on.delete(*MIGRATIONS, optional=True)
+def migration_deleted(namespace: str, name: str, **_: Any) -> None:
+    # optional: no finalizer. The database and backups are left alone by design.
+    forget(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OURS)
+@kopf.on.event("", "v1", "pods", labels=OURS)
+async def runner_changed(namespace: str, labels: dict[str, str], type: str, **_: Any) -> None:
+    migration = labels.get(LABEL_MIGRATION)
+    if migration and type != "DELETED":
+        await reconcile(namespace, migration, SETTINGS)
+
+
+def _referenced(namespace: str, name: str, **_: Any) -> bool:
+    return bool(configmap_refs.get((namespace, name)))
+
+
+@kopf.on.event("", "v1", "configmaps", when=_referenced)
+async def source_changed(namespace: str, name: str, **_: Any) -> None:
+    # a ConfigMap edited in place changes the digest: reconcile re-plans.
+    for migration in sorted(configmap_refs.get((namespace, name), ())):
+        await reconcile(namespace, migration, SETTINGS)

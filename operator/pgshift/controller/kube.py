@@ -1,0 +1,186 @@
+"""Every Kubernetes API call the controller makes, in one place (RBAC reads from here).
+
+- migrations: get, list, watch (kopf watches them; conflicts list the namespace)
+- migrations/status: patch (status and conditions)
+- jobs (batch): list, watch, create (run the runner; follow it)
+- pods: list, watch (termination message, waiting reasons such as a missing Secret)
+- configmaps: get, list, watch (digest of a ConfigMap source; re-plan on an edit in place)
+- deployments (apps): get (a Rollout gate)
+- events: create (an Event for every step)
+
+Never Secrets: the runner Pods get the URL through `secretKeyRef`, resolved by the kubelet.
+The client is synchronous; callers run it in a thread (`asyncio.to_thread`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from pgshift.controller.api import GROUP, LABEL_MIGRATION, PLURAL, VERSION
+
+_configured = False
+
+
+def _ensure_config() -> None:
+    global _configured
+    if _configured:
+        return
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    _configured = True
+
+
+def _api() -> kubernetes.client.ApiClient:
+    _ensure_config()
+    return kubernetes.client.ApiClient()
+
+
+def _dict(obj: Any) -> dict[str, Any]:
+    """A client model as the API's own JSON (camelCase), like kopf's bodies."""
+    return kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+
+
+def not_found(exc: ApiException) -> bool:
+    return exc.status == 404
+
+
+def get_migration(namespace: str, name: str) -> dict[str, Any] | None:
+    api = kubernetes.client.CustomObjectsApi(_api())
+    try:
+        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as exc:
+        if not_found(exc):
+            return None
+        raise
+
+
+def list_migrations(namespace: str) -> list[dict[str, Any]]:
+    api = kubernetes.client.CustomObjectsApi(_api())
+    return list(api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"])
+
+
+def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    api = kubernetes.client.CustomObjectsApi(_api())
+    # a JSON merge patch: nulls delete, lists are replaced whole.
+    api.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        {"status": dict(patch)},
+        _content_type="application/merge-patch+json",
+    )
+
+
+def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
+    api = kubernetes.client.CoreV1Api(_api())
+    try:
+        cm = api.read_namespaced_config_map(name, namespace)
+    except ApiException as exc:
+        if not_found(exc):
+            return None
+        raise
+    return dict(cm.data or {})
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    exists: bool
+    generation: int = 0
+    complete: bool = False
+
+
+def get_deployment(namespace: str, name: str) -> DeploymentState:
+    api = kubernetes.client.AppsV1Api(_api())
+    try:
+        d = api.read_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if not_found(exc):
+            return DeploymentState(exists=False)
+        raise
+    gen = d.metadata.generation or 0
+    st = d.status
+    replicas = d.spec.replicas if d.spec.replicas is not None else 1
+    # kubectl rollout status's rule: observed, every replica updated and available, none old.
+    complete = bool(
+        st
+        and (st.observed_generation or 0) >= gen
+        and (st.updated_replicas or 0) >= replicas
+        and (st.replicas or 0) <= (st.updated_replicas or 0)
+        and (st.available_replicas or 0) >= (st.updated_replicas or 0)
+    )
+    return DeploymentState(exists=True, generation=gen, complete=complete)
+
+
+def list_jobs(namespace: str, migration: str) -> list[dict[str, Any]]:
+    api = kubernetes.client.BatchV1Api(_api())
+    jobs = api.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={migration}")
+    return [_dict(j) for j in jobs.items]
+
+
+def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
+    """Create the Job; False when it exists already (adopted: the name is deterministic)."""
+    api = kubernetes.client.BatchV1Api(_api())
+    try:
+        api.create_namespaced_job(namespace, dict(manifest))
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def list_job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
+    api = kubernetes.client.CoreV1Api(_api())
+    pods = api.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+    return [_dict(p) for p in pods.items]
+
+
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event on the Migration (what `kubectl describe` shows)."""
+    meta = body["metadata"]
+    now = dt.datetime.now(dt.UTC)
+    api = kubernetes.client.CoreV1Api(_api())
+    event = kubernetes.client.CoreV1Event(
+        metadata=kubernetes.client.V1ObjectMeta(
+            generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+        ),
+        involved_object=kubernetes.client.V1ObjectReference(
+            api_version=body.get("apiVersion"),
+            kind=body.get("kind"),
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta.get("uid"),
+        ),
+        reason=reason,
+        message=message[:1024],
+        type=type_,
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+        source=kubernetes.client.V1EventSource(component="pgshift"),
+        reporting_component="pgshift.dev/operator",
+        reporting_instance="pgshift",
+    )
+    api.create_namespaced_event(meta["namespace"], event)
+
+
+def parse_termination_message(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        # FallbackToLogsOnError: the log's tail, when the runner died before writing a summary.
+        return None
+    return value if isinstance(value, dict) else None

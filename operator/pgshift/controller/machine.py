@@ -1,0 +1,675 @@
+"""The state machine of one Migration. PURE: observations in, a decision out.
+
+    plan ─► [backup: Always] ─► apply expand+backfill (stop before the first gated step)
+        ─► gate (contract.after: Immediately | Approval | Rollout; destructive approval)
+        ─► [backup: before the first destructive step] ─► apply contract ─► plan ─► Complete
+
+Every database action is a Job; the machine only ever decides from a *fresh* plan (one made
+for the current generation and source digest, after the last mutating Job), so it never
+guesses what the database holds. At most one Job is in flight: the one labelled with
+`memory.seq`; a finished one is folded into memory before anything else is decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgshift.controller.api import (
+    BackupScope,
+    BackupWhen,
+    ContractAfter,
+    Destructive,
+    MigrationSpec,
+    Ref,
+)
+from pgshift.controller.config import Settings
+from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.status import (
+    RETRY_REASONS,
+    RETRYABLE_CODES,
+    Reason,
+    failure_reason,
+    is_retryable_sqlstate,
+)
+
+BACKUP_ROOT = "/backups"
+
+
+class Action(enum.StrEnum):
+    PLAN = "plan"
+    APPLY = "apply"
+    BACKUP = "backup"
+    BASELINE = "baseline"
+    MARK_APPLIED = "mark-applied"
+
+
+ACTION_REASON = {
+    Action.PLAN: Reason.PLANNING,
+    Action.APPLY: Reason.APPLYING,
+    Action.BACKUP: Reason.BACKING_UP,
+    Action.BASELINE: Reason.BASELINING,
+    Action.MARK_APPLIED: Reason.MARKING_APPLIED,
+}
+
+
+class JobPhase(enum.StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The Job in flight (labelled with the current seq), as observed."""
+
+    name: str
+    action: Action
+    phase: JobPhase
+    #: the runner's JSON summary from the termination message, if any.
+    result: Mapping[str, Any] | None = None
+    #: why it failed (DeadlineExceeded, BackoffLimitExceeded) or why its Pod waits
+    #: (CreateContainerConfigError), with the message Kubernetes gave.
+    reason: str = ""
+    message: str = ""
+    #: what it was created for: the Job's `pgshift.dev/*` annotations.
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    #: the ConfigMap source's digest; "" for an image (known only from the plan).
+    digest: str = ""
+    #: SourceNotFound | InvalidSource | SourceTooLarge, or "" when fine.
+    problem: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    exists: bool
+    generation: int = 0
+    #: the controller observed this generation and every replica is updated and available.
+    complete: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    ref: Ref
+    spec: MigrationSpec | None
+    memory: Memory
+    now: dt.datetime
+    settings: Settings = field(default_factory=Settings)
+    spec_problem: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    source: SourceState = SourceState()
+    job: JobState | None = None
+    rollout: RolloutState | None = None
+    #: another Migration using the same database Secret and tracking table.
+    conflict: str = ""
+
+
+@dataclass(frozen=True)
+class RunJob:
+    action: Action
+    #: flags for this action beyond the common ones (source, tracking, output).
+    args: tuple[str, ...] = ()
+    #: recorded on the Job as `pgshift.dev/<key>` annotations and read back when it finishes.
+    notes: Mapping[str, str] = field(default_factory=dict)
+    #: mount the source (plan, apply, baseline, mark-applied) or the backup claim (backup).
+    needs_source: bool = True
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    memory: Memory
+    reason: Reason
+    message: str
+    run: RunJob | None = None
+    #: look again after this many seconds (a retry, a Rollout gate, a missing ConfigMap).
+    wake_after: float | None = None
+    events: tuple[Event, ...] = ()
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(s: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def decide(obs: Observed) -> Decision:
+    """The next thing to do for this Migration."""
+    events: list[Event] = []
+    memory = obs.memory
+    if obs.job is not None and obs.job.phase is not JobPhase.RUNNING:
+        memory = fold(obs, memory, obs.job, events)
+    memory = _take_approvals(obs, memory, events)
+    decision = _decide(obs, memory, events)
+    return Decision(
+        memory=decision.memory,
+        reason=decision.reason,
+        message=decision.message,
+        run=decision.run,
+        wake_after=decision.wake_after,
+        events=tuple(events) + decision.events,
+    )
+
+
+# --- folding a finished Job into memory --------------------------------------------------------
+
+
+def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> Memory:
+    result = job.result or {}
+    generation = int(job.notes.get("generation") or obs.ref.generation)
+    digest = str(result.get("sourceDigest") or job.notes.get("digest") or "")
+    memory = memory.with_(seq=memory.seq + 1, current_step=None)
+    memory = _counts(memory, result)
+    ok = job.phase is JobPhase.SUCCEEDED and result.get("ok", True) is not False
+    if not ok:
+        failure = _failure(obs, job, generation, digest)
+        attempts = memory.attempts + 1 if failure.retryable else memory.attempts
+        delay = obs.settings.backoff(attempts)
+        events.append(
+            Event("Warning", f"{job.action.title().replace('-', '')}Failed", _describe(failure))
+        )
+        return memory.with_(
+            failure=failure,
+            attempts=attempts,
+            not_before=iso(obs.now + dt.timedelta(seconds=delay)) if failure.retryable else "",
+            # whatever the database holds now, the next decision starts from a fresh plan.
+            plan=None,
+        )
+    if job.action is Action.PLAN:
+        plan = _plan_from_result(result, generation, digest)
+        events.append(
+            Event(
+                "Normal",
+                "Planned",
+                f"{plan.pending_count} pending migration(s), {len(plan.steps)} step(s)"
+                + (f": next {plan.steps[0].key} ({plan.steps[0].phase})" if plan.steps else ""),
+            )
+        )
+        return memory.with_(plan=plan)
+    memory = memory.with_(attempts=0, not_before="", failure=None)
+    if job.action is Action.BACKUP:
+        backup = {
+            "path": result.get("path") or job.notes.get("path", ""),
+            "claimName": job.notes.get("claim", ""),
+            "size": int(result.get("size") or 0),
+            "sha256": str(result.get("sha256") or ""),
+            "time": str(result.get("time") or result.get("finishedAt") or iso(obs.now)),
+            "scope": job.notes.get("scope", ""),
+            "tables": list(result.get("tables") or []) or None,
+        }
+        tokens = tuple(t for t in job.notes.get("tokens", "").split(",") if t)
+        events.append(
+            Event(
+                "Normal",
+                "BackupTaken",
+                f"{backup['path']} ({backup['size']} bytes, sha256 {backup['sha256'][:12]})",
+            )
+        )
+        return memory.with_(
+            last_backup={k: v for k, v in backup.items() if v not in (None, "")},
+            backups=(*memory.backups, *tokens),
+        )
+    if job.action is Action.APPLY:
+        applied = [a.get("migration") for a in result.get("applied") or [] if a.get("migration")]
+        stopped = result.get("stopped") or {}
+        events.append(
+            Event(
+                "Normal",
+                "Applied",
+                f"applied {len(applied)} migration(s)"
+                + (f" up to {applied[-1]}" if applied else "")
+                + (f"; stopped: {stopped.get('reason')}" if stopped.get("reason") else ""),
+            )
+        )
+        if int(result.get("pendingCount", 1) or 0) == 0 and memory.plan is not None:
+            # nothing left: the next plan would be empty, so skip it.
+            return memory.with_(
+                plan=Plan(generation=generation, digest=digest or memory.plan.digest)
+            )
+        return memory.with_(plan=None)
+    events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))
+    return memory.with_(plan=None)
+
+
+def _counts(memory: Memory, result: Mapping[str, Any]) -> Memory:
+    if "appliedCount" not in result:
+        return memory
+    return memory.with_(
+        applied_count=int(result.get("appliedCount") or 0),
+        pending_count=int(result.get("pendingCount") or 0),
+        pending=tuple(result.get("pending") or ()),
+        applied_version=str(result.get("lastApplied") or memory.applied_version),
+    )
+
+
+def _plan_from_result(result: Mapping[str, Any], generation: int, digest: str) -> Plan:
+    return Plan(
+        generation=generation,
+        digest=digest,
+        steps=tuple(Step.from_result(s) for s in result.get("steps") or ()),
+        pending=tuple(result.get("pending") or ()),
+        pending_count=int(result.get("pendingCount") or 0),
+        applied_count=int(result.get("appliedCount") or 0),
+        last_applied=str(result.get("lastApplied") or ""),
+        affected_tables=tuple(result.get("affectedTables") or ()),
+        truncated=bool(result.get("truncated", False)),
+    )
+
+
+def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Failure:
+    result = job.result or {}
+    f = result.get("failure") or {}
+    if not f and not result:
+        # no summary: killed, deadline, or the Pod never ran. The database holds the truth,
+        # so another Job resumes where this one stopped (DESIGN.md: a deadline means resume).
+        code = "DeadlineExceeded" if job.reason == "DeadlineExceeded" else "JobLost"
+        return Failure(
+            code=code,
+            message=job.message
+            or f"Job {job.name} ended without a result ({job.reason or 'no reason'})",
+            retryable=True,
+            job=job.name,
+            time=iso(obs.now),
+            generation=generation,
+            digest=digest,
+        )
+    code = str(f.get("code") or result.get("code") or "MigrationFailed")
+    sqlstate = str(f.get("sqlstate") or "")
+    retryable = (
+        bool(f.get("retryable")) or code in RETRYABLE_CODES or is_retryable_sqlstate(sqlstate)
+    )
+    return Failure(
+        code=code,
+        message=str(f.get("message") or result.get("message") or "the run failed")[:500],
+        retryable=retryable,
+        migration=str(f.get("migration") or ""),
+        step=str(f.get("step") or ""),
+        statement=str(f.get("statement") or "")[:200],
+        line=int(f.get("line") or 0),
+        sqlstate=sqlstate,
+        detail=str(f.get("detail") or "")[:300],
+        hint=str(f.get("hint") or "")[:300],
+        job=job.name,
+        time=iso(obs.now),
+        generation=generation,
+        digest=digest,
+    )
+
+
+def _describe(f: Failure) -> str:
+    where = f" in {f.migration}" if f.migration else ""
+    state = f" (SQLSTATE {f.sqlstate})" if f.sqlstate else ""
+    return f"{f.code}{where}{state}: {f.message}"
+
+
+# --- actions (annotations) ---------------------------------------------------------------------
+
+
+def _values(text: str) -> tuple[str, ...]:
+    return tuple(v for v in re.split(r"[,\s]+", text or "") if v)
+
+
+def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
+    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_RETRY
+
+    new = [
+        v for v in _values(obs.annotations.get(ANNOTATION_APPROVE, "")) if v not in memory.approved
+    ]
+    if new:
+        memory = memory.with_(approved=(*memory.approved, *new))
+        events.append(Event("Normal", "Approved", f"approved: {', '.join(new)}"))
+    retry = obs.annotations.get(ANNOTATION_RETRY, "")
+    if retry and retry != memory.retry_seen:
+        memory = memory.with_(retry_seen=retry, failure=None, attempts=0, not_before="", plan=None)
+        events.append(Event("Normal", "RetryRequested", f"retry {retry!r}: planning again"))
+    return memory
+
+
+# --- deciding ----------------------------------------------------------------------------------
+
+
+def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
+    from pgshift.controller.api import ANNOTATION_MARK_APPLIED
+
+    job = obs.job
+    if job is not None and job.phase is JobPhase.RUNNING:
+        return _while_running(obs, memory, job)
+    spec = obs.spec
+    if spec is None or obs.spec_problem:
+        return Decision(memory, Reason.INVALID_SPEC, obs.spec_problem or "spec is invalid")
+    if obs.conflict:
+        return Decision(
+            memory,
+            Reason.TRACKING_CONFLICT,
+            f"Migration {obs.conflict} already uses tracking table "
+            f"{spec.tracking.schema}.{spec.tracking.table} on the database of Secret "
+            f"{spec.database.name}: give one of them another spec.tracking",
+        )
+    generation = obs.ref.generation
+    digest_now = obs.source.digest
+    if memory.failure and (
+        memory.failure.generation != generation
+        or (digest_now and memory.failure.digest and memory.failure.digest != digest_now)
+    ):
+        # fixed forward: a new spec or source replaces what failed.
+        memory = memory.with_(failure=None, attempts=0, not_before="")
+    mark = obs.annotations.get(ANNOTATION_MARK_APPLIED, "")
+    if mark and mark not in memory.marked_applied:
+        memory = memory.with_(
+            marked_applied=(*memory.marked_applied, mark), failure=None, attempts=0, not_before=""
+        )
+        return _run(
+            memory,
+            RunJob(Action.MARK_APPLIED, (mark,), {"target": mark}),
+            f"marking {mark} applied",
+        )
+    if spec.suspend:
+        return Decision(memory, Reason.SUSPENDED, "spec.suspend is true: no new Job starts")
+    if obs.source.problem:
+        reason = Reason(obs.source.problem)
+        wake = obs.settings.poll_seconds if reason is Reason.SOURCE_NOT_FOUND else None
+        return Decision(memory, reason, obs.source.message, wake_after=wake)
+    if memory.failure:
+        f = memory.failure
+        if not f.retryable:
+            return Decision(memory, failure_reason(f.code), _stall_message(f, obs.ref.name))
+        if memory.attempts >= obs.settings.max_attempts:
+            return Decision(
+                memory,
+                Reason.RETRIES_EXHAUSTED,
+                f"gave up after {memory.attempts} attempts: {_describe(f)}",
+            )
+        wait_until = parse_iso(memory.not_before)
+        if wait_until and obs.now < wait_until:
+            return Decision(
+                memory,
+                RETRY_REASONS.get(f.code, Reason.RETRYING),
+                f"attempt {memory.attempts} failed, retrying at {memory.not_before}: "
+                + _describe(f),
+                wake_after=(wait_until - obs.now).total_seconds(),
+            )
+    plan = memory.plan
+    if plan is None or plan.generation != generation or (digest_now and plan.digest != digest_now):
+        return _run(memory, _plan_job(spec, generation, digest_now), "planning")
+    memory = memory.with_(
+        applied_count=plan.applied_count or memory.applied_count,
+        pending_count=plan.pending_count,
+        pending=plan.pending,
+        applied_version=plan.last_applied or memory.applied_version,
+    )
+    if spec.baseline_up_to and (
+        spec.baseline_up_to in plan.pending
+        or any(s.migration == spec.baseline_up_to for s in plan.steps)
+    ):
+        return _run(
+            memory,
+            RunJob(
+                Action.BASELINE, ("--up-to", spec.baseline_up_to), {"target": spec.baseline_up_to}
+            ),
+            f"marking migrations up to {spec.baseline_up_to} applied (baseline)",
+        )
+    if not plan.steps:
+        return Decision(
+            memory.with_(gate=None, rollout_baseline=None, current_step=None),
+            Reason.COMPLETE,
+            f"every migration is applied ({memory.applied_version or 'none'})",
+        )
+    return _next_steps(obs, spec, plan, memory)
+
+
+def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
+    memory = memory.with_(job_name=job.name, job_action=job.action.value)
+    if job.reason == "CreateContainerConfigError" and obs.spec is not None:
+        ref = obs.spec.database
+        return Decision(
+            memory,
+            Reason.SECRET_NOT_FOUND,
+            f"Job {job.name} waits for Secret {ref.name} (key {ref.key}): "
+            f"{job.message or 'not found'}. It starts by itself once the Secret exists.",
+        )
+    stale = obs.spec is not None and int(job.notes.get("generation") or 0) not in (
+        0,
+        obs.ref.generation,
+    )
+    message = f"Job {job.name} ({job.action.value}) is running"
+    if stale:
+        message += "; the new generation is planned when it finishes"
+    if memory.current_step and job.action is Action.APPLY:
+        step = memory.current_step
+        message += f": step {step.get('key')} of {step.get('migration')} ({step.get('phase')})"
+        if step.get("rows"):
+            message += f", {step.get('rows')} rows backfilled"
+    return Decision(memory, ACTION_REASON[job.action], message)
+
+
+def _stall_message(f: Failure, name: str) -> str:
+    text = _describe(f)
+    if f.statement:
+        text += f" | statement: {f.statement}"
+    if f.hint:
+        text += f" | hint: {f.hint}"
+    return (
+        text
+        + f" | then: kubectl annotate migration/{name} pgshift.dev/retry=$(date +%s) --overwrite"
+    )
+
+
+def _run(memory: Memory, run: RunJob, message: str) -> Decision:
+    return Decision(
+        memory.with_(job_action=run.action.value),
+        ACTION_REASON[run.action],
+        message,
+        run=run,
+    )
+
+
+def _plan_job(spec: MigrationSpec, generation: int, digest: str) -> RunJob:
+    args: list[str] = []
+    if digest:
+        args += ["--expect-digest", digest]
+    return RunJob(Action.PLAN, tuple(args), {"generation": str(generation), "digest": digest})
+
+
+def _approved(step: Step, approved: tuple[str, ...]) -> bool:
+    return step.key in approved or step.migration in approved or "*" in approved
+
+
+def _gate_of(obs: Observed, spec: MigrationSpec, step: Step, memory: Memory) -> str:
+    """ "" when the step may run; else Denied | Destructive | Approval | Rollout."""
+    if step.destructive and spec.safety.destructive is Destructive.DENY:
+        return "Denied"
+    if step.phase == "contract":
+        after = spec.contract.after
+        if after is ContractAfter.APPROVAL and not _approved(step, memory.approved):
+            return "Approval"
+        if after is ContractAfter.ROLLOUT and not _rollout_open(obs, memory):
+            return "Rollout"
+    if (
+        step.destructive
+        and spec.safety.destructive is Destructive.REQUIRE_APPROVAL
+        and not _approved(step, memory.approved)
+    ):
+        return "Destructive"
+    return ""
+
+
+def _rollout_open(obs: Observed, memory: Memory) -> bool:
+    base = memory.rollout_baseline
+    r = obs.rollout
+    return (
+        base is not None
+        and base[0] == obs.ref.generation
+        and r is not None
+        and r.exists
+        and r.complete
+        and r.generation > base[1]
+    )
+
+
+def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) -> Decision:
+    steps = plan.steps
+    gates = [_gate_of(obs, spec, s, memory) for s in steps]
+    first = next((i for i, g in enumerate(gates) if g), len(steps))
+    if first == 0:
+        return _at_gate(obs, spec, plan, memory, gates[0])
+    runnable = steps[:first]
+    memory = memory.with_(gate=None)
+    run_token = f"{obs.ref.generation}/{plan.digest}"
+    destructive = any(s.destructive for s in runnable)
+    want: list[str] = []
+    if spec.backup.when is BackupWhen.ALWAYS and f"{run_token}/start" not in memory.backups:
+        want.append(f"{run_token}/start")
+    if (
+        spec.backup.when is not BackupWhen.NEVER
+        and destructive
+        and f"{run_token}/destructive" not in memory.backups
+    ):
+        want.append(f"{run_token}/destructive")
+    if want:
+        if destructive:
+            want = sorted({*want, f"{run_token}/destructive"})
+        return _backup(obs, spec, plan, memory, want)
+    args = ["--expect-digest", plan.digest] if plan.digest else []
+    if first < len(steps):
+        args += ["--stop-before", steps[first].key]
+    elif plan.truncated and spec.contract.after is not ContractAfter.IMMEDIATELY:
+        # the plan's list was cut: the runner itself stops at the first unseen contract step.
+        args += ["--until-phase", "backfill"]
+    args += ["--destructive", spec.safety.destructive.value]
+    for value in memory.approved:
+        args += ["--approve", value]
+    head = runnable[0]
+    memory = memory.with_(
+        current_step={
+            "key": head.key,
+            "migration": head.migration,
+            "phase": head.phase,
+            "summary": head.summary or None,
+        }
+    )
+    last = runnable[-1]
+    until = f" (then the gate at {steps[first].key})" if first < len(steps) else ""
+    return _run(
+        memory,
+        RunJob(
+            Action.APPLY,
+            tuple(args),
+            {"generation": str(obs.ref.generation), "digest": plan.digest},
+        ),
+        f"applying {len(runnable)} step(s) from {head.migration} to {last.migration}{until}",
+    )
+
+
+def _backup(
+    obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, tokens: list[str]
+) -> Decision:
+    claim = spec.backup.claim_name or ""
+    tables: tuple[str, ...] = ()
+    scope = spec.backup.scope
+    if scope is BackupScope.AFFECTED_TABLES:
+        tables = plan.affected_tables or tuple(
+            sorted({t for s in plan.steps if s.destructive for t in s.tables})
+        )
+        if not tables:
+            scope = BackupScope.DATABASE  # nothing known to be affected: keep everything.
+    stamp = obs.now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    version = re.sub(r"[^A-Za-z0-9._-]", "_", plan.last_applied or "empty")[:80]
+    folder = f"{BACKUP_ROOT}/{obs.ref.namespace}/{obs.ref.name}"
+    path = f"{folder}/{stamp}-{version}.dump"
+    args = ["--to", path, "--keep", str(spec.backup.keep)]
+    for t in tables:
+        args += ["--tables", t]
+    notes = {
+        "generation": str(obs.ref.generation),
+        "digest": plan.digest,
+        "path": path,
+        "claim": claim,
+        "scope": scope.value,
+        "tokens": ",".join(tokens),
+    }
+    what = f"tables {', '.join(tables)}" if tables else "the whole database"
+    return _run(
+        memory,
+        RunJob(Action.BACKUP, tuple(args), notes, needs_source=False),
+        f"backing up {what} to {path} on claim {claim}",
+    )
+
+
+def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gate: str) -> Decision:
+    step = plan.steps[0]
+    name = obs.ref.name
+    if gate == "Denied":
+        return Decision(
+            memory.with_(
+                gate={"type": "Destructive", "step": step.key, "migration": step.migration}
+            ),
+            Reason.DESTRUCTIVE_DENIED,
+            f"step {step.key} of {step.migration} is destructive ({step.summary or step.phase}) "
+            "and spec.safety.destructive is Deny",
+        )
+    wake = None
+    if gate == "Rollout":
+        r = obs.rollout
+        base = memory.rollout_baseline
+        if base is None or base[0] != obs.ref.generation:
+            # expand just finished: a rollout of a newer Deployment generation opens the gate.
+            memory = memory.with_(
+                rollout_baseline=(obs.ref.generation, r.generation if r and r.exists else 0)
+            )
+        wake = obs.settings.poll_seconds
+        opens = (
+            f"Deployment {spec.contract.rollout_deployment} completing a rollout of a generation "
+            f"newer than {memory.rollout_baseline[1] if memory.rollout_baseline else 0}"
+        )
+    else:
+        opens = (
+            f"kubectl annotate migration/{name} pgshift.dev/approve={step.migration} --overwrite"
+        )
+    what = "destructive step" if gate == "Destructive" else f"{step.phase} step"
+    held = f"{what} {step.key} of {step.migration}" + (f" ({step.summary})" if step.summary else "")
+    only_contract_left = all(s.phase == "contract" for s in plan.steps)
+    memory = memory.with_(
+        gate={
+            "type": gate,
+            "step": step.key,
+            "migration": step.migration,
+            "message": f"opens on: {opens}",
+        },
+        current_step=None,
+    )
+    if only_contract_left:
+        reason = Reason.AWAITING_ROLLOUT if gate == "Rollout" else Reason.AWAITING_APPROVAL
+        return Decision(
+            memory,
+            reason,
+            f"ready for the new application version; {held} waits for: {opens}",
+            wake_after=wake,
+        )
+    later = next(s for s in plan.steps if s.phase != "contract")
+    return Decision(
+        memory,
+        Reason.BLOCKED_BY_GATE,
+        f"{later.phase} step {later.key} of {later.migration} is held behind {held}, "
+        f"which waits for: {opens}",
+        wake_after=wake,
+    )

@@ -1,0 +1,41 @@
+"""`pgshift operator`: run the kopf operator (one active replica, no peering)."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from pgshift.controller.config import Settings
+
+
+def run(
+    namespaces: list[str] | None = None,
+    *,
+    liveness: str | None = None,
+    verbose: bool = False,
+    log_format: str | None = None,
+) -> None:
+    """Block running the operator until SIGINT/SIGTERM.
+
+    Namespaces (and every other setting) default to the environment (`PGSHIFT_*`, see
+    `config.Settings`); none means cluster-wide.
+    """
+    settings = Settings.from_env()
+    fmt = (log_format or settings.log_format).lower()
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger("pgshift").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # importing registers the handlers with kopf's default registry.
+    from pgshift.controller import handlers  # noqa: F401
+
+    chosen = list(namespaces or settings.namespaces)
+    endpoint = settings.liveness if liveness is None else liveness
+    kopf.run(
+        standalone=True,
+        clusterwide=not chosen,
+        namespaces=chosen,
+        liveness_endpoint=endpoint or None,
+    )
