@@ -13,7 +13,25 @@ MAX_IDENTIFIER_BYTES = 63
 
 def render(node: ast.Node) -> str:
     """SQL text for a parse tree, as PostgreSQL's parser would read it back."""
+    if isinstance(node, ast.IndexStmt) and node.nulls_not_distinct:
+        return _render_index(node)
     return str(RawStream()(node))
+
+
+def _render_index(node: ast.IndexStmt) -> str:
+    """pglast 8 prints NULLS NOT DISTINCT after WITH/TABLESPACE/WHERE, which PostgreSQL refuses;
+    print the head with pglast and the tail in the grammar's order."""
+    head = type(node)(node())
+    head.nulls_not_distinct = False
+    head.options = head.tableSpace = head.whereClause = None
+    text = str(RawStream()(head)) + " NULLS NOT DISTINCT"
+    if node.options:
+        text += " WITH (" + ", ".join(str(RawStream()(o)) for o in node.options) + ")"
+    if node.tableSpace:
+        text += " TABLESPACE " + quote(node.tableSpace)
+    if node.whereClause is not None:
+        text += " WHERE " + str(RawStream()(node.whereClause))
+    return text
 
 
 def quote(name: str) -> str:

@@ -129,5 +129,5 @@ def test_backfill_directive_batches_a_non_idempotent_update() -> None:
 def test_analyze_all_chains_created_tables() -> None:
     first = migration("CREATE TABLE x (id int);", name="0001_a")
     second = migration("CREATE INDEX x_id ON x (id);", name="0002_b")
-    a, b = analyze_all([first, second])
+    _, b = analyze_all([first, second])
     assert b.statements[0].rewrite == "" and b.findings == ()

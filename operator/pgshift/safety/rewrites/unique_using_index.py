@@ -17,6 +17,11 @@ from pgshift.safety.rewrites.base import Part, alter, single_cmd
 ID = "unique-using-index"
 
 
+def _column(name: str) -> ast.IndexElem:
+    return ast.IndexElem(name=name, ordering=SortByDir.SORTBY_DEFAULT,
+                         nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT)
+
+
 def rewrite(node: ast.Node) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
@@ -33,12 +38,8 @@ def rewrite(node: ast.Node) -> list[Part] | None:
                               relpersistence="p"),
         accessMethod="btree",
         tableSpace=con.indexspace,
-        indexParams=tuple(
-            ast.IndexElem(name=k.sval, ordering=SortByDir.SORTBY_DEFAULT,
-                          nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT)
-            for k in con.keys
-        ),
-        indexIncludingParams=tuple(ast.IndexElem(name=k.sval) for k in con.including or ()) or None,
+        indexParams=tuple(_column(k.sval) for k in con.keys),
+        indexIncludingParams=tuple(_column(k.sval) for k in con.including or ()) or None,
         options=con.options,
         unique=True,
         nulls_not_distinct=bool(con.nulls_not_distinct),
