@@ -15,6 +15,9 @@ from kubernetes.client.rest import ApiException
 
 Obj = dict[str, Any]
 
+#: Sent explicitly: clients differ in the patch type they pick for a dict body.
+MERGE_PATCH = "application/merge-patch+json"
+
 
 def _json(response: Any) -> Obj:
     return json.loads(response.data or b"{}")
@@ -84,14 +87,13 @@ class Kube:
 
     def patch_pod_status(self, namespace: str, name: str, status: Obj) -> None:
         # A JSON merge patch replaces lists whole: the agent always sends complete lists.
-        self.core.api_client.call_api(
-            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
-            "PATCH",
-            header_params={"Content-Type": "application/merge-patch+json"},
-            body={"status": status},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
+        self.core.patch_namespaced_pod_status(
+            name, namespace, {"status": status}, _content_type=MERGE_PATCH, _preload_content=False
         )
+
+    def patch_node(self, name: str, body: Obj, *, status: bool = False) -> None:
+        patch = self.core.patch_node_status if status else self.core.patch_node
+        patch(name, body, _content_type=MERGE_PATCH, _preload_content=False)
 
     def delete_pod_now(self, namespace: str, name: str, uid: str) -> None:
         """The kubelet's last word on a Pod: delete it with grace 0 once its processes are
