@@ -132,6 +132,31 @@ class MigrationFailed(PgshiftError):
     exit_code = EXIT_FAILED
 
 
+class LockTimeout(MigrationFailed):
+    """A statement kept hitting lock_timeout (55P03) or deadlocks (40P01) through its retries."""
+
+    code = "LockTimeout"
+    hint = (
+        "a long transaction holds a lock this statement needs; find it in pg_stat_activity, "
+        "or retry later"
+    )
+
+
+class Interrupted(PgshiftError):
+    """SIGTERM/SIGINT: the running query was cancelled; a rerun resumes where this one stopped."""
+
+    code = "Interrupted"
+    exit_code = EXIT_FAILED
+    hint = "rerun to resume"
+
+
+class BackfillKeyError(PgshiftError):
+    """A batched backfill's key is not a unique, NOT NULL, indexed single column."""
+
+    code = "BackfillKey"
+    hint = "name a unique, NOT NULL, indexed column with `-- pgshift:backfill key=COL`"
+
+
 class BackupError(PgshiftError):
     code = "Backup"
     exit_code = EXIT_FAILED

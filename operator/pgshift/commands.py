@@ -1,0 +1,379 @@
+"""One typed function per verb: the Python API, and what the CLI calls.
+
+Every function returns a `Summary` (docs/runner.md) and raises `PgshiftError` for bad input.
+Progress events go through `emit(event, **fields)` (the CLI wires it to structlog).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgshift.engine import lock, tracking
+from pgshift.engine.connect import Database, check_session, connect, parse_url
+from pgshift.engine.plan import DbState, Plan, Stop, StopReason, build_plan, compare, select
+from pgshift.engine.result import Summary
+from pgshift.errors import (
+    EXIT_FAILED,
+    DigestMismatch,
+    OverridesError,
+    PgshiftError,
+    UnknownMigration,
+)
+from pgshift.migrations import Layout, Source, read_source
+from pgshift.settings import RunSettings, Tracking
+
+Emit = Callable[..., None]
+
+
+def _quiet(event: str, **fields: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    dir: str = "."
+    layout: str = "auto"
+    #: YAML/JSON file: migration name -> directives (the shape of `spec.overrides`).
+    overrides: str | None = None
+
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+
+def load_source(opts: SourceOptions) -> Source:
+    try:
+        layout = Layout(opts.layout)
+    except ValueError:
+        raise PgshiftError(
+            f"--layout: {opts.layout!r} is not one of {', '.join(v.value for v in Layout)}"
+        ) from None
+    return read_source(opts.dir, layout)
+
+
+def load_overrides(path: str | None) -> dict[str, Any]:
+    from pgshift.safety.directives import parse_overrides
+
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OverridesError(f"--overrides {path}: cannot read ({exc.strerror})") from None
+    try:
+        import yaml
+
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except Exception as exc:
+        raise OverridesError(
+            f"--overrides {path}: not YAML/JSON ({str(exc).splitlines()[0]})"
+        ) from None
+    return parse_overrides(data, path)
+
+
+def check_digest(source: Source, expected: str | None) -> None:
+    if expected and expected != source.digest:
+        raise DigestMismatch(
+            f"--expect-digest {expected}: the source {source.origin} has digest {source.digest}"
+        )
+
+
+@contextmanager
+def session(
+    url: str | None, settings: RunSettings
+) -> Iterator[tuple[psycopg.Connection[Any], Database]]:
+    """A checked connection (no transaction pooler) with the run's statement_timeout."""
+    db = parse_url(url)
+    conn = connect(db, application_name=settings.application_name)
+    try:
+        check_session(conn, db)
+        ms = int(settings.timeouts.statement_timeout * 1000)
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{ms}ms")))
+        yield conn, db
+    finally:
+        conn.close()
+
+
+@contextmanager
+def migration_lock(
+    conn: psycopg.Connection[Any], settings: RunSettings, emit: Emit
+) -> Iterator[None]:
+    def waiting(holder: lock.Holder | None) -> None:
+        emit(
+            "lock.waiting",
+            holder=holder.describe() if holder else None,
+            lockWaitS=settings.timeouts.lock_wait,
+        )
+
+    waited = lock.acquire(conn, settings.timeouts.lock_wait, on_wait=waiting)
+    emit("lock.acquired", waitedMs=int(waited * 1000))
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            # the session ends right after: if unlocking fails, the lock goes with it.
+            with contextlib.suppress(psycopg.Error):
+                lock.release(conn)
+
+
+def _state(conn: psycopg.Connection[Any], source: Source, t: Tracking) -> DbState:
+    return compare(source, tracking.read_rows(conn, t))
+
+
+def _plan(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    state: DbState,
+    settings: RunSettings,
+    overrides: dict[str, Any],
+) -> Plan:
+    from pgshift.engine.analysis import existing_tables, make_analyzer
+
+    analyzer = make_analyzer(
+        overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
+    )
+    done = tracking.done_steps(conn, settings.tracking)
+    return build_plan(source, state, analyzer, done=done, target=settings.selection.target)
+
+
+def _base_summary(command: str, source: Source, state: DbState) -> Summary:
+    pending = [ms.migration.name for ms in state.pending]
+    return Summary(
+        command=command,
+        source_digest=source.digest,
+        applied_count=len(state.applied),
+        pending_count=len(pending),
+        pending=pending,
+        last_applied=state.last_applied,
+    )
+
+
+def _migrations_table(state: DbState) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": ms.migration.name,
+            "state": ms.state.value,
+            **({"outOfOrder": True} if ms.out_of_order else {}),
+        }
+        for ms in state.migrations
+    ]
+
+
+def _problems(state: DbState) -> list[dict[str, str]]:
+    return [{"code": p.code, "message": p.message} for p in state.problems()]
+
+
+# --- verbs ---------------------------------------------------------------------------------
+
+
+def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
+    """Applied / pending / drifted per migration and the pending steps. Takes no lock, writes
+    nothing. Named problems (OutOfOrder, Drift, UnknownApplied) raise unless allowed."""
+    source = load_source(src)
+    overrides = load_overrides(src.overrides)
+    check_digest(source, settings.selection.expect_digest)
+    with session(url, settings) as (conn, _db):
+        state = _state(conn, source, settings.tracking)
+        state.check(settings.allow)
+        the_plan = _plan(conn, source, state, settings, overrides)
+    steps, stop = select(the_plan, settings.selection)
+    summary = _base_summary("plan", source, state)
+    errors = sum(1 for f in the_plan.findings if f.severity.value == "error")
+    warnings = sum(1 for f in the_plan.findings if f.severity.value == "warning")
+    summary.stopped = stop.as_dict()
+    summary.extra = {
+        "steps": [s.as_dict() for s in the_plan.steps],
+        "willRun": [s.key for s in steps],
+        "affectedTables": the_plan.affected_tables,
+        "findings": {"error": errors, "warning": warnings},
+        "migrations": _migrations_table(state),
+        "problems": _problems(state),
+        "findingList": [f.as_dict() for f in the_plan.findings],
+    }
+    return summary
+
+
+def apply(
+    src: SourceOptions, url: str | None, settings: RunSettings, emit: Emit = _quiet
+) -> Summary:
+    """Run the pending steps under the migration lock; stop where `settings.selection` says."""
+    from pgshift.engine.analysis import backfill_finder
+    from pgshift.engine.runner import Runner
+
+    source = load_source(src)
+    overrides = load_overrides(src.overrides)
+    check_digest(source, settings.selection.expect_digest)
+    with session(url, settings) as (conn, _db), migration_lock(conn, settings, emit):
+        form = tracking.ensure(conn, settings.tracking, source)
+        state = _state(conn, source, settings.tracking)
+        state.check(settings.allow)
+        the_plan = _plan(conn, source, state, settings, overrides)
+        steps, stop = select(the_plan, settings.selection)
+        emit("plan", steps=len(the_plan.steps), willRun=len(steps), stop=stop.reason.value)
+        finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
+        outcome = Runner(conn, settings, form, emit, finder).run(steps, stop)
+        after = state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
+    summary = _base_summary("apply", source, after)
+    summary.applied = outcome.done
+    summary.stopped = (outcome.stop or Stop(StopReason.DONE)).as_dict()
+    summary.failure = outcome.failure
+    summary.ok = outcome.failure is None
+    summary.exit_code = outcome.exit_code
+    summary.extra = {"appliedNow": outcome.applied_migrations}
+    return summary
+
+
+def _safe_state(
+    conn: psycopg.Connection[Any], source: Source, settings: RunSettings, fallback: DbState
+) -> DbState:
+    try:
+        return _state(conn, source, settings.tracking)
+    except psycopg.Error:
+        return fallback
+
+
+def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
+    """What the database holds against the source (the `db:check`): never raises on
+    disagreement; reports it, with `ok: false` and exit 1."""
+    source = load_source(src)
+    with session(url, settings) as (conn, _db):
+        state = _state(conn, source, settings.tracking)
+        partial = sorted(tracking.done_steps(conn, settings.tracking))
+        form = tracking.current_form(conn, settings.tracking)
+    summary = _base_summary("status", source, state)
+    problems = _problems(state)
+    summary.ok = not problems
+    summary.exit_code = 0 if summary.ok else EXIT_FAILED
+    summary.extra = {
+        "trackingTable": f"{settings.tracking.schema}.{settings.tracking.table}",
+        "trackingForm": form.value if form else None,
+        "migrations": _migrations_table(state),
+        "partialSteps": partial,
+        "problems": problems,
+    }
+    return summary
+
+
+def lint(src: SourceOptions, settings: RunSettings) -> Summary:
+    """Findings only, offline: every table not created by the source is assumed to exist."""
+    from pgshift.engine.analysis import make_analyzer
+
+    source = load_source(src)
+    overrides = load_overrides(src.overrides)
+    analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite)
+    created: frozenset[str] = frozenset()
+    findings = []
+    for m in source.migrations:
+        analysis = analyzer(m, created)
+        created = created | analysis.created_tables
+        findings.extend(analysis.findings)
+    errors = sum(1 for f in findings if f.severity.value == "error")
+    summary = Summary(
+        command="lint",
+        source_digest=source.digest,
+        ok=errors == 0,
+        exit_code=0 if errors == 0 else EXIT_FAILED,
+    )
+    summary.extra = {
+        "findings": {
+            "error": errors,
+            "warning": sum(1 for f in findings if f.severity.value == "warning"),
+        },
+        "findingList": [f.as_dict() for f in findings],
+    }
+    return summary
+
+
+def baseline(
+    src: SourceOptions, url: str | None, settings: RunSettings, up_to: str, emit: Emit = _quiet
+) -> Summary:
+    """Adopt a database built by `drizzle-kit push`: record every migration up to `up_to` as
+    applied without running it."""
+    return _mark(src, url, settings, emit, command="baseline", up_to=up_to)
+
+
+def mark_applied(
+    src: SourceOptions, url: str | None, settings: RunSettings, name: str, emit: Emit = _quiet
+) -> Summary:
+    """Record one migration as applied without running it (a human fixed it by hand)."""
+    return _mark(src, url, settings, emit, command="mark-applied", only=name)
+
+
+def _mark(
+    src: SourceOptions,
+    url: str | None,
+    settings: RunSettings,
+    emit: Emit,
+    *,
+    command: str,
+    up_to: str | None = None,
+    only: str | None = None,
+) -> Summary:
+    source = load_source(src)
+    check_digest(source, settings.selection.expect_digest)
+    name = up_to or only or ""
+    if source.get(name) is None:
+        option = "--up-to" if up_to else "NAME"
+        raise UnknownMigration(
+            f"{command} {option} {name}: no migration of that name in {source.origin}"
+        )
+    limit = source.index_of(name)
+    with session(url, settings) as (conn, _db), migration_lock(conn, settings, emit):
+        form = tracking.ensure(conn, settings.tracking, source)
+        state = _state(conn, source, settings.tracking)
+        marked = []
+        with conn.transaction():
+            for i, ms in enumerate(state.migrations):
+                if ms.state.value != "pending":
+                    continue
+                if (only is not None and ms.migration.name == only) or (
+                    up_to is not None and i <= limit
+                ):
+                    tracking.insert_row(conn, settings.tracking, ms.migration, form)
+                    marked.append(ms.migration.name)
+                    emit("migration.marked", migration=ms.migration.name)
+        after = _state(conn, source, settings.tracking)
+    summary = _base_summary(command, source, after)
+    summary.stopped = {"reason": "Done"}
+    summary.extra = {"marked": marked}
+    return summary
+
+
+def backup(
+    url: str | None,
+    to: str,
+    *,
+    tables: list[str] | None = None,
+    keep: int | None = None,
+    lock_wait: float = 60.0,
+    emit: Emit = _quiet,
+) -> Summary:
+    from pgshift.backup.dump import dump
+
+    db = parse_url(url)
+    info = dump(db, Path(to), tables=tables or [], lock_wait=lock_wait, keep=keep, emit=emit)
+    summary = Summary(command="backup", stopped={"reason": "Done"})
+    summary.extra = {"backup": info}
+    return summary
+
+
+def restore(url: str | None, from_: str, *, clean: bool = False, emit: Emit = _quiet) -> Summary:
+    from pgshift.backup.restore import restore as do_restore
+
+    db = parse_url(url)
+    info = do_restore(db, Path(from_), clean=clean, emit=emit)
+    summary = Summary(command="restore", stopped={"reason": "Done"})
+    summary.extra = {"restore": info}
+    return summary
+
+
+def to_json(summary: Summary) -> str:
+    return json.dumps(summary.as_dict(), default=str)

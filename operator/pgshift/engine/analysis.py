@@ -1,0 +1,76 @@
+"""Glue between the engine and safety: which tables exist, overrides, and `safety.analyze`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psycopg
+
+from pgshift.engine.plan import Analyzer
+from pgshift.migrations.model import Migration, Source
+from pgshift.safety import analyze
+from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
+from pgshift.safety.names import table_key
+
+
+def existing_tables(conn: psycopg.Connection[Any]) -> Any:
+    """A `(schema, name) -> bool` over the tables that exist now (unqualified names resolve
+    through the search path, as the migration's statements will)."""
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname, n.nspname = ANY (current_schemas(false)) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+    ).fetchall()
+    qualified = {(r[0], r[1]) for r in rows}
+    visible = {r[1] for r in rows if r[2]}
+
+    def exists(schema: str | None, name: str) -> bool:
+        return (schema, name) in qualified if schema else name in visible
+
+    return exists
+
+
+def backfill_finder(
+    source: Source, overrides: Mapping[str, Directives], *, rewrite: bool
+) -> Callable[[CatchUp], Backfill | None]:
+    """Find the backfill a `CatchUp` refers to: the last batched UPDATE of the source that sets
+    that column of that table. The source is analysed (offline) only when first asked, because
+    the backfill may belong to a migration applied by an earlier run."""
+    cache: list[Backfill] = []
+    loaded = False
+
+    def key(table: tuple[str | None, str]) -> str:
+        return table_key(table[0], table[1])
+
+    def find(catch: CatchUp) -> Backfill | None:
+        nonlocal loaded
+        if not loaded:
+            # each file alone, every table assumed to exist: as the backfill ran on a live table.
+            for m in source.migrations:
+                analysis = analyze(m, override=overrides.get(m.name), rewrite=rewrite)
+                cache.extend(s.backfill for s in analysis.statements if s.backfill is not None)
+            loaded = True
+        for b in reversed(cache):
+            if key(b.table) == key(catch.table) and catch.column in b.columns:
+                return b
+        return None
+
+    return find
+
+
+def make_analyzer(
+    overrides: Mapping[str, Directives], *, rewrite: bool, existing: Any = None
+) -> Analyzer:
+    """`analyze(migration, created_before)` with this run's overrides and database knowledge."""
+
+    def run(migration: Migration, created_before: frozenset[str]) -> Analysis:
+        result: Analysis = analyze(
+            migration,
+            override=overrides.get(migration.name),
+            existing_tables=existing,
+            created_before=created_before,
+            rewrite=rewrite,
+        )
+        return result
+
+    return run

@@ -1,0 +1,106 @@
+"""The database-wide migration lock: one session advisory lock, waited for by polling.
+
+Polling `pg_try_advisory_lock` (rather than blocking in `pg_advisory_lock`) lets the wait be
+bounded by `--lock-wait`, interrupted by SIGTERM between polls, and lets us name the holder
+when we give up.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from pgshift.errors import LockNotAcquired, PooledConnection
+
+#: One key for every pgshift run on a database, whatever the tracking schema: two Migration
+#: resources with different tracking tables still must not interleave DDL. (The int64 of the
+#: ASCII bytes "pgshift!" — fixed, so other tools can recognise it.)
+LOCK_KEY = int.from_bytes(b"pgshift!", "big", signed=True)
+#: pg_locks shows a bigint key split into classid (high 32 bits) and objid (low 32 bits).
+_CLASSID = (LOCK_KEY >> 32) & 0xFFFFFFFF
+_OBJID = LOCK_KEY & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    application_name: str
+    since: str
+    state: str
+
+    def describe(self) -> str:
+        app = self.application_name or "(no application_name)"
+        return f"pid {self.pid} ({app}, {self.state}, since {self.since})"
+
+
+def try_lock(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+    return bool(row and row[0])
+
+
+def holder(conn: psycopg.Connection[Any]) -> Holder | None:
+    """Who holds the lock now (pid, application_name, since when), from pg_locks."""
+    row = conn.execute(
+        "SELECT l.pid, coalesce(a.application_name, ''), "
+        "coalesce(to_char(coalesce(a.xact_start, a.backend_start) AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '?'), coalesce(a.state, '?') "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1 LIMIT 1",
+        (_CLASSID, _OBJID),
+    ).fetchone()
+    if row is None:
+        return None
+    return Holder(pid=row[0], application_name=row[1], since=row[2], state=row[3])
+
+
+def acquire(
+    conn: psycopg.Connection[Any], wait: float, *, poll: float = 0.5, on_wait: Any = None
+) -> float:
+    """Take the lock, polling up to `wait` seconds; returns the seconds waited.
+
+    `on_wait(holder)` is called once when the first poll fails, so the log says who we wait for.
+    """
+    start = time.monotonic()
+    told = False
+    while True:
+        if try_lock(conn):
+            return time.monotonic() - start
+        if not told and on_wait is not None:
+            on_wait(holder(conn))
+            told = True
+        elapsed = time.monotonic() - start
+        if elapsed >= wait:
+            who = holder(conn)
+            held = who.describe() if who else "a session that has since let go"
+            raise LockNotAcquired(
+                f"migration lock not acquired after {elapsed:.1f}s (--lock-wait): held by {held}",
+                holder=who.pid if who else None,
+            )
+        time.sleep(min(poll, max(0.01, wait - elapsed)))
+
+
+def release(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def assert_held(conn: psycopg.Connection[Any]) -> None:
+    """Inside a step's transaction: this backend still holds the lock.
+
+    A transaction pooler may hand the run another backend, where our session lock does not
+    exist; then two runs could interleave. Checked in every step, so that is refused.
+    """
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1)",
+        (_CLASSID, _OBJID),
+    ).fetchone()
+    if not (row and row[0]):
+        raise PooledConnection(
+            "the migration lock is not held by this server backend any more: the connection "
+            "goes through a transaction pooler"
+        )

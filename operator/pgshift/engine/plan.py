@@ -1,0 +1,399 @@
+"""The plan. PURE: a source, the tracking rows and safety's analyses in; a plan out.
+
+State: each migration is applied, pending or drifted; out-of-order files and rows that match no
+file are named problems with opt-ins. Steps: the pending statements, in file order, cut into
+runs of one phase and one transaction mode; a step never spans files; key `<hash12>-<index>`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from pgshift.engine.tracking import Row, match_row_to_migration
+from pgshift.errors import (
+    Drift,
+    OutOfOrder,
+    PgshiftError,
+    UnknownApplied,
+    UnknownMigration,
+    UsageError,
+)
+from pgshift.migrations.model import Migration, Source, TrackingForm
+from pgshift.safety.model import Analysis, Finding, LockClass, Phase, PlannedStatement, TxMode
+from pgshift.settings import Allow, DestructivePolicy, Selection
+
+
+class State(enum.StrEnum):
+    APPLIED = "applied"
+    PENDING = "pending"
+    DRIFTED = "drifted"
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    migration: Migration
+    state: State
+    row: Row | None = None
+    #: a pending file that sorts before an applied one.
+    out_of_order: bool = False
+
+
+@dataclass(frozen=True)
+class DbState:
+    """The source compared with the tracking table."""
+
+    migrations: tuple[MigrationState, ...]
+    #: rows that record no migration of this source.
+    unknown_rows: tuple[Row, ...] = ()
+
+    @property
+    def applied(self) -> tuple[MigrationState, ...]:
+        return tuple(m for m in self.migrations if m.state is not State.PENDING)
+
+    @property
+    def pending(self) -> tuple[MigrationState, ...]:
+        return tuple(m for m in self.migrations if m.state is State.PENDING)
+
+    @property
+    def last_applied(self) -> str | None:
+        applied = self.applied
+        return applied[-1].migration.name if applied else None
+
+    def problems(self) -> list[PgshiftError]:
+        """Every disagreement between source and database, as the error it would raise."""
+        out: list[PgshiftError] = []
+        last = self.applied[-1].migration.name if self.applied else None
+        for ms in self.migrations:
+            m = ms.migration
+            if ms.out_of_order:
+                out.append(
+                    OutOfOrder(
+                        f"{m.path}: pending migration {m.name} sorts before the last applied one "
+                        f"({last}); drizzle would skip it silently",
+                        migration=m.name,
+                    )
+                )
+            if ms.state is State.DRIFTED and ms.row is not None:
+                out.append(
+                    Drift(
+                        f"{m.path}: applied migration {m.name} changed since it was applied "
+                        f"(tracking row id {ms.row.id} has hash {ms.row.hash[:12]}, the file "
+                        f"{m.hash[:12]})",
+                        migration=m.name,
+                    )
+                )
+        for row in self.unknown_rows:
+            label = f"name {row.name}, " if row.name else ""
+            out.append(
+                UnknownApplied(
+                    f"tracking row id {row.id} ({label}created_at {row.created_at}, hash "
+                    f"{row.hash[:12]}) matches no migration of this source",
+                    row=row.id,
+                )
+            )
+        return out
+
+    def check(self, allow: Allow) -> None:
+        """Raise the first problem that is not allowed."""
+        for problem in self.problems():
+            if isinstance(problem, OutOfOrder) and allow.out_of_order:
+                continue
+            if isinstance(problem, Drift) and allow.drift:
+                continue
+            if isinstance(problem, UnknownApplied) and allow.unknown:
+                continue
+            raise problem
+
+
+def compare(source: Source, rows: list[Row]) -> DbState:
+    """Match tracking rows to migrations: by name in a v1 table (falling back to drizzle 1.0's
+    created_at/hash rule for nameless rows), by `created_at` in a stable one."""
+    used: set[int] = set()
+    row_of: dict[str, Row] = {}
+    v1 = source.tracking_form is TrackingForm.V1
+    by_when: dict[int, Row] = {}
+    by_name: dict[str, Row] = {}
+    for row in rows:
+        if row.name is not None:
+            by_name.setdefault(row.name, row)
+        if row.created_at is not None:
+            by_when.setdefault(row.created_at, row)
+    for m in source.migrations:
+        row = by_name.get(m.name) if v1 else None
+        if row is None and not v1:
+            row = by_when.get(m.when)
+            # a v1-shaped table under a stable source: a named row must name this file.
+            if row is not None and row.name is not None and row.name != m.name:
+                row = None
+        if row is not None and row.id not in used:
+            used.add(row.id)
+            row_of[m.name] = row
+    if v1:
+        for row in rows:
+            if row.id in used or row.name is not None:
+                continue
+            m = match_row_to_migration(row, source.migrations)
+            if m is not None and m.name not in row_of:
+                used.add(row.id)
+                row_of[m.name] = row
+    states: list[MigrationState] = []
+    applied_positions = [i for i, m in enumerate(source.migrations) if m.name in row_of]
+    last_applied_pos = max(applied_positions, default=-1)
+    max_created = max((r.created_at for r in rows if r.created_at is not None), default=None)
+    for i, m in enumerate(source.migrations):
+        row = row_of.get(m.name)
+        if row is None:
+            # drizzle's stable migrator skips files not newer than the newest row.
+            late = i < last_applied_pos or (
+                not v1 and max_created is not None and m.when <= max_created
+            )
+            states.append(MigrationState(m, State.PENDING, out_of_order=late))
+        elif row.hash != m.hash:
+            states.append(MigrationState(m, State.DRIFTED, row))
+        else:
+            states.append(MigrationState(m, State.APPLIED, row))
+    unknown = tuple(r for r in rows if r.id not in used)
+    return DbState(migrations=tuple(states), unknown_rows=unknown)
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A run of consecutive statements of one file with one phase and one transaction mode."""
+
+    key: str
+    migration: Migration
+    #: position of the step within its file, from 0.
+    index: int
+    phase: Phase
+    tx: TxMode
+    statements: tuple[PlannedStatement, ...]
+    #: the last step of its file: writing the tracking row belongs to it.
+    last: bool
+    #: finished in an earlier run (recorded in pgshift_steps).
+    done: bool = False
+
+    @property
+    def destructive(self) -> bool:
+        return any(s.destructive for s in self.statements)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for s in self.statements:
+            for t in s.tables:
+                seen.setdefault(t, None)
+        return tuple(seen)
+
+    @property
+    def summary(self) -> str:
+        parts = [s.summary for s in self.statements if s.summary]
+        text = "; ".join(parts) or (self.statements[0].sql.strip().splitlines() or [""])[0]
+        return text[:160]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "migration": self.migration.name,
+            "phase": self.phase.value,
+            "tx": self.tx.value,
+            "destructive": self.destructive,
+            "tables": list(self.tables),
+            "summary": self.summary,
+        }
+
+
+def step_key(migration: Migration, index: int) -> str:
+    return f"{migration.hash[:12]}-{index}"
+
+
+def cut_steps(
+    migration: Migration, statements: tuple[PlannedStatement, ...], done: Collection[str] = ()
+) -> tuple[Step, ...]:
+    """Cut one file's statements into steps. Autocommit and batched statements are alone."""
+    groups: list[list[PlannedStatement]] = []
+    for st in statements:
+        joinable = (
+            groups
+            and st.tx is TxMode.TRANSACTION
+            and groups[-1][-1].tx is TxMode.TRANSACTION
+            and groups[-1][-1].phase is st.phase
+        )
+        if joinable:
+            groups[-1].append(st)
+        else:
+            groups.append([st])
+    if not groups:
+        # an empty file still gets a step: its tracking row must be written.
+        empty = PlannedStatement(
+            sql="",
+            phase=Phase.EXPAND,
+            tx=TxMode.TRANSACTION,
+            lock=LockClass.WEAK,
+            destructive=False,
+            source_index=0,
+            line=1,
+            original_sql="",
+        )
+        groups.append([empty])
+    steps = []
+    for i, g in enumerate(groups):
+        key = step_key(migration, i)
+        steps.append(
+            Step(
+                key=key,
+                migration=migration,
+                index=i,
+                phase=g[0].phase,
+                tx=g[0].tx,
+                statements=tuple(g),
+                last=i == len(groups) - 1,
+                done=key in done,
+            )
+        )
+    return tuple(steps)
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Source
+    state: DbState
+    #: pending steps in order (those of migrations after `target` left out), done ones removed.
+    steps: tuple[Step, ...]
+    #: migrations pending after this run's target.
+    beyond_target: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    analyses: Mapping[str, Analysis] = field(default_factory=dict)
+
+    @property
+    def pending_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for s in self.steps:
+            names.setdefault(s.migration.name, None)
+        return [*names, *self.beyond_target]
+
+    @property
+    def affected_tables(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.steps:
+            if s.destructive:
+                for t in s.tables:
+                    seen.setdefault(t, None)
+        return list(seen)
+
+
+Analyzer = Callable[[Migration, frozenset[str]], Analysis]
+
+
+def build_plan(
+    source: Source,
+    state: DbState,
+    analyze: Analyzer,
+    *,
+    done: Collection[str] = (),
+    target: str | None = None,
+) -> Plan:
+    """Analyse each pending migration up to `target` and cut it into steps.
+
+    `analyze(migration, created_before)` gets the tables that earlier pending migrations of this
+    run create, so safety treats them as new and empty.
+    """
+    pending = [ms.migration for ms in state.pending]
+    beyond: list[str] = []
+    if target is not None:
+        if source.get(target) is None:
+            raise UnknownMigration(f"--target {target}: no migration of that name in the source")
+        limit = source.index_of(target)
+        beyond = [m.name for m in pending if source.index_of(m.name) > limit]
+        pending = [m for m in pending if source.index_of(m.name) <= limit]
+    steps: list[Step] = []
+    findings: list[Finding] = []
+    analyses: dict[str, Analysis] = {}
+    created: frozenset[str] = frozenset()
+    for m in pending:
+        analysis = analyze(m, created)
+        analyses[m.name] = analysis
+        findings.extend(analysis.findings)
+        created = created | analysis.created_tables
+        steps.extend(s for s in cut_steps(m, analysis.statements, done) if not s.done)
+    return Plan(
+        source=source,
+        state=state,
+        steps=tuple(steps),
+        beyond_target=tuple(beyond),
+        findings=tuple(findings),
+        analyses=analyses,
+    )
+
+
+# --- what a run executes -----------------------------------------------------------------------
+
+
+class StopReason(enum.StrEnum):
+    DONE = "Done"
+    TARGET = "Target"
+    UNTIL_PHASE = "UntilPhase"
+    STOP_BEFORE = "StopBefore"
+    NEEDS_APPROVAL = "NeedsApproval"
+    FAILED = "Failed"
+    INTERRUPTED = "Interrupted"
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: StopReason
+    step: Step | None = None
+    why: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"reason": self.reason.value}
+        if self.step is not None:
+            out.update(
+                step=self.step.key, migration=self.step.migration.name, phase=self.step.phase.value
+            )
+        if self.why:
+            out["why"] = self.why
+        return out
+
+
+def select(plan: Plan, selection: Selection) -> tuple[tuple[Step, ...], Stop]:
+    """The steps this run executes, in order, and where and why it stops."""
+    until = None
+    if selection.until_phase:
+        try:
+            until = Phase(selection.until_phase)
+        except ValueError:
+            raise UsageError(
+                f"--until-phase: {selection.until_phase!r} is not one of expand, backfill, contract"
+            ) from None
+    run: list[Step] = []
+    for step in plan.steps:
+        if selection.stop_before and step.key == selection.stop_before:
+            return tuple(run), Stop(StopReason.STOP_BEFORE, step, f"--stop-before {step.key}")
+        if until is not None and step.phase.rank > until.rank:
+            return tuple(run), Stop(
+                StopReason.UNTIL_PHASE,
+                step,
+                f"next step is {step.phase.value}, --until-phase {until.value}",
+            )
+        if step.destructive and selection.destructive is not DestructivePolicy.ALLOW:
+            approved = step.key in selection.approve or step.migration.name in selection.approve
+            if selection.destructive is DestructivePolicy.DENY or not approved:
+                return tuple(run), Stop(
+                    StopReason.NEEDS_APPROVAL,
+                    step,
+                    f"destructive step ({step.summary}) needs --approve {step.key} "
+                    f"(policy {selection.destructive.value})",
+                )
+        run.append(step)
+    if plan.beyond_target:
+        return tuple(run), Stop(
+            StopReason.TARGET,
+            None,
+            f"--target reached; {len(plan.beyond_target)} later migration(s) left pending",
+        )
+    return tuple(run), Stop(StopReason.DONE)

@@ -1,0 +1,371 @@
+"""Run selected steps: transactions, timeouts, retries, progress records, failures.
+
+- Consecutive transactional steps of one file run in ONE transaction with the file's tracking
+  row (or, when the run stops inside the file, with their `pgshift_steps` records), so a file
+  that can run in a transaction fails with no effects and no row.
+- An autocommit step runs alone; its progress is recorded right after it. Before a
+  concurrent index build, an INVALID index a failed attempt left behind is dropped.
+- A batched step runs as checkpointed keyset batches (`backfill.py`).
+- STRONG statements run under `lock_timeout`; WEAK ones with none. 55P03 and 40P01 are retried
+  with exponential backoff, a bounded number of times: the whole transaction, the statement,
+  or the batch.
+- SIGTERM (like Ctrl-C) cancels the running query; the run stops with reason Interrupted and a
+  rerun resumes after the last committed step or batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+from pgshift.engine import backfill as bf
+from pgshift.engine import lock, tracking
+from pgshift.engine.plan import Step, Stop, StopReason
+from pgshift.engine.result import Failure, StepDone, failure_from_db_error
+from pgshift.errors import PgshiftError
+from pgshift.migrations.model import TrackingForm
+from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
+from pgshift.settings import RunSettings
+
+T = TypeVar("T")
+Emit = Callable[..., None]
+
+_RETRYABLE_LOCK = (pgerr.LockNotAvailable, pgerr.DeadlockDetected)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler. A KeyboardInterrupt, because psycopg answers exactly that
+    by cancelling the running query on the server before re-raising."""
+
+
+@contextmanager
+def sigterm_cancels() -> Iterator[None]:
+    """While running steps, SIGTERM interrupts like Ctrl-C (the query is cancelled)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests calling the API from a thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class Outcome:
+    done: list[StepDone] = field(default_factory=list)
+    applied_migrations: list[str] = field(default_factory=list)
+    stop: Stop | None = None
+    failure: Failure | None = None
+    exit_code: int = 0
+
+
+@dataclass
+class _Current:
+    step: Step | None = None
+    statement: PlannedStatement | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        settings: RunSettings,
+        form: TrackingForm,
+        emit: Emit,
+        find_backfill: Callable[[CatchUp], Backfill | None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.form = form
+        self.emit = emit
+        self.current = _Current()
+        #: the backfill a set-not-null recipe's catch-up pass re-runs (see safety's CatchUp).
+        self.find_backfill = find_backfill
+
+    # --- timeouts and retries -------------------------------------------------------------
+
+    def _ms(self, seconds: float) -> sql.Composable:
+        return sql.Literal(f"{int(seconds * 1000)}ms")
+
+    def set_lock_timeout(self, lock_class: LockClass, *, local: bool) -> None:
+        """Strong locks: give up fast (a waiting ALTER blocks every query queued behind it).
+        Weak ones (CONCURRENTLY, VALIDATE) block nobody: no limit."""
+        value = self.settings.timeouts.lock_timeout if lock_class is LockClass.STRONG else 0
+        scope = sql.SQL("SET LOCAL" if local else "SET")
+        self.conn.execute(sql.SQL("{} lock_timeout = {}").format(scope, self._ms(value)))
+
+    def with_retries(self, what: str, fn: Callable[[], T]) -> T:
+        t = self.settings.timeouts
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except _RETRYABLE_LOCK as exc:
+                if attempt >= t.lock_retries:
+                    raise
+                delay = min(t.retry_backoff * (2**attempt), t.retry_backoff_max)
+                attempt += 1
+                self.emit(
+                    "lock.retry",
+                    what=what,
+                    sqlstate=exc.sqlstate,
+                    attempt=attempt,
+                    retries=t.lock_retries,
+                    delayMs=int(delay * 1000),
+                    message=(exc.diag.message_primary or str(exc)),
+                )
+                time.sleep(delay)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def run(self, steps: tuple[Step, ...], stop: Stop) -> Outcome:
+        out = Outcome(stop=stop)
+        i = 0
+        try:
+            with sigterm_cancels():
+                while i < len(steps):
+                    step = steps[i]
+                    if step.tx is TxMode.TRANSACTION:
+                        group = [step]
+                        while (
+                            i + len(group) < len(steps)
+                            and not group[-1].last
+                            and steps[i + len(group)].tx is TxMode.TRANSACTION
+                            and steps[i + len(group)].migration.name == step.migration.name
+                        ):
+                            group.append(steps[i + len(group)])
+                        self._transaction_group(group, out)
+                        i += len(group)
+                    elif step.tx is TxMode.BATCHED:
+                        self._batched(step, out)
+                        i += 1
+                    else:
+                        self._autocommit(step, out)
+                        i += 1
+        except KeyboardInterrupt:
+            step = self.current.step
+            out.failure = Failure(
+                migration=step.migration.name if step else None,
+                step=step.key if step else None,
+                statement=self.current.statement.sql if self.current.statement else None,
+                line=self.current.statement.line if self.current.statement else None,
+                sqlstate="57014",
+                message="interrupted (SIGTERM): the running query was cancelled",
+                hint="rerun to resume after the last finished step",
+                retryable=True,
+                code="Interrupted",
+            )
+            out.stop = Stop(StopReason.INTERRUPTED, step)
+            out.exit_code = 1
+        except psycopg.Error as exc:
+            out.failure = self._failure(exc)
+            out.stop = Stop(StopReason.FAILED, self.current.step)
+            out.exit_code = 1
+        except PgshiftError as exc:
+            step = self.current.step
+            out.failure = Failure(
+                migration=step.migration.name if step else None,
+                step=step.key if step else None,
+                statement=self.current.statement.sql if self.current.statement else None,
+                line=self.current.statement.line if self.current.statement else None,
+                sqlstate=None,
+                message=exc.message,
+                hint=exc.hint or None,
+                code=exc.code,
+            )
+            out.stop = Stop(StopReason.FAILED, step)
+            out.exit_code = exc.exit_code
+        return out
+
+    def _failure(self, exc: psycopg.Error) -> Failure:
+        step, st = self.current.step, self.current.statement
+        code = "LockTimeout" if isinstance(exc, _RETRYABLE_LOCK) else "MigrationFailed"
+        failure = failure_from_db_error(
+            exc,
+            migration=step.migration.name if step else None,
+            step=step.key if step else None,
+            statement=(st.sql.strip() if st else None),
+            line=st.line if st else None,
+            code=code,
+        )
+        if code == "LockTimeout" and not failure.hint:
+            failure = Failure(
+                **{
+                    **failure.__dict__,
+                    "hint": (
+                        f"gave up after {self.settings.timeouts.lock_retries} retries; "
+                        "a long transaction "
+                        "holds a lock this statement needs (see pg_stat_activity)"
+                    ),
+                }
+            )
+        return failure
+
+    def _record(self, step: Step) -> None:
+        """Inside the step's transaction: its progress, or (last step) the file's tracking row."""
+        if step.last:
+            tracking.insert_row(self.conn, self.settings.tracking, step.migration, self.form)
+        else:
+            tracking.mark_step(self.conn, self.settings.tracking, step.key, step.migration)
+
+    def _finished(self, step: Step, ms: int, out: Outcome) -> None:
+        out.done.append(StepDone(step.key, step.migration.name, step.phase.value, ms))
+        self.emit("step.finished", step=step.key, migration=step.migration.name, durationMs=ms)
+        if step.last:
+            out.applied_migrations.append(step.migration.name)
+            self.emit("migration.applied", migration=step.migration.name)
+
+    def _started(self, step: Step) -> None:
+        self.current.step = step
+        self.current.statement = None
+        self.emit(
+            "step.started",
+            step=step.key,
+            migration=step.migration.name,
+            phase=step.phase.value,
+            tx=step.tx.value,
+        )
+
+    def _catch_ups(self, step: Step, statements: tuple[PlannedStatement, ...]) -> None:
+        """Before a set-not-null recipe's VALIDATE: the catch-up pass of the column's backfill,
+        in its own batches (the NOT VALID check already stops new NULLs)."""
+        for st in statements:
+            if st.catch_up is None or self.find_backfill is None:
+                continue
+            self.current.step, self.current.statement = step, st
+            found = self.find_backfill(st.catch_up)
+            if found is None:
+                continue
+            bf.catch_up(
+                self.conn,
+                backfill=found,
+                settings=self.settings.backfill,
+                lock_timeout=self.settings.timeouts.lock_timeout,
+                run_batch=lambda fn: self.with_retries(step.migration.name, fn),
+                progress=lambda data: self.emit("backfill.progress", step=step.key, **data),
+            )
+
+    def _transaction_group(self, group: list[Step], out: Outcome) -> None:
+        durations: list[int] = []
+        for step in group:
+            self._catch_ups(step, step.statements)
+
+        def body() -> None:
+            durations.clear()
+            with self.conn.transaction():
+                lock.assert_held(self.conn)
+                for step in group:
+                    self._started(step)
+                    t0 = time.monotonic()
+                    for st in step.statements:
+                        if not st.sql.strip():
+                            continue
+                        self.current.statement = st
+                        self.set_lock_timeout(st.lock, local=True)
+                        self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
+                    self._record(step)
+                    durations.append(int((time.monotonic() - t0) * 1000))
+
+        self.with_retries(group[0].migration.name, body)
+        for step, ms in zip(group, durations, strict=True):
+            self._finished(step, ms, out)
+
+    def _autocommit(self, step: Step, out: Outcome) -> None:
+        self._started(step)
+        t0 = time.monotonic()
+        self._catch_ups(step, step.statements)
+        for st in step.statements:
+            self.current.statement = st
+            if st.index_name and self._valid_index_exists(st.index_name):
+                # an earlier run built it and was killed before recording the step.
+                self.emit(
+                    "step.skipped", step=step.key, why=f"index {st.index_name} exists and is valid"
+                )
+                continue
+
+            def body(st: PlannedStatement = st) -> None:
+                lock.assert_held(self.conn)
+                if st.index_name:
+                    self._drop_invalid_index(st.index_name)
+                self.set_lock_timeout(st.lock, local=False)
+                self.conn.execute(st.sql)  # type: ignore[arg-type]
+
+            self.with_retries(step.migration.name, body)
+        with self.conn.transaction():
+            self._record(step)
+        self._finished(step, int((time.monotonic() - t0) * 1000), out)
+
+    def _batched(self, step: Step, out: Outcome) -> None:
+        self._started(step)
+        t0 = time.monotonic()
+        for st in step.statements:
+            self.current.statement = st
+            if st.backfill is None:  # safety marks BATCHED only with a backfill spec
+                raise PgshiftError(
+                    f"{step.migration.path}:{st.line}: batched statement without a backfill spec"
+                )
+            # batches wait for row locks the application holds: bounded like strong locks.
+            lock_timeout = self.settings.timeouts.lock_timeout
+
+            def run_batch(fn: Callable[[], Any]) -> Any:
+                return self.with_retries(step.migration.name, fn)
+
+            def progress(data: dict[str, Any]) -> None:
+                self.emit("backfill.progress", **data)
+
+            bf.run(
+                self.conn,
+                step=step.key,
+                migration=step.migration.name,
+                backfill=st.backfill,
+                settings=self.settings.backfill,
+                tracking=self.settings.tracking,
+                lock_timeout=lock_timeout,
+                run_batch=run_batch,
+                progress=progress,
+            )
+        with self.conn.transaction():
+            lock.assert_held(self.conn)
+            self._record(step)
+        self._finished(step, int((time.monotonic() - t0) * 1000), out)
+
+    # --- invalid indexes --------------------------------------------------------------------
+
+    def _index(self, name: str) -> tuple[str, bool] | None:
+        schema, _, rel = name.rpartition(".")
+        row = self.conn.execute(
+            "SELECT c.oid::regclass::text, i.indisvalid FROM pg_class c "
+            "JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND (CASE WHEN %s = '' THEN pg_table_is_visible(c.oid) "
+            "ELSE n.nspname = %s END)",
+            (rel.strip('"'), schema, schema.strip('"')),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def _valid_index_exists(self, name: str) -> bool:
+        found = self._index(name)
+        return bool(found and found[1])
+
+    def _drop_invalid_index(self, name: str) -> None:
+        found = self._index(name)
+        if found and not found[1]:
+            self.emit("index.dropInvalid", index=found[0])
+            self.set_lock_timeout(LockClass.WEAK, local=False)
+            # regclass::text is already quoted as needed.
+            self.conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(found[0]))
+            )

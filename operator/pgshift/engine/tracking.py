@@ -1,0 +1,252 @@
+"""drizzle's tracking table, and pgshift's own step-progress and backfill-checkpoint tables.
+
+Shapes (drizzle-compat.md):
+- stable: `id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint`;
+- v1 (drizzle 1.0): the same plus `name text, applied_at timestamptz DEFAULT now()`.
+pgshift keeps `pgshift_steps` (a partly applied file's finished steps) and `pgshift_backfill`
+(batched backfill checkpoints) beside it, in the tracking schema. Every name is composed with
+`sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgshift.errors import TrackingTableError
+from pgshift.migrations.model import Migration, Source, TrackingForm
+from pgshift.settings import Tracking
+
+STEPS_TABLE = "pgshift_steps"
+BACKFILL_TABLE = "pgshift_backfill"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of drizzle's tracking table."""
+
+    id: int
+    hash: str
+    created_at: int | None
+    #: v1 tables only; None in stable tables or rows written by a stable-line tool.
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: str
+    last_key: str | None
+    rows: int
+    batches: int
+    #: the walk over all keys is finished (only the catch-up pass may remain).
+    walked: bool
+
+
+def _t(tracking: Tracking, table: str | None = None) -> sql.Composed:
+    return sql.SQL("{}.{}").format(
+        sql.Identifier(tracking.schema), sql.Identifier(table or tracking.table)
+    )
+
+
+def table_columns(
+    conn: psycopg.Connection[Any], tracking: Tracking, table: str | None = None
+) -> set[str]:
+    """Columns of a tracking-schema table; empty when it does not exist."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (tracking.schema, table or tracking.table),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def current_form(conn: psycopg.Connection[Any], tracking: Tracking) -> TrackingForm | None:
+    cols = table_columns(conn, tracking)
+    if not cols:
+        return None
+    missing = {"id", "hash", "created_at"} - cols
+    if missing:
+        raise TrackingTableError(
+            f"{tracking.schema}.{tracking.table} exists but is not drizzle's tracking table "
+            f"(no column {', '.join(sorted(missing))}); "
+            "choose another --tracking-schema/--tracking-table"
+        )
+    return TrackingForm.V1 if "name" in cols else TrackingForm.STABLE
+
+
+def read_rows(conn: psycopg.Connection[Any], tracking: Tracking) -> list[Row]:
+    """Every tracking row in id order; [] when the table does not exist (plan mutates nothing)."""
+    form = current_form(conn, tracking)
+    if form is None:
+        return []
+    name = sql.SQL("name") if form is TrackingForm.V1 else sql.SQL("NULL::text")
+    query = sql.SQL("SELECT id, hash, created_at, {} FROM {} ORDER BY id").format(
+        name, _t(tracking)
+    )
+    return [Row(id=r[0], hash=r[1], created_at=r[2], name=r[3]) for r in conn.execute(query)]
+
+
+def ensure(conn: psycopg.Connection[Any], tracking: Tracking, source: Source) -> TrackingForm:
+    """Create the schema and tables as drizzle would, upgrading a stable table for a v1 source."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(tracking.schema)))
+    form = current_form(conn, tracking)
+    if form is None:
+        extra = (
+            sql.SQL(", name text, applied_at timestamp with time zone DEFAULT now()")
+            if source.tracking_form is TrackingForm.V1
+            else sql.SQL("")
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id SERIAL PRIMARY KEY, hash text NOT NULL, "
+                "created_at bigint{})"
+            ).format(_t(tracking), extra)
+        )
+        form = source.tracking_form
+    elif form is TrackingForm.STABLE and source.tracking_form is TrackingForm.V1:
+        upgrade_to_v1(conn, tracking, source)
+        form = TrackingForm.V1
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
+            "hash text NOT NULL, done_at timestamptz NOT NULL DEFAULT now())"
+        ).format(_t(tracking, STEPS_TABLE))
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
+            "last_key text, rows bigint NOT NULL DEFAULT 0, batches bigint NOT NULL DEFAULT 0, "
+            "walked boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now())"
+        ).format(_t(tracking, BACKFILL_TABLE))
+    )
+    return form
+
+
+def upgrade_to_v1(conn: psycopg.Connection[Any], tracking: Tracking, source: Source) -> None:
+    """Upgrade a stable table exactly like drizzle 1.0 (`up-migrations/pg.js`): match every row
+    to a migration by `created_at` to the second (the hash breaks ties), else by hash; refuse
+    if any row matches nothing; then add `name` and `applied_at` and fill `name` (applied_at
+    NULL: the time is unknown). One transaction: a failure leaves the stable table as it was.
+    """
+    rows = read_rows(conn, tracking)
+    matched: list[tuple[int, str]] = []
+    unmatched: list[int] = []
+    for row in rows:
+        m = match_row_to_migration(row, source.migrations)
+        if m is None:
+            unmatched.append(row.id)
+        else:
+            matched.append((row.id, m.name))
+    if unmatched:
+        raise TrackingTableError(
+            f"{tracking.schema}.{tracking.table}: cannot upgrade to drizzle 1.0's form: rows "
+            f"(ids {', '.join(map(str, unmatched))}) match no migration of this source"
+        )
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS name text, "
+                "ADD COLUMN IF NOT EXISTS applied_at timestamp with time zone DEFAULT now()"
+            ).format(_t(tracking))
+        )
+        for row_id, name in matched:
+            conn.execute(
+                sql.SQL("UPDATE {} SET name = %s, applied_at = NULL WHERE id = %s").format(
+                    _t(tracking)
+                ),
+                (name, row_id),
+            )
+
+
+def match_row_to_migration(row: Row, migrations: tuple[Migration, ...]) -> Migration | None:
+    """Which migration a nameless row records, by drizzle 1.0's rule: the migrations whose
+    `when` falls in the row's `created_at` second (one: it; several: the one with its hash);
+    none: the migration with its hash."""
+    if row.created_at is not None:
+        second = row.created_at // 1000
+        candidates = [m for m in migrations if m.when // 1000 == second]
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            return next((m for m in candidates if m.hash == row.hash), None)
+    return next((m for m in migrations if m.hash == row.hash), None)
+
+
+def insert_row(
+    conn: psycopg.Connection[Any], tracking: Tracking, migration: Migration, form: TrackingForm
+) -> None:
+    """The tracking row drizzle would write; a v1 table also gets the folder name."""
+    if form is TrackingForm.V1:
+        conn.execute(
+            sql.SQL("INSERT INTO {} (hash, created_at, name) VALUES (%s, %s, %s)").format(
+                _t(tracking)
+            ),
+            (migration.hash, migration.when, migration.name),
+        )
+    else:
+        conn.execute(
+            sql.SQL("INSERT INTO {} (hash, created_at) VALUES (%s, %s)").format(_t(tracking)),
+            (migration.hash, migration.when),
+        )
+    # the file is whole now: its partial progress has served its purpose.
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE hash = %s").format(_t(tracking, STEPS_TABLE)),
+        (migration.hash,),
+    )
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+def done_steps(conn: psycopg.Connection[Any], tracking: Tracking) -> set[str]:
+    if not table_columns(conn, tracking, STEPS_TABLE):
+        return set()
+    rows = conn.execute(sql.SQL("SELECT step FROM {}").format(_t(tracking, STEPS_TABLE))).fetchall()
+    return {r[0] for r in rows}
+
+
+def mark_step(
+    conn: psycopg.Connection[Any], tracking: Tracking, key: str, migration: Migration
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (step, migration, hash) VALUES (%s, %s, %s) "
+            "ON CONFLICT (step) DO NOTHING"
+        ).format(_t(tracking, STEPS_TABLE)),
+        (key, migration.name, migration.hash),
+    )
+
+
+# --- backfill checkpoints ----------------------------------------------------------------------
+
+
+def read_checkpoint(
+    conn: psycopg.Connection[Any], tracking: Tracking, step: str
+) -> Checkpoint | None:
+    row = conn.execute(
+        sql.SQL("SELECT last_key, rows, batches, walked FROM {} WHERE step = %s").format(
+            _t(tracking, BACKFILL_TABLE)
+        ),
+        (step,),
+    ).fetchone()
+    if row is None:
+        return None
+    return Checkpoint(step=step, last_key=row[0], rows=row[1], batches=row[2], walked=row[3])
+
+
+def write_checkpoint(
+    conn: psycopg.Connection[Any], tracking: Tracking, cp: Checkpoint, migration: str
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (step, migration, last_key, rows, batches, walked, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (step) DO UPDATE SET "
+            "last_key = EXCLUDED.last_key, rows = EXCLUDED.rows, batches = EXCLUDED.batches, "
+            "walked = EXCLUDED.walked, updated_at = now()"
+        ).format(_t(tracking, BACKFILL_TABLE)),
+        (cp.step, migration, cp.last_key, cp.rows, cp.batches, cp.walked),
+    )

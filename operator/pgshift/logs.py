@@ -1,0 +1,128 @@
+"""structlog configuration and secret redaction.
+
+Every event passes through `redact_event`, which removes registered secrets (the password raw
+and percent-encoded) and the userinfo of any postgres URL, so no log line, error message or
+summary can echo a credential even when a driver puts the URL into its message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import urllib.parse
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "***"
+
+#: `postgres://user:pass@` / `postgresql://...@`: everything between the scheme and the last `@`
+#: before whitespace or a quote is userinfo (a raw password may itself hold `@` or `/`).
+_URL_USERINFO = re.compile(r"(postgres(?:ql)?://)(?:[^\s@'\"]*@)+", re.IGNORECASE)
+#: `password=...` in keyword/value conninfo strings.
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+_secrets: set[str] = set()
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret can appear in text: raw and every common percent-encoding."""
+    if not secret:
+        return set()
+    forms = {
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+    }
+    return {f for f in forms if f}
+
+
+def register_secret(secret: str | None) -> None:
+    """Redact this secret (in all its encodings) from every later log event and message."""
+    if secret:
+        _secrets.update(secret_forms(secret))
+
+
+def password_of(url: str | None) -> str | None:
+    """The decoded password of a postgres URL, or None."""
+    if not url:
+        return None
+    try:
+        raw = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(raw) if raw else None
+
+
+def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> str:
+    """Remove credentials from `text`: URL userinfo, `password=` values, and the password of
+    `url` and every registered secret, raw and percent-encoded (longest forms first, so an
+    encoded form is not half-replaced by a raw substring)."""
+    if not text:
+        return text
+    forms = set(_secrets)
+    for s in secrets:
+        forms |= secret_forms(s)
+    pw = password_of(url)
+    if pw:
+        forms |= secret_forms(pw)
+    out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    out = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    for form in sorted(forms, key=len, reverse=True):
+        out = out.replace(form, REDACTED)
+    return out
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def redact_event(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: redact every string in the event, nested ones included."""
+    for key, value in list(event.items()):
+        event[key] = _redact_value(value)
+    return event
+
+
+def configure(output: str = "auto", *, stream: TextIO | None = None, level: str = "info") -> None:
+    """JSON lines when asked (`--output json`) or when not on a terminal; readable otherwise.
+
+    Progress events go to stdout in JSON mode (the Job's log is the progress feed) and to
+    stderr in text mode (stdout then holds only the final table).
+    """
+    as_json = output == "json" or (output == "auto" and not sys.stderr.isatty())
+    target = stream or (sys.stdout if as_json else sys.stderr)
+    renderer: Any
+    if as_json:
+        renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=target.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_event,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=target),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "pgshift") -> Any:
+    return structlog.get_logger(name)

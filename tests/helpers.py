@@ -1,0 +1,178 @@
+"""Helpers shared by every test: migration folders from SQL strings, running the CLI.
+
+- `write_drizzle_folder(path, [sql, ...])`: drizzle-kit's stable layout (meta/_journal.json);
+- `write_v1_folder(path, [sql, ...])`: drizzle-kit 1.0 (`<YYYYMMDDHHMMSS>_<name>/migration.sql`);
+- `write_plain_folder(path, [sql, ...])`: `NNNN_<name>.sql`;
+- `run_pgshift(*args, database_url=..., env=...)`: the real console script in a subprocess, the
+  URL passed through the environment (as a Job does), never on the command line;
+- `start_pgshift(...)`: the same, without waiting (for SIGKILL/SIGTERM and concurrency tests);
+- `result_of(proc)`: the summary (the last `{"event": "result"}` line of `--output json`);
+- `assert_no_secret(text, password)`: the password appears neither raw nor percent-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PGSHIFT = REPO / ".venv" / "bin" / "pgshift"
+#: first `when` of generated stable folders (2025-11-01T00:00:00Z), one second apart.
+BASE_WHEN = 1761955200000
+
+
+def _name(i: int, names: Sequence[str] | None) -> str:
+    return names[i] if names else f"m{i}"
+
+
+def write_drizzle_folder(
+    path: Path,
+    sqls: Sequence[str],
+    *,
+    names: Sequence[str] | None = None,
+    when: Sequence[int] | None = None,
+) -> Path:
+    """drizzle-kit stable layout: `<tag>.sql` beside `meta/_journal.json` (tags `0000_m0`...)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta").mkdir(exist_ok=True)
+    entries = []
+    for i, text in enumerate(sqls):
+        tag = f"{i:04d}_{_name(i, names)}"
+        (path / f"{tag}.sql").write_text(text, encoding="utf-8", newline="")
+        entries.append(
+            {
+                "idx": i,
+                "version": "7",
+                "when": when[i] if when else BASE_WHEN + i * 1000,
+                "tag": tag,
+                "breakpoints": True,
+            }
+        )
+    journal = {"version": "7", "dialect": "postgresql", "entries": entries}
+    (path / "meta" / "_journal.json").write_text(json.dumps(journal, indent=2), encoding="utf-8")
+    return path
+
+
+def write_v1_folder(
+    path: Path,
+    sqls: Sequence[str],
+    *,
+    names: Sequence[str] | None = None,
+    start: str = "20251101000000",
+) -> Path:
+    """drizzle-kit 1.0 layout: one `<YYYYMMDDHHMMSS>_<name>/migration.sql` per migration."""
+    path.mkdir(parents=True, exist_ok=True)
+    base = int(time.mktime(time.strptime(start, "%Y%m%d%H%M%S")))
+    for i, text in enumerate(sqls):
+        stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(base + i))
+        folder = path / f"{stamp}_{_name(i, names)}"
+        folder.mkdir(exist_ok=True)
+        (folder / "migration.sql").write_text(text, encoding="utf-8", newline="")
+        (folder / "snapshot.json").write_text("{}", encoding="utf-8")
+    return path
+
+
+def write_plain_folder(
+    path: Path, sqls: Sequence[str], *, names: Sequence[str] | None = None
+) -> Path:
+    """Hand-written layout: `0001_<name>.sql`, `0002_...`."""
+    path.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(sqls):
+        (path / f"{i + 1:04d}_{_name(i, names)}.sql").write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def pgshift_env(
+    database_url: str | None = None, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if database_url is not None:
+        base["DATABASE_URL"] = database_url
+    base.update(env or {})
+    return base
+
+
+def run_pgshift(
+    *args: str,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `.venv/bin/pgshift ARGS` and wait; the URL goes in `DATABASE_URL`, not argv."""
+    return subprocess.run(
+        [str(PGSHIFT), *args],
+        env=pgshift_env(database_url, env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_pgshift(
+    *args: str, database_url: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(PGSHIFT), *args],
+        env=pgshift_env(database_url, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def result_of(proc: subprocess.CompletedProcess[str] | str) -> dict[str, Any]:
+    """The summary printed by `--output json` (the last `"event": "result"` line)."""
+    stdout = proc if isinstance(proc, str) else proc.stdout
+    results = [d for d in json_lines(stdout) if d.get("event") == "result"]
+    if not results:
+        stderr = "" if isinstance(proc, str) else proc.stderr
+        raise AssertionError(f"no result line in stdout:\n{stdout}\nstderr:\n{stderr}")
+    return results[-1]
+
+
+def events(stdout: str, name: str) -> list[dict[str, Any]]:
+    return [d for d in json_lines(stdout) if d.get("event") == name]
+
+
+def assert_no_secret(text: str, password: str) -> None:
+    for form in {
+        password,
+        urllib.parse.quote(password, safe=""),
+        urllib.parse.quote(password),
+        urllib.parse.quote_plus(password),
+    }:
+        assert form not in text, f"secret form {form!r} leaked into output:\n{text}"
+
+
+def wait_for(predicate: Any, what: str, limit: float = 60.0, interval: float = 0.05) -> None:
+    """Poll until `predicate()` is true (a synchronisation point, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+PYTHON = sys.executable
