@@ -1,0 +1,107 @@
+{{/* Names, labels and the RBAC rules shared by every template. */}}
+
+{{- define "pgshift.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "pgshift.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pgshift.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pgshift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "pgshift.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "pgshift.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pgshift
+{{- end -}}
+
+{{- define "pgshift.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "pgshift.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's image: repository@digest, else repository:tag (tag defaults to appVersion). */}}
+{{- define "pgshift.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pgshift.runnerImage" -}}
+{{- default (include "pgshift.image" .) .Values.runner.image -}}
+{{- end -}}
+
+{{/* Namespaces that get a runner ServiceAccount. */}}
+{{- define "pgshift.runnerNamespaces" -}}
+{{- if .Values.watchNamespaces -}}
+{{- join "," .Values.watchNamespaces -}}
+{{- else -}}
+{{- join "," .Values.runner.serviceAccount.namespaces -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The operator's namespaced permissions: the same rules in the ClusterRole (all namespaces) or in
+one Role per watched namespace. docs/rbac.md says why each one is needed. No Secrets: Jobs get
+the database URL through secretKeyRef, which the kubelet resolves, not the operator.
+*/}}
+{{- define "pgshift.namespacedRules" -}}
+# The Migration resources: watch them, patch kopf's progress annotations and the status.
+- apiGroups: ["pgshift.dev"]
+  resources: ["migrations"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["pgshift.dev"]
+  resources: ["migrations/status"]
+  verbs: ["get", "patch"]
+# Every database action is a Job: create it, follow it, remove it on retry.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Job Pods: termination message (the runner's summary) and progress lines (the log).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# Migration sources (ConfigMaps of SQL files): read to plan and to pin their digest.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+# Rollout gates (spec.contract.after: Rollout) look at the named Deployment (polled, not watched).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get"]
+# An Event for every step (kopf posts core/v1 Events).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/*
+The runner ServiceAccount Jobs use by default: the chart's runner ServiceAccount where the chart
+creates it (or where you said you manage it: create=false), else "" (the namespace's default
+ServiceAccount; Job Pods never mount its token).
+*/}}
+{{- define "pgshift.runnerServiceAccount" -}}
+{{- if not .Values.runner.serviceAccount.create -}}
+{{- .Values.runner.serviceAccount.name -}}
+{{- else if include "pgshift.runnerNamespaces" . -}}
+{{- .Values.runner.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}

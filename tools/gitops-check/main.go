@@ -1,0 +1,181 @@
+// Command gitops-check shows how Argo CD and Flux see Migration resources.
+//
+//	gitops-check -lua charts/pgshift/files/argocd-health.lua tests/gitops/fixtures/*.yaml
+//
+// For each fixture (one Kubernetes object per file) it prints one JSON line:
+//
+//	{"file": "...", "argocd": {"status": "Healthy", "message": "..."},
+//	 "kstatus": {"status": "Current", "message": "..."}}
+//
+// argocd is the result of the Lua health check run by gopher-lua the way Argo CD runs a
+// custom health check from argocd-cm (only the base, table and package libraries open, the
+// object as the global `obj`, a one-second budget, an unknown status mapped to Unknown).
+// kstatus is sigs.k8s.io/cli-utils/pkg/kstatus/status.Compute, the library Flux's
+// kustomize-controller and helm-controller use for health checks.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/yaml"
+)
+
+type verdict struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+type report struct {
+	File    string  `json:"file"`
+	ArgoCD  verdict `json:"argocd"`
+	KStatus verdict `json:"kstatus"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// The statuses Argo CD accepts from a health script (gitops-engine's HealthStatusCode).
+var argoStatuses = map[string]bool{
+	"Healthy": true, "Progressing": true, "Degraded": true,
+	"Suspended": true, "Missing": true, "Unknown": true,
+}
+
+func main() {
+	script := flag.String("lua", "", "the Argo CD health check (Lua)")
+	flag.Parse()
+	if *script == "" || flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: gitops-check -lua HEALTH.lua FIXTURE.yaml...")
+		os.Exit(2)
+	}
+	source, err := os.ReadFile(*script)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	out := json.NewEncoder(os.Stdout)
+	failed := false
+	for _, path := range flag.Args() {
+		rep := check(path, string(source))
+		if rep.Error != "" {
+			failed = true
+		}
+		if err := out.Encode(rep); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func check(path, script string) report {
+	rep := report{File: path}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	// As the apiserver hands objects to clients: JSON, integers as int64.
+	doc, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		rep.Error = fmt.Sprintf("parsing %s: %v", path, err)
+		return rep
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(doc); err != nil {
+		rep.Error = fmt.Sprintf("decoding %s: %v", path, err)
+		return rep
+	}
+
+	health, err := argoHealth(u, script)
+	if err != nil {
+		rep.Error = fmt.Sprintf("argocd health: %v", err)
+		return rep
+	}
+	rep.ArgoCD = health
+
+	res, err := status.Compute(u)
+	if err != nil {
+		rep.Error = fmt.Sprintf("kstatus: %v", err)
+		return rep
+	}
+	rep.KStatus = verdict{Status: res.Status.String(), Message: res.Message}
+	return rep
+}
+
+// argoHealth runs a health script as Argo CD runs one configured in argocd-cm.
+func argoHealth(u *unstructured.Unstructured, script string) (verdict, error) {
+	l := lua.NewState(lua.Options{SkipOpenLibs: true})
+	defer l.Close()
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.LoadLibName, lua.OpenPackage},
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+	} {
+		if err := l.CallByParam(lua.P{Fn: l.NewFunction(lib.open), NRet: 0, Protect: true},
+			lua.LString(lib.name)); err != nil {
+			return verdict{}, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.SetContext(ctx)
+	l.SetGlobal("obj", toLua(l, u.Object))
+	if err := l.DoString(script); err != nil {
+		return verdict{}, err
+	}
+	ret, ok := l.Get(-1).(*lua.LTable)
+	if !ok {
+		return verdict{}, fmt.Errorf("expect table output from Lua script, not %s", l.Get(-1).Type())
+	}
+	v := verdict{
+		Status:  lua.LVAsString(ret.RawGetString("status")),
+		Message: lua.LVAsString(ret.RawGetString("message")),
+	}
+	if !argoStatuses[v.Status] {
+		return verdict{Status: "Unknown", Message: "Lua returned an invalid health status"}, nil
+	}
+	return v, nil
+}
+
+// toLua converts a decoded JSON value the way Argo CD hands objects to Lua: objects become
+// tables keyed by string, arrays become 1-based sequences, numbers become Lua numbers.
+func toLua(l *lua.LState, value interface{}) lua.LValue {
+	switch v := value.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(v)
+	case string:
+		return lua.LString(v)
+	case float64:
+		return lua.LNumber(v)
+	case int64:
+		return lua.LNumber(v)
+	case int:
+		return lua.LNumber(v)
+	case []interface{}:
+		t := l.CreateTable(len(v), 0)
+		for _, item := range v {
+			t.Append(toLua(l, item))
+		}
+		return t
+	case map[string]interface{}:
+		t := l.CreateTable(0, len(v))
+		for key, item := range v {
+			t.RawSetString(key, toLua(l, item))
+		}
+		return t
+	}
+	return lua.LNil
+}
