@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="pgshift-bench-") as tmp, running_server() as server:
         folder = Path(tmp) / "drizzle"
-        write_folder(folder, generate(args.migrations), line, step_ms=1_000)
+        write_folder(folder, generate(args.migrations), line)
         print(f"{args.migrations} migrations ({line} layout), {args.rounds} rounds, "
               f"PostgreSQL on 127.0.0.1:{server.port}", flush=True)
 

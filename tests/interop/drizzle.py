@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +19,13 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from tests.helpers import PGSHIFT, run_pgshift, write_drizzle_folder, write_v1_folder
 from tests.pgserver import PG_BIN, PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tools" / "node"
 QUICKSTART = ROOT / "examples" / "quickstart"
 BREAKPOINT = "--> statement-breakpoint"
-#: the first `when` of generated folders: 2026-01-01T00:00:00Z, in milliseconds.
-BASE_MILLIS = 1_767_225_600_000
 
 Line = Literal["stable", "v1"]
 
@@ -57,36 +54,16 @@ class Spec:
     sql: str
 
 
-def write_folder(folder: Path, specs: Sequence[Spec], line: Line, *, start: int = BASE_MILLIS,
-                 step_ms: int = 60_000) -> list[str]:
-    """Write `specs` in drizzle-kit's layout for `line`; returns the migration names.
-
-    stable: `NNNN_name.sql` plus `meta/_journal.json` (`when` = start + i * step_ms, with a
-    sub-second part, as drizzle-kit writes it); v1: `<YYYYMMDDHHMMSS>_name/migration.sql` (one
-    folder per migration, seconds apart at least, as drizzle-kit 1.0 names them).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    names: list[str] = []
-    entries: list[dict[str, Any]] = []
-    for i, spec in enumerate(specs):
-        when = start + i * step_ms + 123
-        if line == "stable":
-            tag = f"{i:04d}_{spec.name}"
-            (folder / f"{tag}.sql").write_bytes(spec.sql.encode())
-            entries.append({"idx": i, "version": "7", "when": when, "tag": tag,
-                            "breakpoints": True})
-        else:
-            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(when // 1000))
-            tag = f"{stamp}_{spec.name}"
-            (folder / tag).mkdir()
-            (folder / tag / "migration.sql").write_bytes(spec.sql.encode())
-            (folder / tag / "snapshot.json").write_text("{}\n")
-        names.append(tag)
+def write_folder(folder: Path, specs: Sequence[Spec], line: Line) -> list[str]:
+    """Write `specs` in drizzle-kit's layout for `line` (tests/helpers.py's writers: stable
+    `NNNN_name.sql` + `meta/_journal.json`, v1 `<YYYYMMDDHHMMSS>_name/migration.sql`, one second
+    apart); returns the migration names in order."""
+    sqls, names = [s.sql for s in specs], [s.name for s in specs]
     if line == "stable":
-        (folder / "meta").mkdir(exist_ok=True)
-        journal = {"version": "7", "dialect": "postgresql", "entries": entries}
-        (folder / "meta" / "_journal.json").write_text(json.dumps(journal, indent=2))
-    return names
+        write_drizzle_folder(folder, sqls, names=names)
+        return [f"{i:04d}_{name}" for i, name in enumerate(names)]
+    write_v1_folder(folder, sqls, names=names)
+    return sorted(p.name for p in folder.iterdir() if (p / "migration.sql").is_file())
 
 
 def first_k(folder: Path, k: int, dest: Path) -> Path:
@@ -174,16 +151,13 @@ class CliResult:
 
 
 def pgshift_argv() -> list[str]:
-    """The installed `pgshift` console script of this interpreter's venv."""
-    script = Path(sys.executable).parent / "pgshift"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pgshift.cli"]
+    """The installed `pgshift` console script (tests/helpers.py's)."""
+    return [str(PGSHIFT)]
 
 
 def pgshift(url: str, *args: str, check: bool = True, timeout: float = 600) -> CliResult:
     """Run the real `pgshift` CLI as a process, the URL through `DATABASE_URL`."""
-    env = {**os.environ, "DATABASE_URL": url}
-    out = subprocess.run([*pgshift_argv(), *args], env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    out = run_pgshift(*args, database_url=url, timeout=timeout)
     result = CliResult(out.returncode, out.stdout, out.stderr)
     if check and out.returncode != 0:
         raise AssertionError(f"pgshift {' '.join(args)} exited {out.returncode}:\n"
