@@ -1,6 +1,8 @@
 """`python -m pgshift.controller`: the operator without the CLI (tests, debugging)."""
 
-from pgshift.controller.run import run
+import sys
+
+from pgshift.controller.run import main
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main(sys.argv[1:]))

@@ -208,8 +208,9 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         return memory.with_(plan=plan)
     memory = memory.with_(attempts=0, not_before="", failure=None)
     if job.action is Action.BACKUP:
+        result = {**result, **(result.get("backup") or {})}
         backup = {
-            "path": result.get("path") or job.notes.get("path", ""),
+            "path": result.get("file") or result.get("path") or job.notes.get("path", ""),
             "claimName": job.notes.get("claim", ""),
             "size": int(result.get("size") or 0),
             "sha256": str(result.get("sha256") or ""),
@@ -293,6 +294,9 @@ def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Fail
             generation=generation,
             digest=digest,
         )
+    findings = result.get("findings") or {}
+    if not f and int(findings.get("error") or 0):
+        f = {"code": "Lint", "message": f"{findings['error']} lint error(s): run `pgshift lint`"}
     code = str(f.get("code") or result.get("code") or "MigrationFailed")
     sqlstate = str(f.get("sqlstate") or "")
     retryable = (
@@ -597,8 +601,8 @@ def _backup(
     folder = f"{BACKUP_ROOT}/{obs.ref.namespace}/{obs.ref.name}"
     path = f"{folder}/{stamp}-{version}.dump"
     args = ["--to", path, "--keep", str(spec.backup.keep)]
-    for t in tables:
-        args += ["--tables", t]
+    if tables:
+        args += ["--tables", *tables]  # one flag, many values (argparse nargs="+")
     notes = {
         "generation": str(obs.ref.generation),
         "digest": plan.digest,

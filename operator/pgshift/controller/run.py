@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import kopf
@@ -39,3 +40,23 @@ def run(
         namespaces=chosen,
         liveness_endpoint=endpoint or None,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`pgshift operator [-n NS ...] [--liveness URL] [--log-format json|plain] [-v]`."""
+    parser = argparse.ArgumentParser(prog="pgshift operator")
+    parser.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch only these (repeatable)"
+    )
+    parser.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument("--liveness", default=None, help="kopf probe endpoint ('' = none)")
+    parser.add_argument("--log-format", choices=("json", "plain"), default=None)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv or [])
+    run(
+        [] if args.all_namespaces else args.namespace,
+        liveness=args.liveness,
+        verbose=args.verbose,
+        log_format=args.log_format,
+    )
+    return 0

@@ -43,6 +43,7 @@ class Reason(enum.StrEnum):
     COMPLETE = "Complete"
     # a human is needed.
     MIGRATION_FAILED = "MigrationFailed"
+    LINT_FAILED = "LintFailed"
     INVALID_SOURCE = "InvalidSource"
     SOURCE_TOO_LARGE = "SourceTooLarge"
     SOURCE_DRIFT = "SourceDrift"
@@ -88,6 +89,7 @@ REASONS: dict[Reason, Meaning] = {
     Reason.SUSPENDED: _WAITING,
     Reason.COMPLETE: Meaning(ready=True, complete=True, reconciling=False, stalled=False),
     Reason.MIGRATION_FAILED: _HUMAN,
+    Reason.LINT_FAILED: _HUMAN,
     Reason.INVALID_SOURCE: _HUMAN,
     Reason.SOURCE_TOO_LARGE: _HUMAN,
     Reason.SOURCE_DRIFT: _HUMAN,
@@ -110,6 +112,7 @@ RETRYABLE_CODES = frozenset(
 #: runner error codes -> the reason a failure of that kind stalls with.
 FAILURE_REASONS: dict[str, Reason] = {
     "MigrationFailed": Reason.MIGRATION_FAILED,
+    "Lint": Reason.LINT_FAILED,
     "Source": Reason.INVALID_SOURCE,
     "Parse": Reason.INVALID_SOURCE,
     "Directive": Reason.INVALID_SOURCE,

@@ -1,0 +1,376 @@
+"""The state machine, driven through whole scenarios and single transitions. No cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from pgshift.controller.api import Ref, parse_spec
+from pgshift.controller.config import Settings
+from pgshift.controller.machine import (
+    Action,
+    Decision,
+    JobPhase,
+    JobState,
+    Observed,
+    RolloutState,
+    SourceState,
+    decide,
+)
+from pgshift.controller.memory import Memory, from_status, user_status
+from pgshift.controller.status import REASONS, Reason
+
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+DIGEST = "sha256:" + "a" * 64
+REF = Ref("shop", "shop", "uid-1", 1)
+
+E1 = {"key": "e1-0", "migration": "0001_add", "phase": "expand", "destructive": False}
+B1 = {"key": "b1-0", "migration": "0002_fill", "phase": "backfill", "destructive": False}
+C1 = {
+    "key": "c1-0",
+    "migration": "0003_drop",
+    "phase": "contract",
+    "destructive": True,
+    "tables": ["public.users"],
+}
+E2 = {"key": "e2-0", "migration": "0004_more", "phase": "expand", "destructive": False}
+
+
+def spec(**over: Any):  # type: ignore[no-untyped-def]
+    body: dict[str, Any] = {
+        "database": {"urlSecretRef": {"name": "shop-db"}},
+        "source": {"configMap": {"name": "cm"}},
+        "backup": {"volume": {"claimName": "backups"}},
+    }
+    body.update(over)
+    return parse_spec(body)
+
+
+def observe(memory: Memory | None = None, **kw: Any) -> Observed:
+    base: dict[str, Any] = {
+        "ref": REF,
+        "spec": spec(),
+        "memory": memory or Memory(),
+        "now": NOW,
+        "settings": Settings(),
+        "source": SourceState(digest=DIGEST),
+    }
+    base.update(kw)
+    return Observed(**base)
+
+
+def plan_result(*steps: dict[str, Any], applied: int = 0) -> dict[str, Any]:
+    pending = sorted({s["migration"] for s in steps})
+    return {
+        "command": "plan",
+        "ok": True,
+        "sourceDigest": DIGEST,
+        "steps": list(steps),
+        "pending": pending,
+        "pendingCount": len(pending),
+        "appliedCount": applied,
+        "lastApplied": "0000_init" if applied else None,
+        "affectedTables": sorted(
+            {t for s in steps if s.get("destructive") for t in s.get("tables", [])}
+        ),
+    }
+
+
+def finished(d: Decision, result: dict[str, Any], ok: bool = True, **kw: Any) -> JobState:
+    """The Job the decision asked for, finished with this summary."""
+    assert d.run is not None
+    return JobState(
+        name=f"shop-{d.memory.seq}-{d.run.action.value}",
+        action=d.run.action,
+        phase=JobPhase.SUCCEEDED if ok else JobPhase.FAILED,
+        result=result,
+        notes=dict(d.run.notes),
+        **kw,
+    )
+
+
+def roundtrip(memory: Memory) -> Memory:
+    """Memory survives being written to status and read back (an operator restart)."""
+    status = {k: v for k, v in user_status(memory).items() if v is not None}
+    return from_status(status)
+
+
+def step(memory: Memory, **kw: Any) -> Decision:
+    return decide(observe(roundtrip(memory), **kw))
+
+
+def args_of(d: Decision) -> list[str]:
+    assert d.run is not None
+    return list(d.run.args)
+
+
+# --- whole scenarios ----------------------------------------------------------------------------
+
+
+def test_approval_flow_from_new_to_complete() -> None:
+    d = decide(observe())
+    assert d.run and d.run.action is Action.PLAN and d.reason is Reason.PLANNING
+    assert args_of(d) == ["--expect-digest", DIGEST]
+
+    d = step(d.memory, job=finished(d, plan_result(E1, B1, C1)))
+    assert d.run and d.run.action is Action.APPLY
+    args = args_of(d)
+    assert args[args.index("--stop-before") + 1] == "c1-0"
+    assert d.memory.current_step and d.memory.current_step["key"] == "e1-0"
+
+    d = step(d.memory, job=finished(d, {"ok": True, "appliedCount": 2, "pendingCount": 1}))
+    assert d.run and d.run.action is Action.PLAN  # always decide from a fresh plan
+
+    d = step(d.memory, job=finished(d, plan_result(C1, applied=2)))
+    assert d.run is None and d.reason is Reason.AWAITING_APPROVAL
+    assert REASONS[d.reason].ready and not REASONS[d.reason].complete
+    assert d.memory.gate and d.memory.gate["step"] == "c1-0"
+    assert "pgshift.dev/approve=0003_drop" in d.message
+
+    # approving: a backup first (destructive step, BeforeDestructive), of the affected tables.
+    approve = {"pgshift.dev/approve": "0003_drop"}
+    d = step(d.memory, annotations=approve)
+    assert d.run and d.run.action is Action.BACKUP and d.reason is Reason.BACKING_UP
+    args = args_of(d)
+    assert args[args.index("--tables") + 1] == "public.users"
+    assert args[1].startswith("/backups/shop/shop/20260102T030405Z-0000_init")
+    assert "0003_drop" in d.memory.approved
+
+    result = {
+        "ok": True,
+        "backup": {"file": args[1], "size": 1234, "sha256": "f" * 64, "time": "t"},
+    }
+    d = step(d.memory, annotations=approve, job=finished(d, result))
+    assert d.memory.last_backup and d.memory.last_backup["sha256"] == "f" * 64
+    assert (
+        d.memory.last_backup["size"] == 1234 and d.memory.last_backup["scope"] == "AffectedTables"
+    )
+    assert d.run and d.run.action is Action.APPLY
+    assert "--stop-before" not in args_of(d)
+    assert args_of(d)[args_of(d).index("--approve") + 1] == "0003_drop"
+
+    done = {"ok": True, "appliedCount": 3, "pendingCount": 0, "lastApplied": "0003_drop"}
+    d = step(d.memory, annotations=approve, job=finished(d, done))
+    assert d.run is None and d.reason is Reason.COMPLETE
+    assert d.memory.applied_version == "0003_drop"
+    # the approval acts once: another reconcile changes nothing.
+    again = step(d.memory, annotations=approve)
+    assert again.run is None and again.reason is Reason.COMPLETE and again.events == ()
+
+
+def test_expand_after_a_gated_contract_is_blocked_by_gate() -> None:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(C1, E2)))
+    assert d.run is None and d.reason is Reason.BLOCKED_BY_GATE
+    meaning = REASONS[d.reason]
+    assert not meaning.ready and not meaning.stalled
+    assert "e2-0" in d.message and "pgshift.dev/approve=0003_drop" in d.message
+
+
+def test_contract_immediately_runs_through_and_backs_up_first() -> None:
+    s = spec(contract={"after": "Immediately"}, safety={"destructive": "Allow"})
+    d = decide(observe(spec=s))
+    d = step(d.memory, spec=s, job=finished(d, plan_result(E1, C1)))
+    assert d.run and d.run.action is Action.BACKUP
+    d = step(
+        d.memory, spec=s, job=finished(d, {"ok": True, "backup": {"file": "/b", "sha256": "x"}})
+    )
+    assert d.run and d.run.action is Action.APPLY and "--stop-before" not in args_of(d)
+
+
+def test_backup_always_comes_before_anything_is_applied() -> None:
+    s = spec(backup={"when": "Always", "scope": "Database", "volume": {"claimName": "b"}})
+    d = decide(observe(spec=s))
+    d = step(d.memory, spec=s, job=finished(d, plan_result(E1)))
+    assert d.run and d.run.action is Action.BACKUP and "--tables" not in args_of(d)
+    d = step(d.memory, spec=s, job=finished(d, {"ok": True, "backup": {"file": "/b"}}))
+    assert d.run and d.run.action is Action.APPLY
+
+
+def test_backup_never() -> None:
+    s = spec(
+        backup={"when": "Never"}, contract={"after": "Immediately"}, safety={"destructive": "Allow"}
+    )
+    d = decide(observe(spec=s))
+    d = step(d.memory, spec=s, job=finished(d, plan_result(C1)))
+    assert d.run and d.run.action is Action.APPLY
+
+
+def test_rollout_gate_opens_on_a_newer_completed_rollout() -> None:
+    s = spec(contract={"after": "Rollout", "rollout": {"deployment": "web"}})
+    before = RolloutState(exists=True, generation=4, complete=True)
+    d = decide(observe(spec=s, rollout=before))
+    d = step(d.memory, spec=s, rollout=before, job=finished(d, plan_result(C1)))
+    assert d.reason is Reason.AWAITING_ROLLOUT and d.wake_after
+    assert d.memory.rollout_baseline == (1, 4)
+    # same generation: still closed; a newer one still rolling: closed.
+    assert step(d.memory, spec=s, rollout=before).reason is Reason.AWAITING_ROLLOUT
+    rolling = RolloutState(exists=True, generation=5, complete=False)
+    assert step(d.memory, spec=s, rollout=rolling).reason is Reason.AWAITING_ROLLOUT
+    # a completed rollout opens the contract gate; the destructive step still needs approval.
+    rolled = RolloutState(exists=True, generation=5, complete=True)
+    d2 = step(d.memory, spec=s, rollout=rolled)
+    assert d2.reason is Reason.AWAITING_APPROVAL and d2.memory.gate["type"] == "Destructive"
+    s_allow = replace(
+        s,
+        safety=replace(
+            s.safety, destructive=spec(safety={"destructive": "Allow"}).safety.destructive
+        ),
+    )
+    d3 = step(d.memory, spec=s_allow, rollout=rolled)
+    assert d3.run and d3.run.action is Action.BACKUP
+
+
+# --- failures, retries, actions -----------------------------------------------------------------
+
+
+def _failed_apply(retryable: bool = False, code: str = "MigrationFailed") -> Decision:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1)))
+    failure = {
+        "ok": False,
+        "failure": {
+            "code": code,
+            "migration": "0001_add",
+            "step": "e1-0",
+            "statement": "ALTER TABLE nope ADD x int",
+            "sqlstate": "42P01" if not retryable else "08006",
+            "message": 'relation "nope" does not exist',
+            "retryable": retryable,
+        },
+    }
+    return step(d.memory, job=finished(d, failure, ok=False))
+
+
+def test_sql_failure_stalls_with_sqlstate_and_retry_plans_again() -> None:
+    d = _failed_apply()
+    assert d.run is None and d.reason is Reason.MIGRATION_FAILED
+    assert REASONS[d.reason].stalled
+    assert d.memory.failure and d.memory.failure.sqlstate == "42P01"
+    assert "0001_add" in d.message and "42P01" in d.message
+    assert step(d.memory).reason is Reason.MIGRATION_FAILED  # stays until a human acts
+    r = step(d.memory, annotations={"pgshift.dev/retry": "1"})
+    assert r.run and r.run.action is Action.PLAN and r.memory.retry_seen == "1"
+    # the same retry value acts once
+    r2 = step(replace(d.memory, retry_seen="1"), annotations={"pgshift.dev/retry": "1"})
+    assert r2.reason is Reason.MIGRATION_FAILED
+
+
+def test_fixing_forward_with_a_new_source_clears_the_failure() -> None:
+    d = _failed_apply()
+    fixed = step(d.memory, source=SourceState(digest="sha256:" + "b" * 64))
+    assert fixed.run and fixed.run.action is Action.PLAN and fixed.memory.failure is None
+
+
+def test_mark_applied_runs_once() -> None:
+    d = _failed_apply()
+    m = step(d.memory, annotations={"pgshift.dev/mark-applied": "0001_add"})
+    assert m.run and m.run.action is Action.MARK_APPLIED and m.run.args == ("0001_add",)
+    assert m.memory.marked_applied == ("0001_add",)
+    after = step(
+        m.memory,
+        annotations={"pgshift.dev/mark-applied": "0001_add"},
+        job=finished(m, {"ok": True}),
+    )
+    assert after.run and after.run.action is Action.PLAN
+
+
+def test_retryable_failure_backs_off_then_gives_up() -> None:
+    d = _failed_apply(retryable=True, code="Connection")
+    assert d.reason is Reason.DATABASE_UNREACHABLE and d.wake_after == 10
+    assert not REASONS[d.reason].stalled and REASONS[d.reason].reconciling
+    later = step(d.memory, now=NOW + dt.timedelta(seconds=11))
+    assert later.run and later.run.action is Action.PLAN
+    spent = replace(d.memory, attempts=6)
+    assert step(spent).reason is Reason.RETRIES_EXHAUSTED
+
+
+def test_a_job_without_a_result_is_resumed() -> None:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1)))
+    lost = finished(d, {}, ok=False, reason="DeadlineExceeded")
+    lost = replace(lost, result=None)
+    r = step(d.memory, job=lost)
+    assert r.memory.failure and r.memory.failure.retryable and r.reason is Reason.RETRYING
+
+
+def test_missing_secret_is_reported_while_the_job_waits() -> None:
+    d = decide(observe())
+    waiting = JobState(
+        name="shop-0-plan",
+        action=Action.PLAN,
+        phase=JobPhase.RUNNING,
+        reason="CreateContainerConfigError",
+        message='secret "shop-db" not found',
+    )
+    r = step(d.memory, job=waiting)
+    assert r.run is None and r.reason is Reason.SECRET_NOT_FOUND
+    assert REASONS[r.reason].reconciling and not REASONS[r.reason].stalled
+    assert "shop-db" in r.message
+
+
+def test_a_new_generation_waits_for_the_running_job_then_replans() -> None:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1)))
+    running = JobState(
+        name="shop-1-apply", action=Action.APPLY, phase=JobPhase.RUNNING, notes=dict(d.run.notes)
+    )
+    gen2 = replace(REF, generation=2)
+    w = step(d.memory, ref=gen2, job=running)
+    assert w.run is None and w.reason is Reason.APPLYING and "new generation" in w.message
+    done = replace(running, phase=JobPhase.SUCCEEDED, result={"ok": True, "pendingCount": 0})
+    n = step(w.memory, ref=gen2, job=done)
+    assert n.run and n.run.action is Action.PLAN
+
+
+def test_configmap_edited_in_place_replans() -> None:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result()))
+    assert d.reason is Reason.COMPLETE
+    edited = step(d.memory, source=SourceState(digest="sha256:" + "c" * 64))
+    assert edited.run and edited.run.action is Action.PLAN
+
+
+def test_baseline_runs_when_its_migration_is_pending() -> None:
+    s = spec(baseline={"upTo": "0002_fill"})
+    d = decide(observe(spec=s))
+    d = step(d.memory, spec=s, job=finished(d, plan_result(E1, B1, E2)))
+    assert d.run and d.run.action is Action.BASELINE and d.run.args == ("--up-to", "0002_fill")
+    d = step(d.memory, spec=s, job=finished(d, {"ok": True}))
+    assert d.run and d.run.action is Action.PLAN
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"spec_problem": "spec.job.image 'x' is not allowed"}, Reason.INVALID_SPEC),
+        ({"conflict": "other"}, Reason.TRACKING_CONFLICT),
+        (
+            {"source": SourceState(problem="SourceTooLarge", message="too big")},
+            Reason.SOURCE_TOO_LARGE,
+        ),
+        ({"source": SourceState(problem="InvalidSource", message="bad")}, Reason.INVALID_SOURCE),
+        (
+            {"source": SourceState(problem="SourceNotFound", message="no cm")},
+            Reason.SOURCE_NOT_FOUND,
+        ),
+        ({"spec": spec(suspend=True)}, Reason.SUSPENDED),
+    ],
+)
+def test_nothing_runs_when(kw: dict[str, Any], reason: Reason) -> None:
+    d = decide(observe(**kw))
+    assert d.run is None and d.reason is reason
+
+
+def test_destructive_deny_stalls() -> None:
+    s = spec(safety={"destructive": "Deny"}, contract={"after": "Immediately"})
+    d = decide(observe(spec=s))
+    d = step(d.memory, spec=s, job=finished(d, plan_result(C1)))
+    assert d.reason is Reason.DESTRUCTIVE_DENIED and REASONS[d.reason].stalled
+
+
+def test_every_reason_has_a_meaning() -> None:
+    assert set(REASONS) == set(Reason)
