@@ -1,0 +1,156 @@
+"""Every rule: fires on its bad form with its id, line and docs; is silent on the safe form; can be
+allowed for one statement. Offline analysis: every table is assumed to exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgshift.safety import RULES, Severity, analyze
+from tests.unit.safety.helpers import KEY_CASE, migration
+
+ROOT = Path(__file__).resolve().parents[3]
+
+#: rule id -> (statements that break it, statements that do not); checked with rewrites off,
+#: so the rule itself is judged, not the rewrite that would fix the statement.
+CASES: dict[str, tuple[list[str], list[str]]] = {
+    "require-concurrent-index-creation": (
+        ["CREATE INDEX i ON t (a)", "CREATE UNIQUE INDEX i ON s.t (a)"],
+        ["CREATE INDEX CONCURRENTLY i ON t (a)"],
+    ),
+    "require-concurrent-index-deletion": (["DROP INDEX i"], ["DROP INDEX CONCURRENTLY i"]),
+    "constraint-missing-not-valid": (
+        ["ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+         "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)"],
+        ["ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id) NOT VALID",
+         "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
+         "ALTER TABLE t VALIDATE CONSTRAINT c"],
+    ),
+    "adding-not-nullable-field": (
+        ["ALTER TABLE t ADD COLUMN a int NOT NULL", "ALTER TABLE t ALTER COLUMN a SET NOT NULL"],
+        ["ALTER TABLE t ADD COLUMN a int NOT NULL DEFAULT 0", "ALTER TABLE t ADD COLUMN a int",
+         "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID;\n"
+         "ALTER TABLE t VALIDATE CONSTRAINT t_a_nn;\nALTER TABLE t ALTER COLUMN a SET NOT NULL"],
+    ),
+    "disallowed-unique-constraint": (
+        ["ALTER TABLE t ADD CONSTRAINT c UNIQUE (a)", "ALTER TABLE t ADD COLUMN a int UNIQUE"],
+        ["ALTER TABLE t ADD CONSTRAINT c UNIQUE USING INDEX c"],
+    ),
+    "adding-primary-key-constraint": (
+        ["ALTER TABLE t ADD PRIMARY KEY (id)"],
+        ["ALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_pkey"],
+    ),
+    "adding-field-with-volatile-default": (
+        ["ALTER TABLE t ADD COLUMN a uuid DEFAULT gen_random_uuid()",
+         "ALTER TABLE t ADD COLUMN id bigserial",
+         "ALTER TABLE t ADD COLUMN n int GENERATED ALWAYS AS (a + 1) STORED"],
+        ["ALTER TABLE t ADD COLUMN at timestamptz DEFAULT now()",
+         "ALTER TABLE t ADD COLUMN s text DEFAULT 'x'"],
+    ),
+    "changing-column-type": (["ALTER TABLE t ALTER COLUMN a TYPE bigint"], []),
+    "ban-drop-column": (["ALTER TABLE t DROP COLUMN a"], []),
+    "ban-drop-table": (["DROP TABLE t", "DROP TABLE IF EXISTS s.t, u CASCADE"],
+                       ["CREATE TABLE n (id int);\nDROP TABLE n"]),
+    "renaming-column": (["ALTER TABLE t RENAME COLUMN a TO b"], []),
+    "renaming-table": (["ALTER TABLE t RENAME TO u"], []),
+    "unbatched-backfill": (
+        ["UPDATE t SET n = n + 1", "UPDATE t SET a = 1 WHERE b > 0",
+         "UPDATE t SET a = u.a FROM u WHERE u.id = t.id AND t.a IS NULL"],
+        ["UPDATE t SET a = 1 WHERE a IS NULL", "-- pgshift:backfill\nUPDATE t SET n = n + 1"],
+    ),
+    "ban-vacuum-full": (["VACUUM FULL t", "VACUUM (FULL, ANALYZE) t", "CLUSTER t USING i"],
+                        ["VACUUM t", "VACUUM (ANALYZE) t"]),
+    "ban-reindex-without-concurrently": (
+        ["REINDEX TABLE t", "REINDEX INDEX i"],
+        ["REINDEX (CONCURRENTLY) TABLE t", "REINDEX TABLE CONCURRENTLY t"],
+    ),
+    "ban-truncate-cascade": (["TRUNCATE t CASCADE"], ["TRUNCATE t"]),
+    "transaction-nesting": (["BEGIN", "COMMIT"], []),
+    "ban-drop-database": (["DROP DATABASE old"], []),
+    "unclassified-statement": (["DO $$ BEGIN PERFORM 1; END $$"],
+                               ["-- pgshift:phase=expand\nDO $$ BEGIN PERFORM 1; END $$"]),
+}
+
+
+def test_every_rule_has_cases_and_a_docs_page() -> None:
+    assert set(CASES) == set(RULES)
+    for rule in RULES.values():
+        page = ROOT / rule.docs
+        assert page.is_file(), page
+        text = page.read_text()
+        assert text.startswith(f"# {rule.id}\n")
+        assert f"-- pgshift:allow={rule.id}" in text
+        assert f"Severity: **{rule.severity.value}**" in text
+    index = (ROOT / "docs/rules/README.md").read_text()
+    assert all(f"[{rid}]({rid}.md)" in index for rid in RULES)
+
+
+def test_rule_ids_are_kebab_case() -> None:
+    for rid in RULES:
+        assert rid == rid.lower() and " " not in rid and "_" not in rid
+
+
+BAD = [(rid, sql) for rid, (bad, _) in CASES.items() for sql in bad]
+GOOD = [(rid, sql) for rid, (_, good) in CASES.items() for sql in good]
+
+
+@pytest.mark.parametrize(("rule", "sql"), BAD, ids=[f"{r}:{s[:30]}" for r, s in BAD])
+def test_rule_fires_with_line_docs_and_help(rule: str, sql: str) -> None:
+    text = "SELECT 1;\n\n" + sql + ";\n"
+    findings = [f for f in analyze(migration(text), rewrite=False).findings if f.rule == rule]
+    assert len(findings) == 1, findings
+    f = findings[0]
+    assert f.path == "drizzle/0001_test.sql" and f.line == 3
+    assert f.severity is RULES[rule].severity
+    assert f.docs == f"docs/rules/{rule}.md"
+    assert f.message and f.help
+    assert f.as_dict()["rule"] == rule
+
+
+@pytest.mark.parametrize(("rule", "sql"), BAD, ids=[f"{r}:{s[:30]}" for r, s in BAD])
+def test_allow_directive_silences_exactly_that_rule(rule: str, sql: str) -> None:
+    text = f"-- pgshift:allow={rule}\n{sql};\n"
+    assert rule not in {f.rule for f in analyze(migration(text), rewrite=False).findings}
+
+
+@pytest.mark.parametrize(("rule", "sql"), GOOD, ids=[f"{r}:{s[:30]}" for r, s in GOOD])
+def test_rule_is_silent_on_the_safe_form(rule: str, sql: str) -> None:
+    findings = analyze(migration(sql + ";\n")).findings
+    assert rule not in {f.rule for f in findings}
+
+
+def test_statements_on_tables_created_in_the_run_are_not_judged() -> None:
+    sql = (
+        "CREATE TABLE n (id int, a int);\n"
+        "CREATE INDEX n_a ON n (a);\n"
+        "ALTER TABLE n ADD COLUMN b int NOT NULL;\n"
+        "ALTER TABLE n ADD CONSTRAINT n_a_key UNIQUE (a);\n"
+        "ALTER TABLE n ALTER COLUMN a TYPE bigint;\n"
+        "ALTER TABLE n DROP COLUMN b;\n"
+        "UPDATE n SET a = a + 1;\n"
+    )
+    assert analyze(migration(sql), rewrite=False).findings == ()
+
+
+def test_rewritten_statements_are_linted_after_rewriting() -> None:
+    assert analyze(migration(KEY_CASE)).findings == ()
+    # an unnamed constraint cannot be rewritten, so it is still reported.
+    unnamed = analyze(migration("ALTER TABLE t ADD UNIQUE (a);")).findings
+    assert [f.rule for f in unnamed] == ["disallowed-unique-constraint"]
+
+
+def test_what_the_user_sees_for_set_not_null() -> None:
+    (f,) = analyze(migration("ALTER TABLE t ALTER COLUMN a SET NOT NULL;"), rewrite=False).findings
+    assert f.as_dict() == {
+        "rule": "adding-not-nullable-field",
+        "severity": "error",
+        "message": "SET NOT NULL on t.a scans every row under an ACCESS EXCLUSIVE lock: reads and "
+                   "writes wait",
+        "path": "drizzle/0001_test.sql",
+        "line": 1,
+        "help": "ADD CONSTRAINT c CHECK (a IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c; "
+                "SET NOT NULL; DROP CONSTRAINT c (pgshift rewrites it so unless rewrite=false)",
+        "docs": "docs/rules/adding-not-nullable-field.md",
+    }
+    assert f.severity is Severity.ERROR
