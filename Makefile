@@ -8,7 +8,7 @@ NODE_DIR := tools/node
 APT_STAMP := $(VENV)/.apt-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv system-deps node-deps cluster-bin deps test test-unit test-integration test-e2e lint demo demo-cli clean
+.PHONY: all venv system-deps node-deps cluster-bin go-tools chart-check deps test test-unit test-integration test-e2e lint demo demo-cli clean
 
 all: test
 
@@ -40,7 +40,16 @@ node-deps: $(NODE_DIR)/node_modules/.installed
 cluster-bin: venv system-deps
 	$(PY) -m localcluster build
 
-deps: venv system-deps node-deps cluster-bin
+# helm, kubeconform, the gitops-check helper and kubeconform's schemas, pinned, cached outside
+# the work tree (tools/install-go-tools.sh is idempotent).
+go-tools: venv
+	tools/install-go-tools.sh >/dev/null
+
+deps: venv system-deps node-deps cluster-bin go-tools
+
+# helm lint + helm template | kubeconform -strict, kustomize manifests | kubeconform -strict.
+chart-check: go-tools
+	tools/chart-check.sh
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests localcluster bench
@@ -51,7 +60,7 @@ define run_pytest
 	$(VENV)/bin/pytest $(1) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 endef
 
-test: deps lint
+test: deps lint chart-check
 	$(call run_pytest,tests)
 
 test-unit: venv

@@ -80,7 +80,7 @@ end
 
 if not running and obj.spec ~= nil and obj.spec.suspend == true then
   hs.status = "Suspended"
-  hs.message = "spec.suspend is true: pgshift starts no Job"
+  hs.message = message(ready, "spec.suspend is true: pgshift starts no Job")
   return hs
 end
 

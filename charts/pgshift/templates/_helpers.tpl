@@ -57,37 +57,37 @@ app.kubernetes.io/part-of: pgshift
 
 {{/*
 The operator's namespaced permissions: the same rules in the ClusterRole (all namespaces) or in
-one Role per watched namespace. docs/rbac.md says why each one is needed. No Secrets: Jobs get
+one Role per watched namespace. docs/rbac.md says why each one is needed; the calls are in
+operator/pgshift/controller/kube.py (and kopf's own). No Secrets: Jobs get
 the database URL through secretKeyRef, which the kubelet resolves, not the operator.
 */}}
 {{- define "pgshift.namespacedRules" -}}
-# The Migration resources: watch them, patch kopf's progress annotations and the status.
+# The Migration resources: kopf watches them and patches its progress annotations on them.
 - apiGroups: ["pgshift.dev"]
   resources: ["migrations"]
   verbs: ["get", "list", "watch", "patch"]
+# Status and conditions.
 - apiGroups: ["pgshift.dev"]
   resources: ["migrations/status"]
-  verbs: ["get", "patch"]
-# Every database action is a Job: create it, follow it, remove it on retry.
+  verbs: ["patch"]
+# Every database action is a Job: create it and follow it (never updated or deleted: a retry is
+# a new Job; owner references let the garbage collector remove them with the Migration).
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-# Job Pods: termination message (the runner's summary) and progress lines (the log).
+  verbs: ["list", "watch", "create"]
+# Job Pods: the runner's termination message (its summary) and waiting reasons.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
-# Migration sources (ConfigMaps of SQL files): read to plan and to pin their digest.
+  verbs: ["list", "watch"]
+# Migration sources (ConfigMaps of SQL files): their digest, and a re-plan on an edit in place.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch"]
-# Rollout gates (spec.contract.after: Rollout) look at the named Deployment (polled, not watched).
+# Rollout gates (spec.contract.after: Rollout) read the named Deployment (polled, not watched).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
-# An Event for every step (kopf posts core/v1 Events).
+# An Event for every step.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

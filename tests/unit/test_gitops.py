@@ -1,0 +1,146 @@
+"""How Argo CD and Flux read a Migration, in every state: docs/gitops.md's table, computed.
+
+`tools/gitops-check` (Go, built once by tools/install-go-tools.sh and cached outside the work
+tree) runs `charts/pgshift/files/argocd-health.lua` with gopher-lua the way Argo CD runs a
+custom health check, and kstatus (what Flux uses) on each fixture. The table in docs/gitops.md
+is the expectation, so the documentation cannot drift from the behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pgshift.controller import status as controller_status
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "gitops" / "fixtures"
+LUA = ROOT / "charts" / "pgshift" / "files" / "argocd-health.lua"
+DOC = ROOT / "docs" / "gitops.md"
+
+
+def documented_states() -> dict[str, tuple[str, str]]:
+    """fixture file -> (Argo CD health, kstatus status), from docs/gitops.md's table."""
+    text = DOC.read_text()
+    block = text.split("<!-- gitops-states:begin -->", 1)[1].split("<!-- gitops-states:end -->")[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in block.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0].strip("`")] = (cells[3], cells[4])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def gitops_check() -> Path:
+    out = subprocess.run(
+        [str(ROOT / "tools" / "install-go-tools.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    binary = Path(out.stdout.strip().splitlines()[-1]) / "gitops-check"
+    assert binary.is_file(), out.stderr
+    return binary
+
+
+@pytest.fixture(scope="module")
+def verdicts(gitops_check: Path) -> dict[str, dict[str, Any]]:
+    files = sorted(FIXTURES.glob("*.yaml"))
+    out = subprocess.run(
+        [str(gitops_check), "-lua", str(LUA), *map(str, files)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    reports = [json.loads(line) for line in out.stdout.splitlines()]
+    return {Path(r["file"]).name: r for r in reports}
+
+
+def test_every_fixture_is_documented_and_every_documented_state_has_a_fixture() -> None:
+    assert sorted(documented_states()) == sorted(p.name for p in FIXTURES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("fixture", sorted(documented_states()))
+def test_argocd_and_flux_see_the_documented_state(
+    fixture: str, verdicts: dict[str, dict[str, Any]]
+) -> None:
+    argocd, kstatus = documented_states()[fixture]
+    report = verdicts[fixture]
+    assert (report["argocd"]["status"], report["kstatus"]["status"]) == (argocd, kstatus), report
+    # Both carry a message a person can act on.
+    assert report["argocd"]["message"]
+    assert report["kstatus"]["message"]
+
+
+def test_the_states_the_issue_names_are_all_covered() -> None:
+    states = documented_states()
+    # new, progressing, awaiting approval, blocked by a gate, failed, ready, complete, stale.
+    for name in (
+        "new",
+        "progressing",
+        "awaiting-approval",
+        "blocked-by-gate",
+        "failed",
+        "ready",
+        "complete",
+        "stale-generation",
+    ):
+        assert f"{name}.yaml" in states
+
+
+def test_ready_means_healthy_and_current_so_the_application_may_roll_out(
+    verdicts: dict[str, dict[str, Any]],
+) -> None:
+    """The contract Argo CD sync waves and Flux dependsOn rely on (docs/gitops.md)."""
+    for name, report in verdicts.items():
+        obj = yaml.safe_load((FIXTURES / name).read_text())
+        st = obj.get("status") or {}
+        fresh = st.get("observedGeneration") == obj["metadata"]["generation"]
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or ()
+        )
+        if fresh and ready:
+            assert report["argocd"]["status"] == "Healthy", name
+            assert report["kstatus"]["status"] == "Current", name
+        else:
+            assert report["argocd"]["status"] != "Healthy", name
+        if st and not (fresh and ready):
+            assert report["kstatus"]["status"] != "Current", name
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.yaml")), ids=lambda p: p.name)
+def test_fixture_conditions_follow_the_controllers_reason_table(path: Path) -> None:
+    """Fixtures are what pgshift writes: the four conditions from status.py's REASONS."""
+    obj = yaml.safe_load(path.read_text())
+    st = obj.get("status")
+    if not st:
+        return
+    reason = controller_status.Reason(st["phase"])
+    meaning = controller_status.REASONS[reason]
+    by_type = {c["type"]: c for c in st["conditions"]}
+    assert sorted(by_type) == sorted(controller_status.CONDITION_TYPES)
+    expected = {
+        controller_status.READY: meaning.ready,
+        controller_status.COMPLETE: meaning.complete,
+        controller_status.RECONCILING: meaning.reconciling,
+        controller_status.STALLED: meaning.stalled,
+    }
+    for ctype, value in expected.items():
+        cond = by_type[ctype]
+        assert cond["status"] == ("True" if value else "False"), (ctype, cond)
+        assert cond["reason"] == reason.value
+        assert cond["observedGeneration"] == st["observedGeneration"]
+
+
+def test_the_health_check_needs_no_library_argo_cd_leaves_closed() -> None:
+    """Argo CD opens only base, table and package for argocd-cm checks (no string, os, io)."""
+    code = "\n".join(
+        line for line in LUA.read_text().splitlines() if not line.lstrip().startswith("--")
+    )
+    assert not re.search(r"\b(string|os|io|debug|math)\.", code)
