@@ -54,6 +54,11 @@ CASES = [
     Case("foreign-key", "ALTER TABLE orders ADD CONSTRAINT orders_item_id_items_id_fk "
          "FOREIGN KEY (item_id) REFERENCES items(id) ON DELETE cascade ON UPDATE no action;",
          frozenset({"not-valid-constraint"})),
+    Case("guarded-foreign-key", "DO $$ BEGIN\n ALTER TABLE \"orders\" ADD CONSTRAINT "
+         "\"orders_item_id_items_id_fk\" FOREIGN KEY (\"item_id\") REFERENCES "
+         "\"public\".\"items\"(\"id\") ON DELETE no action ON UPDATE no action;\nEXCEPTION\n"
+         " WHEN duplicate_object THEN null;\nEND $$;",
+         frozenset({"guarded-not-valid-constraint"})),
     Case("check", "ALTER TABLE items ADD CONSTRAINT items_price_positive CHECK (price > 0);",
          frozenset({"not-valid-constraint"})),
     Case("set-not-null", "ALTER TABLE items ALTER COLUMN name SET NOT NULL;",

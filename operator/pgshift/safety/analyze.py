@@ -180,18 +180,23 @@ def _lint(
     ctx: Context,
     path: str,
 ) -> list[Finding]:
-    subject = Subject(node=node, planned=statement, on_existing=cls.on_existing, ctx=ctx)
+    subjects = [Subject(node=node, planned=statement, on_existing=cls.on_existing, ctx=ctx)]
+    if node is not None and not statement.rewrite:
+        # the statements inside a guarded DO block are judged as if written on their own.
+        subjects += [Subject(node=n, planned=statement, on_existing=e, ctx=ctx)
+                     for n, e in cls.inner]
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for rule in RULES.values():
         if rule.id in d.allow:
             continue
-        for v in rule.check(subject):
-            if (rule.id, v.message) in seen:
-                continue
-            seen.add((rule.id, v.message))
-            findings.append(Finding(
-                rule=rule.id, severity=v.severity or rule.severity, message=v.message,
-                path=path, line=statement.line, help=v.help, docs=rule.docs,
-            ))
+        for subject in subjects:
+            for v in rule.check(subject):
+                if (rule.id, v.message) in seen:
+                    continue
+                seen.add((rule.id, v.message))
+                findings.append(Finding(
+                    rule=rule.id, severity=v.severity or rule.severity, message=v.message,
+                    path=path, line=statement.line, help=v.help, docs=rule.docs,
+                ))
     return findings

@@ -20,6 +20,7 @@ from pglast.enums import ConstrType, ObjectType
 from pgshift.safety.context import Context
 from pgshift.safety.model import LockClass, Phase, TxMode
 from pgshift.safety.names import relation_name, render, table_key, written
+from pgshift.safety.plpgsql import guarded_statements
 
 E, B, C = Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT
 TX, AUTO = TxMode.TRANSACTION, TxMode.AUTOCOMMIT
@@ -39,6 +40,9 @@ class Classification:
     creates: tuple[str, ...] = ()
     #: the statement changes an existing table (not one created in this run).
     on_existing: bool = False
+    #: for a guarded-DDL DO block: the statements inside, each with its `on_existing`, so lint
+    #: judges them too.
+    inner: tuple[tuple[ast.Node, bool], ...] = ()
 
 
 def classify(node: ast.Node, ctx: Context) -> Classification:
@@ -359,6 +363,32 @@ def _fixed(phase: Phase, tx: TxMode, lock: LockClass, destructive: bool, summary
     return handler
 
 
+def _do(node: ast.DoStmt, ctx: Context) -> Classification:
+    statements = guarded_statements(node)
+    if not statements:
+        return Classification(C, TX, STRONG, False, "do block")
+    # classify what is inside as if it ran in order, on a scratch copy of what the run created.
+    scratch = Context(created=set(ctx.created), existing_tables=ctx.existing_tables,
+                      not_null_checks=set(ctx.not_null_checks))
+    parts: list[Classification] = []
+    for statement in statements:
+        part = classify(statement, scratch)
+        parts.append(part)
+        scratch.created.update(part.creates)
+    return Classification(
+        max((p.phase for p in parts), key=lambda p: p.rank),
+        # ALTER TYPE ... ADD VALUE inside still has to be committed before it is used.
+        AUTO if any(p.tx is AUTO for p in parts) else TX,
+        STRONG if any(p.lock is STRONG for p in parts) else WEAK,
+        any(p.destructive for p in parts),
+        "guarded " + "; ".join(p.summary for p in parts),
+        tables=tuple(dict.fromkeys(t for p in parts for t in p.tables)),
+        creates=tuple(k for p in parts for k in p.creates),
+        on_existing=any(p.on_existing for p in parts),
+        inner=tuple((st, p.on_existing) for st, p in zip(statements, parts, strict=True)),
+    )
+
+
 def _view(node: ast.ViewStmt, ctx: Context) -> Classification:
     name = written(*relation_name(node.view))
     # CREATE OR REPLACE of an existing view takes ACCESS EXCLUSIVE on it.
@@ -402,7 +432,7 @@ _HANDLERS: dict[type, Callable[[ast.Node, Context], Classification]] = {
     ast.AlterSystemStmt: _fixed(E, AUTO, WEAK, False, "alter system"),
     ast.CreatedbStmt: _fixed(E, AUTO, WEAK, False, "create database"),
     ast.DropdbStmt: _fixed(C, AUTO, STRONG, True, "drop database"),
-    ast.DoStmt: _fixed(C, TX, STRONG, False, "do block"),
+    ast.DoStmt: _do,
     ast.ViewStmt: _view,
     ast.CreateTrigStmt: _trigger_like("create trigger"),
     ast.CreatePolicyStmt: _trigger_like("create policy"),

@@ -12,11 +12,18 @@ from collections.abc import Callable
 
 from pglast import ast
 
-from pgshift.safety.rewrites import concurrent_index, not_valid, set_not_null, unique_using_index
+from pgshift.safety.rewrites import (
+    concurrent_index,
+    guarded_not_valid,
+    not_valid,
+    set_not_null,
+    unique_using_index,
+)
 from pgshift.safety.rewrites.base import Part
 
 REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
-    m.ID: m.rewrite for m in (concurrent_index, not_valid, set_not_null, unique_using_index)
+    m.ID: m.rewrite
+    for m in (concurrent_index, not_valid, set_not_null, unique_using_index, guarded_not_valid)
 }
 
 
