@@ -97,6 +97,10 @@ def session(
         check_session(conn, db)
         ms = int(settings.timeouts.statement_timeout * 1000)
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{ms}ms")))
+        # PostgreSQL >= 14: a backend whose client died (a SIGKILLed Job) notices within a
+        # second even mid-query or mid-lock-wait, rolls back and frees the migration lock.
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SET client_connection_check_interval = '1s'")
         yield conn, db
     finally:
         conn.close()

@@ -95,6 +95,14 @@ def redact_event(
     return event
 
 
+def event_first(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: `event` leads each JSON line, so `grep '"event": "step.'` reads well."""
+    name = event.pop("event", None)
+    return {"event": name, **event}
+
+
 def configure(output: str = "auto", *, stream: TextIO | None = None, level: str = "info") -> None:
     """JSON lines when asked (`--output json`) or when not on a terminal; readable otherwise.
 
@@ -114,6 +122,7 @@ def configure(output: str = "auto", *, stream: TextIO | None = None, level: str 
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_event,
+            event_first,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -1,0 +1,192 @@
+"""The pure planner: state (applied/pending/drifted, named problems) and step cutting."""
+
+import pytest
+
+from pgshift.engine.plan import (
+    State,
+    StopReason,
+    build_plan,
+    compare,
+    cut_steps,
+    select,
+)
+from pgshift.engine.tracking import Row
+from pgshift.errors import Drift, OutOfOrder, UnknownApplied, UnknownMigration, UsageError
+from pgshift.migrations import read_mapping
+from pgshift.safety.model import Analysis, LockClass, Phase, PlannedStatement, TxMode
+from pgshift.settings import Allow, DestructivePolicy, Selection
+
+
+def stable(*sqls: str):
+    import json
+
+    entries = [
+        {
+            "idx": i,
+            "version": "7",
+            "when": 1000 * (i + 1),
+            "tag": f"{i:04d}_m{i}",
+            "breakpoints": True,
+        }
+        for i in range(len(sqls))
+    ]
+    files = {
+        "_journal.json": json.dumps({"version": "7", "dialect": "postgresql", "entries": entries})
+    }
+    files.update({f"{i:04d}_m{i}.sql": s for i, s in enumerate(sqls)})
+    return read_mapping(files)
+
+
+def v1(*sqls: str):
+    return read_mapping({f"2025010100000{i}_m{i}.sql": s for i, s in enumerate(sqls)})
+
+
+def row(i: int, m, *, hash_: str | None = None, name: str | None = None) -> Row:
+    return Row(id=i, hash=hash_ or m.hash, created_at=m.when, name=name)
+
+
+def st(
+    sql: str, phase=Phase.EXPAND, tx=TxMode.TRANSACTION, destructive=False, index=0
+) -> PlannedStatement:
+    return PlannedStatement(
+        sql=sql,
+        phase=phase,
+        tx=tx,
+        lock=LockClass.STRONG,
+        destructive=destructive,
+        source_index=index,
+        line=1,
+        original_sql=sql,
+        summary=sql,
+    )
+
+
+def test_applied_pending_and_drift() -> None:
+    src = stable("select 1;", "select 2;", "select 3;")
+    m0, m1, _ = src.migrations
+    state = compare(src, [row(1, m0), row(2, m1, hash_="0" * 64)])
+    assert [s.state for s in state.migrations] == [State.APPLIED, State.DRIFTED, State.PENDING]
+    with pytest.raises(Drift) as info:
+        state.check(Allow())
+    assert "0001_m1" in info.value.message and "row id 2" in info.value.message
+    state.check(Allow(drift=True))
+
+
+def test_out_of_order_is_named_and_can_be_allowed() -> None:
+    src = stable("select 1;", "select 2;", "select 3;")
+    m0, _, m2 = src.migrations
+    state = compare(src, [row(1, m0), row(2, m2)])
+    with pytest.raises(OutOfOrder) as info:
+        state.check(Allow())
+    assert "0001_m1" in info.value.message
+    state.check(Allow(out_of_order=True))
+
+
+def test_rows_matching_no_file_are_unknown() -> None:
+    src = stable("select 1;")
+    (m0,) = src.migrations
+    state = compare(src, [row(1, m0), Row(id=2, hash="ab" * 32, created_at=99999)])
+    with pytest.raises(UnknownApplied) as info:
+        state.check(Allow())
+    assert "row id 2" in info.value.message
+    state.check(Allow(unknown=True))
+
+
+def test_v1_matches_by_name_and_nameless_rows_by_second() -> None:
+    src = v1("select 1;", "select 2;")
+    m0, m1 = src.migrations
+    state = compare(src, [Row(1, m0.hash, m0.when, m0.name), Row(2, m1.hash, m1.when + 500, None)])
+    assert [s.state for s in state.migrations] == [State.APPLIED, State.APPLIED]
+    assert not state.unknown_rows
+
+
+def test_steps_cut_by_phase_and_tx_and_keys_are_stable() -> None:
+    src = stable("x")
+    (m,) = src.migrations
+    steps = cut_steps(
+        m,
+        (
+            st("a"),
+            st("b"),
+            st("c", tx=TxMode.AUTOCOMMIT),
+            st("d", tx=TxMode.AUTOCOMMIT),
+            st("e", phase=Phase.BACKFILL, tx=TxMode.BATCHED),
+            st("f", phase=Phase.CONTRACT),
+            st("g", phase=Phase.CONTRACT),
+        ),
+    )
+    assert [[s.sql for s in step.statements] for step in steps] == [
+        ["a", "b"],
+        ["c"],
+        ["d"],
+        ["e"],
+        ["f", "g"],
+    ]
+    assert [s.key for s in steps] == [f"{m.hash[:12]}-{i}" for i in range(5)]
+    assert [s.last for s in steps] == [False, False, False, False, True]
+
+
+def test_empty_file_still_has_a_step() -> None:
+    (m,) = stable("-- nothing\n").migrations
+    steps = cut_steps(m, ())
+    assert len(steps) == 1 and steps[0].last
+
+
+def _plan(src, analyses, **kw):
+    state = compare(src, [])
+    by_name = dict(zip([m.name for m in src.migrations], analyses, strict=True))
+    return build_plan(src, state, lambda m, created: by_name[m.name], **kw)
+
+
+def test_selection_until_phase_stop_before_and_approval() -> None:
+    src = stable("a", "b")
+    p = _plan(
+        src,
+        [
+            Analysis((st("a"), st("b", phase=Phase.CONTRACT, destructive=True))),
+            Analysis((st("c"),)),
+        ],
+    )
+    run, stop = select(p, Selection(until_phase="expand"))
+    assert [s.index for s in run] == [0] and stop.reason is StopReason.UNTIL_PHASE
+    run, stop = select(p, Selection(stop_before=p.steps[2].key))
+    assert len(run) == 2 and stop.reason is StopReason.STOP_BEFORE
+    run, stop = select(p, Selection(destructive=DestructivePolicy.REQUIRE_APPROVAL))
+    assert len(run) == 1 and stop.reason is StopReason.NEEDS_APPROVAL
+    run, stop = select(
+        p,
+        Selection(
+            destructive=DestructivePolicy.REQUIRE_APPROVAL, approve=frozenset({p.steps[1].key})
+        ),
+    )
+    assert len(run) == 3 and stop.reason is StopReason.DONE
+    run, stop = select(
+        p, Selection(destructive=DestructivePolicy.DENY, approve=frozenset({"0000_m0"}))
+    )
+    assert len(run) == 1 and stop.reason is StopReason.NEEDS_APPROVAL
+    with pytest.raises(UsageError):
+        select(p, Selection(until_phase="later"))
+
+
+def test_target_limits_the_plan() -> None:
+    src = stable("a", "b", "c")
+    analyses = [Analysis((st(x),)) for x in "abc"]
+    p = _plan(src, analyses, target="0001_m1")
+    assert [s.migration.name for s in p.steps] == ["0000_m0", "0001_m1"]
+    assert p.beyond_target == ("0002_m2",)
+    assert select(p, Selection())[1].reason is StopReason.TARGET
+    with pytest.raises(UnknownMigration):
+        _plan(src, analyses, target="nope")
+
+
+def test_done_steps_are_left_out() -> None:
+    src = stable("a")
+    (m,) = src.migrations
+    state = compare(src, [])
+    p = build_plan(
+        src,
+        state,
+        lambda m, c: Analysis((st("a"), st("b", tx=TxMode.AUTOCOMMIT))),
+        done={f"{m.hash[:12]}-0"},
+    )
+    assert [s.index for s in p.steps] == [1]
