@@ -1,0 +1,480 @@
+"""`kubectl pgshift`: status tables and the action annotations, as a kubectl plugin.
+
+    kubectl pgshift status [NAME] [-n NS | -A]
+    kubectl pgshift approve NAME STEP_OR_MIGRATION
+    kubectl pgshift retry NAME
+    kubectl pgshift mark-applied NAME MIGRATION
+    kubectl pgshift backups NAME
+
+A thin layer: it reads Migration status and sets the annotations `pgshift.dev/approve`,
+`pgshift.dev/retry` and `pgshift.dev/mark-applied` (DESIGN.md, Actions) through `kubectl` itself,
+so it uses the same kubeconfig, context and credentials as the kubectl that runs it. Rendering
+is pure functions of the objects (tested in tests/unit/test_kubectl_plugin.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+RESOURCE = "migrations.pgshift.dev"
+ANNOTATION_RETRY = "pgshift.dev/retry"
+ANNOTATION_APPROVE = "pgshift.dev/approve"
+ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
+LABEL_MIGRATION = "pgshift.dev/migration"
+LABEL_ACTION = "pgshift.dev/action"
+CONDITION_TYPES = ("Ready", "Complete", "Reconciling", "Stalled")
+
+#: widest a table cell gets before it is cut with an ellipsis.
+MAX_CELL = 72
+
+
+class PluginError(Exception):
+    """A failure the plugin explains in one line (exit status 1)."""
+
+
+# --- rendering (pure) --------------------------------------------------------------------------
+
+
+def cut(text: str, width: int = MAX_CELL) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """kubectl-style columns: upper-case headers, left-aligned, three spaces apart."""
+    cells = [[str(h) for h in headers]] + [
+        ["" if c is None else str(c) for c in row] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def age(value: str | None, now: dt.datetime) -> str:
+    """kubectl's short ages: 45s, 12m, 5h, 3d."""
+    then = parse_time(value)
+    if then is None:
+        return "-"
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def human_size(size: Any) -> str:
+    if not isinstance(size, int | float):
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def conditions_of(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = obj.get("status") or {}
+    return {c.get("type", ""): c for c in status.get("conditions") or ()}
+
+
+def condition_status(obj: Mapping[str, Any], ctype: str) -> str:
+    cond = conditions_of(obj).get(ctype)
+    return str(cond.get("status", "Unknown")) if cond else "-"
+
+
+def is_stale(obj: Mapping[str, Any]) -> bool:
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    generation = (obj.get("metadata") or {}).get("generation")
+    return observed is None or (generation is not None and observed < generation)
+
+
+def phase_of(obj: Mapping[str, Any]) -> str:
+    status = obj.get("status") or {}
+    if not status:
+        return "(no status yet)"
+    phase = str(status.get("phase") or "-")
+    return f"{phase} (stale)" if is_stale(obj) else phase
+
+
+def gate_of(obj: Mapping[str, Any]) -> str:
+    gate = (obj.get("status") or {}).get("gate") or {}
+    if not gate:
+        return "-"
+    return f"{gate.get('type', '?')}: {gate.get('migration') or gate.get('step') or '?'}"
+
+
+def render_list(items: Sequence[Mapping[str, Any]], now: dt.datetime, namespaces: bool) -> str:
+    """`kubectl pgshift status`: one line per Migration."""
+    if not items:
+        return "No Migration found."
+    headers = ["NAME", "READY", "COMPLETE", "PHASE", "APPLIED", "PENDING", "GATE", "LAST BACKUP"]
+    headers.append("AGE")
+    if namespaces:
+        headers.insert(0, "NAMESPACE")
+    rows = []
+    for obj in sorted(
+        items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+    ):
+        meta, status = obj["metadata"], obj.get("status") or {}
+        backup = status.get("lastBackup") or {}
+        row = [
+            meta["name"],
+            condition_status(obj, "Ready"),
+            condition_status(obj, "Complete"),
+            phase_of(obj),
+            status.get("appliedVersion") or "-",
+            status.get("pendingCount", "-"),
+            gate_of(obj),
+            age(backup.get("time"), now) if backup else "-",
+            age(meta.get("creationTimestamp"), now),
+        ]
+        if namespaces:
+            row.insert(0, meta.get("namespace", ""))
+        rows.append(row)
+    return render_table(headers, rows)
+
+
+def _field(label: str, value: Any) -> str:
+    return f"{label + ':' if label else '':<14}{value}"
+
+
+def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
+    """`kubectl pgshift status NAME`: what it is doing, what holds it, what to do."""
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    name = meta["name"]
+    out = [f"Migration {meta.get('namespace', '')}/{name}"]
+    generation = meta.get("generation")
+    observed = status.get("observedGeneration")
+    described = "no status yet" if observed is None else f"status describes {observed}"
+    out.append(_field("Generation", f"{generation} ({described})"))
+    if is_stale(obj):
+        out.append(_field("Note", "pgshift has not acted on the latest spec yet"))
+    out.append(_field("Phase", status.get("phase") or "(no status yet)"))
+    source = spec.get("source") or {}
+    if (source.get("configMap") or {}).get("name"):
+        src = f"ConfigMap {source['configMap']['name']}"
+    elif (source.get("image") or {}).get("reference"):
+        src = f"image {source['image']['reference']}"
+    else:
+        src = "-"
+    if status.get("sourceDigest"):
+        src += f" ({cut(status['sourceDigest'], 19)})"
+    out.append(_field("Source", src))
+    applied = status.get("appliedVersion") or "-"
+    out.append(_field("Applied", f"{applied} ({status.get('appliedCount', 0)} migrations)"))
+    pending = list(status.get("pending") or [])
+    count = status.get("pendingCount", len(pending) if status else "-")
+    extra = count - len(pending) if isinstance(count, int) else 0
+    more = f", +{extra} more" if extra > 0 else ""
+    out.append(_field("Pending", f"{count}" + (f": {', '.join(pending)}{more}" if pending else "")))
+    contract = spec.get("contract") or {}
+    after = contract.get("after", "-")
+    if after == "Rollout":
+        after += f" of Deployment {(contract.get('rollout') or {}).get('deployment', '?')}"
+    out.append(_field("Contract", f"after {after}"))
+
+    conds = conditions_of(obj)
+    if conds:
+        out.append("")
+        rows = [
+            [
+                ctype,
+                conds[ctype].get("status", "?"),
+                conds[ctype].get("reason", ""),
+                age(conds[ctype].get("lastTransitionTime"), now),
+            ]
+            for ctype in CONDITION_TYPES
+            if ctype in conds
+        ]
+        out.append(render_table(["CONDITION", "STATUS", "REASON", "SINCE"], rows))
+        # pgshift gives every condition the same message; show each distinct one once.
+        messages: list[str] = []
+        for ctype in CONDITION_TYPES:
+            text = " ".join(str((conds.get(ctype) or {}).get("message") or "").split())
+            if text and text not in messages:
+                messages.append(text)
+        for text in messages:
+            lines = textwrap.wrap(text, width=100 - 14) or [""]
+            out.append(_field("Message", lines[0]))
+            out.extend(_field("", line) for line in lines[1:])
+
+    step = status.get("currentStep") or {}
+    if step:
+        out.append("")
+        text = f"{step.get('migration', '?')} [{step.get('phase', '?')}] {step.get('key', '')}"
+        if step.get("rows") is not None:
+            text += f" — {step['rows']} rows in {step.get('batches', 0)} batches"
+        out.append(_field("Current step", text))
+        if step.get("summary"):
+            out.append(_field("", cut(step["summary"], 100)))
+    gate = status.get("gate") or {}
+    if gate:
+        out.append("")
+        held = gate.get("migration") or gate.get("step") or "?"
+        kind, key = gate.get("type", "?"), gate.get("step", "?")
+        out.append(_field("Gate", f"{kind} holds {held} (step {key})"))
+        if gate.get("message"):
+            out.append(_field("", cut(gate["message"], 100)))
+        if gate.get("type") in ("Approval", "Destructive"):
+            out.append(_field("Approve with", f"kubectl pgshift approve {name} {held}"))
+    failure = status.get("failure") or {}
+    if failure:
+        out.append("")
+        what = failure.get("migration") or "-"
+        if failure.get("sqlstate"):
+            what += f" (SQLSTATE {failure['sqlstate']})"
+        out.append(_field("Failure", f"{failure.get('code', 'Failed')}: {what}"))
+        for key in ("statement", "message", "detail", "hint"):
+            if failure.get(key):
+                out.append(_field(f"  {key}", cut(failure[key], 100)))
+        if failure.get("job"):
+            out.append(_field("  job", failure["job"]))
+    backup = status.get("lastBackup") or {}
+    if backup:
+        out.append("")
+        out.append(_field("Last backup", backup.get("path", "-")))
+        out.append(
+            _field(
+                "",
+                f"{human_size(backup.get('size'))}, sha256 {str(backup.get('sha256', '-'))[:12]}…, "
+                f"{backup.get('scope', '-')}, {age(backup.get('time'), now)} ago"
+                + (f", claim {backup['claimName']}" if backup.get("claimName") else ""),
+            )
+        )
+    actions = status.get("actions") or {}
+    if actions:
+        out.append("")
+        done = []
+        if actions.get("approved"):
+            done.append("approved " + ", ".join(actions["approved"]))
+        if actions.get("markedApplied"):
+            done.append("marked applied " + ", ".join(actions["markedApplied"]))
+        if actions.get("retry"):
+            done.append(f"retry {actions['retry']}")
+        out.append(_field("Acted on", "; ".join(done)))
+    recovery = status.get("recovery") or []
+    if recovery:
+        out.append("")
+        out.append("What you can do:")
+        out.extend(f"  {line}" for line in recovery)
+    return "\n".join(out)
+
+
+def _summary_of(pod: Mapping[str, Any]) -> dict[str, Any]:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or ():
+        message = ((cs.get("state") or {}).get("terminated") or {}).get("message")
+        if message:
+            try:
+                data = json.loads(message)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+    return {}
+
+
+def _job_state(job: Mapping[str, Any]) -> str:
+    for cond in (job.get("status") or {}).get("conditions") or ():
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return str(cond["type"])
+    return "Running" if (job.get("status") or {}).get("active") else "Pending"
+
+
+def render_backups(
+    obj: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    now: dt.datetime,
+) -> str:
+    """`kubectl pgshift backups NAME`: the last backup in status and the backup Jobs still kept."""
+    status = obj.get("status") or {}
+    out = []
+    last = status.get("lastBackup") or {}
+    if last:
+        out.append(f"Last backup of {obj['metadata']['name']}:")
+        out.append(
+            render_table(
+                ["PATH", "SIZE", "SHA256", "SCOPE", "TAKEN", "CLAIM"],
+                [
+                    [
+                        last.get("path", "-"),
+                        human_size(last.get("size")),
+                        str(last.get("sha256", "-"))[:12],
+                        last.get("scope", "-"),
+                        age(last.get("time"), now) + " ago" if last.get("time") else "-",
+                        last.get("claimName", "-"),
+                    ]
+                ],
+            )
+        )
+    else:
+        out.append(f"No backup recorded for {obj['metadata']['name']}.")
+    pods_by_job: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        job_name = ((pod.get("metadata") or {}).get("labels") or {}).get("job-name")
+        if job_name:
+            pods_by_job.setdefault(job_name, []).append(pod)
+    rows = []
+    for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
+        name = job["metadata"]["name"]
+        info: dict[str, Any] = {}
+        for pod in pods_by_job.get(name, []):
+            info = (_summary_of(pod).get("backup") or {}) or info
+        rows.append(
+            [
+                name,
+                _job_state(job),
+                info.get("file", "-"),
+                human_size(info.get("size")),
+                str(info.get("sha256", "-"))[:12],
+                age(job["metadata"].get("creationTimestamp"), now),
+            ]
+        )
+    if rows:
+        out.append("")
+        out.append("Backup Jobs still kept:")
+        out.append(render_table(["JOB", "STATE", "FILE", "SIZE", "SHA256", "AGE"], rows))
+    out.append("")
+    out.append(
+        "Restore with: pgshift restore --from <path on the claim> (into an empty database, "
+        "or --clean)"
+    )
+    return "\n".join(out)
+
+
+# --- kubectl (thin) ----------------------------------------------------------------------------
+
+
+class Kubectl:
+    """Runs the kubectl that runs us (or $KUBECTL), with the user's namespace and context."""
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        context: str | None = None,
+        kubeconfig: str | None = None,
+    ) -> None:
+        self.binary = os.environ.get("KUBECTL", "kubectl")
+        self.namespace = namespace
+        self.globals: list[str] = []
+        if context:
+            self.globals += ["--context", context]
+        if kubeconfig:
+            self.globals += ["--kubeconfig", kubeconfig]
+
+    def run(self, *args: str, namespaced: bool = True) -> str:
+        cmd = [self.binary, *self.globals]
+        if namespaced and self.namespace:
+            cmd += ["--namespace", self.namespace]
+        cmd += list(args)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise PluginError(f"{self.binary} not found on PATH") from None
+        if done.returncode != 0:
+            raise PluginError(done.stderr.strip() or f"{' '.join(cmd)} failed")
+        return done.stdout
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        return dict(json.loads(self.run("get", *args, "-o", "json")))
+
+    def annotate(self, name: str, key: str, value: str) -> str:
+        return self.run("annotate", RESOURCE, name, f"{key}={value}", "--overwrite").strip()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def cmd_status(k: Kubectl, name: str | None, all_namespaces: bool) -> str:
+    if name:
+        return render_status(k.get_json(RESOURCE, name), _now())
+    if all_namespaces:
+        items = k.get_json(RESOURCE, "--all-namespaces")["items"]
+    else:
+        items = k.get_json(RESOURCE)["items"]
+    return render_list(items, _now(), namespaces=all_namespaces)
+
+
+def cmd_backups(k: Kubectl, name: str) -> str:
+    obj = k.get_json(RESOURCE, name)
+    selector = f"{LABEL_MIGRATION}={name},{LABEL_ACTION}=backup"
+    jobs = k.get_json("jobs", "-l", selector)["items"]
+    pods = k.get_json("pods", "-l", selector)["items"]
+    return render_backups(obj, jobs, pods, _now())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kubectl pgshift",
+        description="Status and actions for pgshift Migrations.",
+    )
+    p.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--kubeconfig", help="kubeconfig file")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("status", help="one Migration in detail, or a table of all of them")
+    s.add_argument("name", nargs="?")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    a = sub.add_parser("approve", help="open an Approval or Destructive gate")
+    a.add_argument("name")
+    a.add_argument("target", metavar="STEP_OR_MIGRATION")
+    r = sub.add_parser("retry", help="run a stalled Migration again")
+    r.add_argument("name")
+    m = sub.add_parser("mark-applied", help="record a migration you applied by hand")
+    m.add_argument("name")
+    m.add_argument("migration")
+    b = sub.add_parser("backups", help="the last backup and the backup Jobs")
+    b.add_argument("name")
+    for sp in (s, a, r, m, b):
+        # kubectl does not pass its own flags to plugins: accept them after the verb too.
+        sp.add_argument("-n", "--namespace", dest="sub_namespace", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    k = Kubectl(args.sub_namespace or args.namespace, args.context, args.kubeconfig)
+    try:
+        if args.command == "status":
+            print(cmd_status(k, args.name, args.all_namespaces))
+        elif args.command == "approve":
+            print(k.annotate(args.name, ANNOTATION_APPROVE, args.target))
+            print(f"pgshift will run the gated step(s) of {args.target}; follow with:")
+            print(f"  kubectl pgshift status {args.name}")
+        elif args.command == "retry":
+            # every value acts once: a fresh one asks for a fresh attempt.
+            print(k.annotate(args.name, ANNOTATION_RETRY, str(int(_now().timestamp()))))
+        elif args.command == "mark-applied":
+            print(k.annotate(args.name, ANNOTATION_MARK_APPLIED, args.migration))
+        elif args.command == "backups":
+            print(cmd_backups(k, args.name))
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

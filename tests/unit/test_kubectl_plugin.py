@@ -1,0 +1,201 @@
+"""`kubectl pgshift`: exactly what a person sees, rendered from the GitOps fixtures' objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pgshift import kubectl_plugin as plugin
+
+FIXTURES = Path(__file__).resolve().parents[1] / "gitops" / "fixtures"
+NOW = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.UTC)
+
+
+def fixture(name: str, *, rename: bool = False) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load((FIXTURES / f"{name}.yaml").read_text())
+    obj["metadata"]["creationTimestamp"] = "2026-11-26T09:00:00Z"
+    if rename:
+        obj["metadata"]["name"] = name
+    return obj
+
+
+def test_table_columns_are_aligned_like_kubectl() -> None:
+    assert plugin.render_table(["NAME", "READY"], [["a-long-name", "True"], ["b", None]]) == (
+        "NAME          READY\na-long-name   True\nb"
+    )
+
+
+def test_list_shows_one_line_per_migration() -> None:
+    names = ["new", "progressing", "awaiting-approval", "failed", "complete", "stale-generation"]
+    items = [fixture(n, rename=True) for n in names]
+    assert plugin.render_list(items, NOW, namespaces=False) == "\n".join(
+        [
+            "NAME                READY   COMPLETE   PHASE              APPLIED            PENDING"
+            "   GATE                         LAST BACKUP   AGE",
+            "awaiting-approval   True    False      AwaitingApproval   0003_add_email     1      "
+            "   Approval: 0004_drop_legacy   -             90m",
+            "complete            True    True       Complete           0004_drop_legacy   0      "
+            "   -                            28m           90m",
+            "failed              False   False      MigrationFailed    0002_orders        2      "
+            "   -                            -             90m",
+            "new                 -       -          (no status yet)    -                  -      "
+            "   -                            -             90m",
+            "progressing         False   False      Applying           -                  2      "
+            "   -                            -             90m",
+            "stale-generation    True    True       Complete (stale)   0004_drop_legacy   0      "
+            "   -                            28m           90m",
+        ]
+    )
+
+
+def test_list_with_all_namespaces_adds_the_namespace_column() -> None:
+    out = plugin.render_list([fixture("complete")], NOW, namespaces=True)
+    assert out.splitlines()[0].startswith("NAMESPACE   NAME   READY")
+    assert out.splitlines()[1].startswith("shop        shop   True")
+
+
+def test_list_of_nothing_says_so() -> None:
+    assert plugin.render_list([], NOW, namespaces=False) == "No Migration found."
+
+
+def test_status_of_a_failed_migration_names_the_failure_and_the_way_out() -> None:
+    assert plugin.render_status(fixture("failed"), NOW) == "\n".join(
+        [
+            "Migration shop/shop",
+            "Generation:   1 (status describes 1)",
+            "Phase:        MigrationFailed",
+            "Source:       ConfigMap shop-migrations-7c9f",
+            "Applied:      0002_orders (2 migrations)",
+            "Pending:      2: 0003_add_email, 0004_drop_legacy",
+            "Contract:     after Approval",
+            "",
+            "CONDITION     STATUS   REASON            SINCE",
+            "Ready         False    MigrationFailed   30m",
+            "Complete      False    MigrationFailed   30m",
+            "Reconciling   False    MigrationFailed   30m",
+            "Stalled       True     MigrationFailed   30m",
+            "Message:      0003_add_email failed: 23505 could not create unique index"
+            ' "users_email_key"',
+            "",
+            "Failure:      MigrationFailed: 0003_add_email (SQLSTATE 23505)",
+            "  statement:  ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email)",
+            "  message:    could not create unique index",
+            "",
+            "What you can do:",
+            "  kubectl annotate migration/shop pgshift.dev/retry=$(date +%s) --overwrite",
+            "  kubectl annotate migration/shop pgshift.dev/mark-applied=0003_add_email --overwrite",
+            "  fix forward: ship a corrected source (a new ConfigMap or image)",
+        ]
+    )
+
+
+def test_status_at_a_gate_says_how_to_approve() -> None:
+    out = plugin.render_status(fixture("awaiting-approval"), NOW)
+    assert "Gate:         Approval holds 0004_drop_legacy (step 9d81e0aa42c3-0)" in out
+    assert "Approve with: kubectl pgshift approve shop 0004_drop_legacy" in out
+
+
+def test_status_at_a_rollout_gate_names_the_deployment_and_offers_no_approval() -> None:
+    out = plugin.render_status(fixture("ready"), NOW)
+    assert "Contract:     after Rollout of Deployment web" in out
+    assert "Gate:         Rollout holds 0004_drop_legacy" in out
+    assert "Approve with" not in out
+
+
+def test_status_of_a_stale_or_new_resource_says_pgshift_has_not_caught_up() -> None:
+    assert "Note:         pgshift has not acted on the latest spec yet" in plugin.render_status(
+        fixture("stale-generation"), NOW
+    )
+    new = plugin.render_status(fixture("new"), NOW)
+    assert "Generation:   1 (no status yet)" in new
+    assert "Phase:        (no status yet)" in new
+
+
+def test_long_messages_wrap_under_their_label() -> None:
+    out = plugin.render_status(fixture("blocked-by-gate"), NOW).splitlines()
+    first = out.index(next(line for line in out if line.startswith("Message:")))
+    assert out[first + 1].startswith(" " * 14)
+    assert all(len(line) <= 100 for line in out)
+
+
+def test_backups_show_the_last_backup_and_the_backup_jobs() -> None:
+    summary = {
+        "command": "backup",
+        "ok": True,
+        "backup": {
+            "file": "/backups/shop/shop/20261126T100200Z-0003_add_email.dump",
+            "size": 48213,
+            "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+        },
+    }
+    job = {
+        "metadata": {"name": "shop-backup-4-0", "creationTimestamp": "2026-11-26T10:01:00Z"},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+    }
+    pod = {
+        "metadata": {"labels": {"job-name": "shop-backup-4-0"}},
+        "status": {
+            "containerStatuses": [
+                {"state": {"terminated": {"exitCode": 0, "message": json.dumps(summary)}}}
+            ]
+        },
+    }
+    assert plugin.render_backups(fixture("complete"), [job], [pod], NOW) == "\n".join(
+        [
+            "Last backup of shop:",
+            "PATH                                             SIZE       SHA256         SCOPE"
+            "            TAKEN     CLAIM",
+            "shop/shop/20261126T100200Z-0003_add_email.dump   47.1 KiB   2c26b46b68ff   "
+            "AffectedTables   28m ago   shop-db-backups",
+            "",
+            "Backup Jobs still kept:",
+            "JOB               STATE      FILE                                                 "
+            "     SIZE       SHA256         AGE",
+            "shop-backup-4-0   Complete   /backups/shop/shop/20261126T100200Z-0003_add_email.dump"
+            "   47.1 KiB   2c26b46b68ff   29m",
+            "",
+            "Restore with: pgshift restore --from <path on the claim> (into an empty database, "
+            "or --clean)",
+        ]
+    )
+
+
+def test_backups_without_any_backup_say_so() -> None:
+    out = plugin.render_backups(fixture("progressing"), [], [], NOW)
+    assert out.startswith("No backup recorded for shop.")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(5, "5s"), (119, "119s"), (600, "10m"), (3 * 3600, "3h"), (3 * 86400, "3d")],
+)
+def test_ages_read_like_kubectl(seconds: int, expected: str) -> None:
+    then = (NOW - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert plugin.age(then, NOW) == expected
+    assert plugin.age(None, NOW) == "-"
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(512, "512 B"), (48213, "47.1 KiB"), (5 * 1024**3, "5.0 GiB"), (None, "-")],
+)
+def test_sizes_are_human(size: int | None, expected: str) -> None:
+    assert plugin.human_size(size) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-n", "shop", "approve", "shop", "0004_drop_legacy"],
+        ["approve", "shop", "0004_drop_legacy", "-n", "shop"],
+    ],
+)
+def test_the_namespace_flag_works_before_or_after_the_verb(argv: list[str]) -> None:
+    args = plugin.parser().parse_args(argv)
+    assert (args.sub_namespace or args.namespace) == "shop"
+    assert (args.command, args.name, args.target) == ("approve", "shop", "0004_drop_legacy")
