@@ -126,7 +126,7 @@ def _plan(
         if not isinstance(node, ast.UpdateStmt) or not batchable(node):
             raise DirectiveError(
                 f"{path}:{source.line}: directive 'backfill' needs a single-table UPDATE without "
-                "FROM, RETURNING, WITH or WHERE CURRENT OF"
+                "an alias, FROM, RETURNING, WITH or WHERE CURRENT OF"
             )
         return [(node, planned(
             source.text, phase=d.phase or Phase.BACKFILL, tx=TxMode.BATCHED, lock=LockClass.WEAK,

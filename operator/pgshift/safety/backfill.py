@@ -17,9 +17,14 @@ from pgshift.safety.names import relation_name, render
 
 
 def batchable(node: ast.UpdateStmt) -> bool:
-    """One table, no FROM / RETURNING / WITH / WHERE CURRENT OF: the engine can add a key range."""
+    """One table, no FROM / RETURNING / WITH / WHERE CURRENT OF: the engine can add a key range.
+
+    An alias (`UPDATE t AS x ... WHERE x.a IS NULL`) is refused too: `Backfill` carries the
+    table, not the alias, so the engine's `UPDATE t SET ... WHERE (x.a IS NULL)` would not parse.
+    """
     return not (
-        node.fromClause
+        node.relation.alias is not None
+        or node.fromClause
         or node.returningClause
         or node.withClause
         or isinstance(node.whereClause, ast.CurrentOfExpr)

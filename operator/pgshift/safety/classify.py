@@ -273,7 +273,11 @@ def _rename(node: ast.RenameStmt, ctx: Context) -> Classification:
         summary = f"rename {kind} {table} to {node.newname}"
     tables = (table,) if node.relation is not None else ()
     if not existing:
-        return Classification(E, TX, WEAK, False, summary, tables=tables)
+        # a new table renamed is still new under its new name.
+        creates = ()
+        if rt == ObjectType.OBJECT_TABLE and node.relation is not None:
+            creates = (table_key(node.relation.schemaname or None, node.newname),)
+        return Classification(E, TX, WEAK, False, summary, tables=tables, creates=creates)
     # a rename breaks every query of the old application version that uses the old name.
     return Classification(C, TX, STRONG, True, summary, tables=tables, on_existing=True)
 

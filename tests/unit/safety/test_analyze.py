@@ -131,3 +131,22 @@ def test_analyze_all_chains_created_tables() -> None:
     second = migration("CREATE INDEX x_id ON x (id);", name="0002_b")
     _, b = analyze_all([first, second])
     assert b.statements[0].rewrite == "" and b.findings == ()
+
+
+def test_a_renamed_new_table_stays_new() -> None:
+    sql = "CREATE TABLE a (id int);\nALTER TABLE a RENAME TO b;\nCREATE INDEX b_id ON b (id);\n"
+    a = analyze(migration(sql))
+    assert a.statements[2].rewrite == "" and a.findings == ()
+    assert a.created_tables == {"a", "b"}
+
+
+def test_backfill_directive_on_an_update_it_cannot_batch_is_an_error() -> None:
+    import pytest
+
+    from pgshift.errors import DirectiveError
+
+    sql = "SELECT 1;\n-- pgshift:backfill\nUPDATE t SET a = u.a FROM u WHERE u.id = t.id;\n"
+    with pytest.raises(DirectiveError, match=r"0001_test.sql:3: directive 'backfill' needs"):
+        analyze(migration(sql))
+    with pytest.raises(DirectiveError, match=r"0001_test.sql:2: directive 'backfill' needs"):
+        analyze(migration("-- pgshift:backfill\nDELETE FROM t;"))

@@ -44,6 +44,7 @@ def test_idempotent_guards(sql: str) -> None:
         "WITH x AS (SELECT 1) UPDATE t SET a = 1 WHERE a IS NULL",
         "UPDATE t SET (a, b) = (1, 2) WHERE a IS NULL",
         "UPDATE t SET a[1] = 1 WHERE a IS NULL",
+        "UPDATE t AS x SET a = 1 WHERE x.a IS NULL",
     ],
 )
 def test_not_idempotent(sql: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 from pglast import parse_sql
 
 from pgshift.safety import analyze
-from pgshift.safety.names import MAX_IDENTIFIER_BYTES, invent
+from pgshift.safety.names import MAX_IDENTIFIER_BYTES, invent, render
 from pgshift.safety.rewrites.set_not_null import constraint_name
 from tests.unit.safety.helpers import migration
 
@@ -33,8 +33,6 @@ def test_rewritten_sql_reparses_to_what_was_built(sql: str) -> None:
     for s in a.statements:
         (raw,) = parse_sql(s.sql)
         # printing the re-parsed tree gives the same text: nothing was lost in printing.
-        from pgshift.safety.names import render
-
         assert render(raw.stmt) == s.sql
         assert s.original_sql == sql and s.source_index == 0 and s.line == 1
     assert a.findings == ()

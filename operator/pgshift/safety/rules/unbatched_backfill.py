@@ -16,8 +16,8 @@ def check(s: Subject) -> Iterator[Violation]:
     if not isinstance(node, ast.UpdateStmt) or not s.on_existing or s.planned.tx is TxMode.BATCHED:
         return
     table = node.relation.relname
-    if node.fromClause or node.returningClause or node.withClause:
-        why = "it has FROM, RETURNING or WITH, which pgshift does not batch"
+    if node.fromClause or node.returningClause or node.withClause or node.relation.alias:
+        why = "it has an alias, FROM, RETURNING or WITH, which pgshift does not batch"
         help_ = "write it as a single-table UPDATE with a guard, or run it as written (allow)"
     elif idempotent(node):
         why = "pgshift would batch it, but rewrites are off for it"
