@@ -285,10 +285,8 @@ def _container_security() -> dict[str, Any]:
 
 
 def _resources(spec: MigrationSpec) -> dict[str, Any]:
-    return dict(spec.job.resources) or {
-        "requests": {"cpu": "50m", "memory": "128Mi"},
-        "limits": {"memory": "512Mi"},
-    }
+    # none unless asked for: the namespace's LimitRange (if any) decides, as for any Pod.
+    return dict(spec.job.resources)
 
 
 def notes_of(job: Mapping[str, Any]) -> dict[str, str]:

@@ -155,7 +155,9 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
             kube.post_event(body, ev.type, ev.reason, ev.message)
         except Exception:  # an Event is worth a log line, never a failed reconcile.
             log.warning("could not post event %s on %s/%s", ev.reason, namespace, name)
-    log.info("%s/%s: %s: %s", namespace, name, decision.reason.value, decision.message)
+    # one line per change; repeated reconciles that change nothing stay at debug level.
+    level = logging.INFO if patch else logging.DEBUG
+    log.log(level, "%s/%s: %s: %s", namespace, name, decision.reason.value, decision.message)
     return decision.wake_after
 
 
