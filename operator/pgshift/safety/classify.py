@@ -19,7 +19,7 @@ from pglast.enums import ConstrType, ObjectType
 
 from pgshift.safety.context import Context
 from pgshift.safety.model import LockClass, Phase, TxMode
-from pgshift.safety.names import relation_name, render, table_key, written
+from pgshift.safety.names import index_name, relation_name, render, table_key, written
 from pgshift.safety.plpgsql import guarded_statements
 
 E, B, C = Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT
@@ -109,16 +109,17 @@ def _create_index(node: ast.IndexStmt, ctx: Context) -> Classification:
     table = written(schema, name)
     what = "unique index" if node.unique else "index"
     summary = f"create {what} {node.idxname or ''} on {table}".replace("  ", " ")
+    qualified = index_name(node.relation, node.idxname)
     if node.concurrent:
         return Classification(
-            E, AUTO, WEAK, False, summary, tables=(table,), index_name=node.idxname,
+            E, AUTO, WEAK, False, summary, tables=(table,), index_name=qualified,
             on_existing=ctx.exists(schema, name),
         )
     existing = ctx.exists(schema, name)
     # a plain CREATE INDEX takes SHARE: it blocks writes for the whole build.
     return Classification(
         E, TX, STRONG if existing else WEAK, False, summary, tables=(table,),
-        index_name=node.idxname, on_existing=existing,
+        index_name=qualified, on_existing=existing,
     )
 
 

@@ -147,7 +147,8 @@ class PlannedStatement:
     rewrite: str = ""
     #: tables the statement changes (schema-qualified when written so).
     tables: tuple[str, ...] = ()
-    #: for CREATE INDEX CONCURRENTLY: the index to drop if a failed build left it INVALID.
+    #: for CREATE INDEX CONCURRENTLY: the index to drop if a failed build left it INVALID;
+    #: `schema.name` when the table is schema-qualified (an index lives in its table's schema).
     index_name: str | None = None
     backfill: Backfill | None = None
     #: a short human description: "add column projects.slug".

@@ -56,6 +56,13 @@ def table_key(schema: str | None, name: str) -> str:
     return name if schema in (None, "public") else f"{schema}.{name}"
 
 
+def index_name(rv: ast.RangeVar, name: str | None) -> str | None:
+    """An index lives in its table's schema: `app.items_name_idx` when the table is `app.items`."""
+    if not name:
+        return None
+    return f"{rv.schemaname}.{name}" if rv.schemaname else name
+
+
 def invent(*parts: str) -> str:
     """A deterministic identifier from `parts`, at most 63 bytes.
 

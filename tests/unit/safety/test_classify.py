@@ -118,3 +118,11 @@ def test_alter_table_with_several_commands_takes_the_latest_phase() -> None:
     (s,) = analyze(migration("ALTER TABLE t ADD COLUMN b int, DROP COLUMN a;")).statements
     assert s.phase.value == "contract" and s.destructive
     assert s.summary == "add column t.b; drop column t.a"
+
+
+def test_index_name_is_qualified_like_its_table() -> None:
+    plan = analyze(migration(
+        "CREATE INDEX i ON app.t (a);\nALTER TABLE app.t ADD CONSTRAINT k UNIQUE (a);\n"
+        "CREATE INDEX CONCURRENTLY j ON t (a);\n"
+    )).statements
+    assert [s.index_name for s in plan] == ["app.i", "app.k", None, "j"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pglast import ast
 
 from pgshift.safety.model import LockClass, TxMode
+from pgshift.safety.names import index_name
 from pgshift.safety.rewrites.base import Part, copy
 
 ID = "concurrent-index"
@@ -20,5 +21,5 @@ def rewrite(node: ast.Node) -> list[Part] | None:
     return [
         Part(new, TxMode.AUTOCOMMIT, LockClass.WEAK,
              f"create {what} {node.idxname or ''} concurrently on {table}".replace("  ", " "),
-             index_name=node.idxname, index_unique=bool(node.unique)),
+             index_name=index_name(node.relation, node.idxname), index_unique=bool(node.unique)),
     ]

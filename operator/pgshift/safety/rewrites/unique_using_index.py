@@ -12,6 +12,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, SortByDir, SortByNulls
 
 from pgshift.safety.model import LockClass, TxMode
+from pgshift.safety.names import index_name
 from pgshift.safety.rewrites.base import Part, alter, single_cmd
 
 ID = "unique-using-index"
@@ -53,7 +54,7 @@ def rewrite(node: ast.Node) -> list[Part] | None:
     return [
         Part(index, TxMode.AUTOCOMMIT, LockClass.WEAK,
              f"create unique index {name} concurrently on {table}",
-             index_name=name, index_unique=True),
+             index_name=index_name(rv, name), index_unique=True),
         Part(alter(rv, ast.AlterTableCmd(subtype=AlterTableType.AT_AddConstraint, def_=using)),
              TxMode.TRANSACTION, LockClass.STRONG, f"add unique {name} using index on {table}"),
     ]
