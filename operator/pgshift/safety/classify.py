@@ -73,11 +73,17 @@ def _create_table(node: ast.CreateStmt, ctx: Context) -> Classification:
     # lock the parent: then waiting for that lock blocks the application, so bound the wait.
     lock = WEAK
     for rv in _referenced_tables(node):
-        if ctx.exists(*relation_name(rv)):
+        other = relation_name(rv)
+        if table_key(*other) != table_key(schema, name) and ctx.exists(*other):
             lock = STRONG
+    creates = (table_key(schema, name),)
+    if node.if_not_exists and (ctx.existing_tables is None or ctx.existing_tables(schema, name)):
+        # IF NOT EXISTS of a table that may already hold rows: do not treat it as new and empty
+        # (offline, assume it exists: the rewrites that follow are safe either way).
+        creates = ()
     return Classification(
         E, TX, lock, False, f"create table {written(schema, name)}",
-        tables=(written(schema, name),), creates=(table_key(schema, name),),
+        tables=(written(schema, name),), creates=creates,
     )
 
 

@@ -150,3 +150,18 @@ def test_backfill_directive_on_an_update_it_cannot_batch_is_an_error() -> None:
         analyze(migration(sql))
     with pytest.raises(DirectiveError, match=r"0001_test.sql:2: directive 'backfill' needs"):
         analyze(migration("-- pgshift:backfill\nDELETE FROM t;"))
+
+
+def test_create_table_if_not_exists_of_an_existing_table_is_not_new() -> None:
+    sql = "CREATE TABLE IF NOT EXISTS users (id int);\nCREATE INDEX users_id ON users (id);\n"
+    offline = analyze(migration(sql))
+    assert offline.statements[1].rewrite == "concurrent-index"
+    assert offline.created_tables == frozenset()
+    fresh = analyze(migration(sql), existing_tables=lambda schema, name: False)
+    assert fresh.statements[1].rewrite == "" and fresh.created_tables == {"users"}
+
+
+def test_a_self_reference_does_not_make_create_table_strong() -> None:
+    (s,) = analyze(migration("CREATE TABLE n (id int PRIMARY KEY, parent int REFERENCES n);"
+                             )).statements
+    assert s.lock is LockClass.WEAK
