@@ -36,6 +36,10 @@ CONTROLLERS = (
     "persistentvolume-binder-controller",
     "persistentvolume-protection-controller",
     "persistentvolumeclaim-protection-controller",
+    # Deployments -> ReplicaSets -> Pods: the operator's own Deployment runs in-cluster in the
+    # install e2e tests, and Rollout gates follow a Deployment's rollout.
+    "deployment-controller",
+    "replicaset-controller",
 )
 
 SERVICE_CIDR = "10.0.0.0/24"
