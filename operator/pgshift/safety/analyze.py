@@ -44,6 +44,7 @@ def analyze(
     existing_tables: ExistingTables | None = None,
     created_before: frozenset[str] = frozenset(),
     rewrite: bool = True,
+    after_gate: bool = False,
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
@@ -51,9 +52,15 @@ def analyze(
     not created in this run is assumed to exist). `created_before` holds the `created_tables` of
     the run's earlier migrations. `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`)
     runs every statement as written, UPDATEs included, unless a directive asks for a backfill.
+    `after_gate`: an earlier migration of the run has a contract statement (its `gated`).
+
+    A table created in the run is new (empty, private: statements on it run as written) only
+    until the run's first contract statement: everything after that waits for the gate, and
+    once the gate opens the new application version may already be writing to the table.
     Raises ParseError / DirectiveError naming `path:line`.
     """
-    ctx = Context(created=set(created_before), existing_tables=existing_tables)
+    ctx = Context(created=set(created_before), existing_tables=existing_tables,
+                  gated=after_gate)
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -64,10 +71,12 @@ def analyze(
             planned.append(statement)
             findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
             _remember(node, ctx)
+            if statement.phase is Phase.CONTRACT:
+                ctx.gated = True
         for key in cls.creates:
             ctx.created.add(key)
             created_here.add(key)
-    return Analysis(tuple(planned), tuple(findings), frozenset(created_here))
+    return Analysis(tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated)
 
 
 def analyze_all(
@@ -80,12 +89,14 @@ def analyze_all(
     """Analyse a run's migrations in order, each knowing the tables the earlier ones create."""
     overrides = overrides or {}
     created: frozenset[str] = frozenset()
+    gated = False
     result: list[Analysis] = []
     for migration in migrations:
         analysis = analyze(migration, override=overrides.get(migration.name),
                            existing_tables=existing_tables, created_before=created,
-                           rewrite=rewrite)
+                           rewrite=rewrite, after_gate=gated)
         created |= analysis.created_tables
+        gated = analysis.gated
         result.append(analysis)
     return result
 
@@ -93,9 +104,16 @@ def analyze_all(
 def lint(
     source: Source | Iterable[Migration], overrides: Mapping[str, Directives] | None = None
 ) -> list[Finding]:
-    """Every finding of every migration, offline (as `pgshift lint` shows them)."""
+    """Every finding of every migration, offline, each file judged on its own.
+
+    Like squawk, a table is new only in the file that creates it: when a migration is deployed,
+    the ones before it are normally applied already and their tables hold rows. (Chaining
+    `created_tables` through the whole source would treat every table the project ever created
+    as new, and find nothing wrong with, say, a type change of a users table from 0000.)
+    """
+    overrides = overrides or {}
     migrations = source.migrations if isinstance(source, Source) else source
-    return [f for a in analyze_all(migrations, overrides=overrides) for f in a.findings]
+    return [f for m in migrations for f in analyze(m, override=overrides.get(m.name)).findings]
 
 
 # --- planning ----------------------------------------------------------------------------------

@@ -380,7 +380,7 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
         return Classification(C, TX, STRONG, False, "do block")
     # classify what is inside as if it ran in order, on a scratch copy of what the run created.
     scratch = Context(created=set(ctx.created), existing_tables=ctx.existing_tables,
-                      not_null_checks=set(ctx.not_null_checks))
+                      not_null_checks=set(ctx.not_null_checks), gated=ctx.gated)
     parts: list[Classification] = []
     for statement in statements:
         part = classify(statement, scratch)

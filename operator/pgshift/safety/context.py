@@ -17,13 +17,17 @@ class Context:
     #: table keys (`names.table_key`) created earlier in this run, this migration included.
     created: set[str] = field(default_factory=set)
     existing_tables: ExistingTables | None = None
+    #: the run has passed a contract statement: what follows runs after the gate, when the new
+    #: application version may already use the tables this run created, so none is new any more.
+    gated: bool = False
     #: (table key, column) with a `CHECK (col IS NOT NULL)` added earlier in this run: a later
     #: SET NOT NULL on it skips the scan once the check is validated.
     not_null_checks: set[tuple[str, str]] = field(default_factory=set)
 
     def is_new(self, schema: str | None, name: str) -> bool:
-        """Created earlier in this run: empty and private, so its statements run as written."""
-        return table_key(schema, name) in self.created
+        """Created earlier in this run (before its gate): empty and private, so its statements
+        run as written."""
+        return not self.gated and table_key(schema, name) in self.created
 
     def exists(self, schema: str | None, name: str) -> bool:
         """An existing table that may hold rows and serve traffic: rewrites and lint apply.

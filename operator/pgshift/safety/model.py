@@ -168,3 +168,7 @@ class Analysis:
     findings: tuple[Finding, ...] = field(default=())
     #: tables this migration creates (so later rewrites treat them as new and empty).
     created_tables: frozenset[str] = frozenset()
+    #: the run has reached a contract statement by the end of this migration (this one or an
+    #: earlier one, via `analyze(after_gate=...)`): pass it as `after_gate` to the next one, so
+    #: tables created earlier in the run stop counting as new and empty.
+    gated: bool = False

@@ -165,3 +165,34 @@ def test_a_self_reference_does_not_make_create_table_strong() -> None:
     (s,) = analyze(migration("CREATE TABLE n (id int PRIMARY KEY, parent int REFERENCES n);"
                              )).statements
     assert s.lock is LockClass.WEAK
+
+
+def test_tables_created_in_the_run_stop_being_new_after_the_gate() -> None:
+    sql = (
+        "CREATE TABLE t (id int, a int);\n"
+        "CREATE INDEX t_a ON t (a);\n"            # before the gate: private, as written
+        "ALTER TABLE old DROP COLUMN legacy;\n"   # contract: the gate
+        "CREATE INDEX t_id ON t (id);\n"          # after it the app may already write to t
+    )
+    a = analyze(migration(sql))
+    assert [s.rewrite for s in a.statements] == ["", "", "", "concurrent-index"]
+    assert a.gated
+    # ...and across migrations of one run.
+    first = migration("CREATE TABLE t (id int);\nALTER TABLE old DROP COLUMN legacy;",
+                      name="0001_a")
+    second = migration("CREATE INDEX t_id ON t (id);", name="0002_b")
+    one, two = analyze_all([first, second])
+    assert one.gated and two.gated
+    assert two.statements[0].rewrite == "concurrent-index"
+    ungated = analyze(migration("CREATE INDEX t_id ON t (id);"), created_before=frozenset({"t"}))
+    assert ungated.statements[0].rewrite == "" and not ungated.gated
+
+
+def test_lint_judges_each_file_on_its_own() -> None:
+    from pgshift.safety import lint
+
+    first = migration("CREATE TABLE users (id int, email text);", name="0000_users")
+    second = migration("ALTER TABLE users ALTER COLUMN email TYPE varchar(100);", name="0001_t")
+    assert [f.rule for f in lint([first, second])] == ["changing-column-type"]
+    assert lint([first, second], {"0001_t": Directives(allow=frozenset({"changing-column-type"}))}
+                ) == []
