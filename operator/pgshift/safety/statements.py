@@ -9,6 +9,7 @@ how people write `DROP TABLE t; -- pgshift:allow=ban-drop-table`.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from pglast import ast, parser
@@ -62,8 +63,10 @@ def split_statements(migration: Migration) -> tuple[SourceStatement, ...]:
     for chunk in migration.chunks:
         sql = chunk.sql
 
-        def line_at(offset: int, sql: str = sql, base: int = chunk.line) -> int:
-            return base + sql.count("\n", 0, offset)
+        newlines = [i for i, c in enumerate(sql) if c == "\n"]
+
+        def line_at(offset: int, newlines: list[int] = newlines, base: int = chunk.line) -> int:
+            return base + bisect_left(newlines, offset)
 
         try:
             tokens = parser.scan(sql)
@@ -74,12 +77,14 @@ def split_statements(migration: Migration) -> tuple[SourceStatement, ...]:
             raise ParseError(f"{migration.path}:{line}: {message}") from None
         comments = [t for t in tokens if t.name in _COMMENTS]
         code = [t for t in tokens if t.name not in _COMMENTS]
+        starts = [t.start for t in code]  # sorted: find a statement's tokens by bisection
         previous_end_line: int | None = None
         taken = 0  # comments consumed so far
         for raw in raws:
             start = raw.stmt_location
             end = start + raw.stmt_len if raw.stmt_len else len(sql)
-            body = [t for t in code if start <= t.start < end and sql[t.start : t.end + 1] != ";"]
+            window = code[bisect_left(starts, start) : bisect_left(starts, end)]
+            body = [t for t in window if sql[t.start : t.end + 1] != ";"]
             if not body:
                 continue
             first, last = body[0], body[-1]
