@@ -65,8 +65,6 @@ def _words(node: ast.Node) -> str:
 # --- tables ------------------------------------------------------------------------------------
 
 
-
-
 def _create_table(node: ast.CreateStmt, ctx: Context) -> Classification:
     schema, name = relation_name(node.relation)
     # REFERENCES an existing table takes SHARE ROW EXCLUSIVE on it, and PARTITION OF / INHERITS
