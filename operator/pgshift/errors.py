@@ -54,7 +54,10 @@ class SourceError(PgshiftError):
 
 class DirectiveError(SourceError):
     code = "Directive"
-    hint = "known directives: phase=expand|backfill|contract, no-transaction, backfill key=COL, allow=RULE"
+    hint = (
+        "known directives: phase=expand|backfill|contract, no-transaction, backfill [key=COL], "
+        "allow=RULE[,RULE], rewrite=false"
+    )
 
 
 class ParseError(SourceError):
