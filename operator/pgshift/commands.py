@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from pgshift.engine import lock, tracking
 from pgshift.engine.connect import Database, check_session, connect, parse_url
-from pgshift.engine.plan import DbState, Plan, Stop, StopReason, build_plan, compare, select
 from pgshift.engine.result import Summary
 from pgshift.errors import (
     EXIT_FAILED,
@@ -30,6 +29,9 @@ from pgshift.errors import (
 )
 from pgshift.migrations import Layout, Source, read_source
 from pgshift.settings import RunSettings, Tracking
+
+if TYPE_CHECKING:  # the planner pulls in safety (pglast): backup and restore need neither
+    from pgshift.engine.plan import DbState, Plan
 
 Emit = Callable[..., None]
 
@@ -77,6 +79,15 @@ def load_overrides(path: str | None) -> dict[str, Any]:
             f"--overrides {path}: not YAML/JSON ({str(exc).splitlines()[0]})"
         ) from None
     return parse_overrides(data, path)
+
+
+def check_statements(source: Source) -> None:
+    """Parse every file and read its directives before touching the database, so a typo is bad
+    input (exit 2, one line) rather than a failure halfway through a run under the lock."""
+    from pgshift.safety.statements import split_statements
+
+    for m in source.migrations:
+        split_statements(m)
 
 
 def check_digest(source: Source, expected: str | None) -> None:
@@ -129,6 +140,8 @@ def migration_lock(
 
 
 def _state(conn: psycopg.Connection[Any], source: Source, t: Tracking) -> DbState:
+    from pgshift.engine.plan import compare
+
     return compare(source, tracking.read_rows(conn, t))
 
 
@@ -140,6 +153,7 @@ def _plan(
     overrides: dict[str, Any],
 ) -> Plan:
     from pgshift.engine.analysis import existing_tables, make_analyzer
+    from pgshift.engine.plan import build_plan
 
     analyzer = make_analyzer(
         overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
@@ -181,9 +195,12 @@ def _problems(state: DbState) -> list[dict[str, str]]:
 def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     """Applied / pending / drifted per migration and the pending steps. Takes no lock, writes
     nothing. Named problems (OutOfOrder, Drift, UnknownApplied) raise unless allowed."""
+    from pgshift.engine.plan import select
+
     source = load_source(src)
     overrides = load_overrides(src.overrides)
     check_digest(source, settings.selection.expect_digest)
+    check_statements(source)
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
@@ -210,11 +227,13 @@ def apply(
 ) -> Summary:
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
     from pgshift.engine.analysis import backfill_finder
+    from pgshift.engine.plan import Stop, StopReason, select
     from pgshift.engine.runner import Runner
 
     source = load_source(src)
     overrides = load_overrides(src.overrides)
     check_digest(source, settings.selection.expect_digest)
+    check_statements(source)
     with session(url, settings) as (conn, _db), migration_lock(conn, settings, emit):
         form = tracking.ensure(conn, settings.tracking, source)
         state = _state(conn, source, settings.tracking)

@@ -147,9 +147,10 @@ class _Walk:
                 done = row is None
                 if done:  # fewer than `size` keys remain: this batch takes them all.
                     row = conn.execute(
-                        sql.SQL("SELECT max({col})::text FROM {t} WHERE {after}true").format(
-                            col=col, t=key.table, after=after
-                        )
+                        # not max(): uuid has none; a backward index scan works for every type.
+                        sql.SQL(
+                            "SELECT {col}::text FROM {t} WHERE {after}true ORDER BY {col} DESC LIMIT 1"
+                        ).format(col=col, t=key.table, after=after)
                     ).fetchone()
                 upper = row[0] if row else None
                 updated = 0
