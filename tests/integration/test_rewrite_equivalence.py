@@ -51,6 +51,9 @@ CASES = [
          frozenset({"concurrent-index"})),
     Case("unique-index", "CREATE UNIQUE INDEX items_name_key ON items USING btree (name DESC) "
          "INCLUDE (price) WITH (fillfactor = 70);", frozenset({"concurrent-index"})),
+    Case("drop-index", 'DROP INDEX IF EXISTS "items_name_lower";',
+         frozenset({"concurrent-drop-index"}),
+         setup="CREATE INDEX items_name_lower ON items (lower(name));"),
     Case("foreign-key", "ALTER TABLE orders ADD CONSTRAINT orders_item_id_items_id_fk "
          "FOREIGN KEY (item_id) REFERENCES items(id) ON DELETE cascade ON UPDATE no action;",
          frozenset({"not-valid-constraint"})),

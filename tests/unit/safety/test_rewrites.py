@@ -20,6 +20,7 @@ SOURCES = [
     "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0 AND b IS NOT NULL) NO INHERIT",
     'ALTER TABLE "Weird Schema"."Table" ALTER COLUMN "Col Name" SET NOT NULL',
     "ALTER TABLE ONLY t ALTER COLUMN a SET NOT NULL",
+    "DROP INDEX IF EXISTS s.i",
     "ALTER TABLE t ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a, b) INCLUDE (c) "
     "WITH (fillfactor = 80) USING INDEX TABLESPACE pg_default DEFERRABLE",
 ]
@@ -80,3 +81,10 @@ def test_directive_no_transaction_and_phase_apply_to_every_part() -> None:
     sql = "-- pgshift:phase=expand\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\n"
     a = analyze(migration(sql))
     assert {s.phase.value for s in a.statements} == {"expand"}
+
+
+def test_drop_index_with_cascade_or_several_indexes_is_left_alone() -> None:
+    for sql in ("DROP INDEX i CASCADE", "DROP INDEX i, j"):
+        a = analyze(migration(sql + ";"))
+        assert [s.rewrite for s in a.statements] == [""]
+        assert [f.rule for f in a.findings] == ["require-concurrent-index-deletion"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pglast import ast
 
 from pgshift.safety.rewrites import (
+    concurrent_drop_index,
     concurrent_index,
     guarded_not_valid,
     not_valid,
@@ -23,7 +24,14 @@ from pgshift.safety.rewrites.base import Part
 
 REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
     m.ID: m.rewrite
-    for m in (concurrent_index, not_valid, set_not_null, unique_using_index, guarded_not_valid)
+    for m in (
+        concurrent_index,
+        concurrent_drop_index,
+        not_valid,
+        set_not_null,
+        unique_using_index,
+        guarded_not_valid,
+    )
 }
 
 
