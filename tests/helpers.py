@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import subprocess
@@ -69,9 +70,9 @@ def write_v1_folder(
 ) -> Path:
     """drizzle-kit 1.0 layout: one `<YYYYMMDDHHMMSS>_<name>/migration.sql` per migration."""
     path.mkdir(parents=True, exist_ok=True)
-    base = int(time.mktime(time.strptime(start, "%Y%m%d%H%M%S")))
+    base = calendar.timegm(time.strptime(start, "%Y%m%d%H%M%S"))
     for i, text in enumerate(sqls):
-        stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(base + i))
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(base + i))
         folder = path / f"{stamp}_{_name(i, names)}"
         folder.mkdir(exist_ok=True)
         (folder / "migration.sql").write_text(text, encoding="utf-8", newline="")

@@ -149,7 +149,8 @@ class _Walk:
                     row = conn.execute(
                         # not max(): uuid has none; a backward index scan works for every type.
                         sql.SQL(
-                            "SELECT {col}::text FROM {t} WHERE {after}true ORDER BY {col} DESC LIMIT 1"
+                            "SELECT {col}::text FROM {t} WHERE {after}true "
+                            "ORDER BY {col} DESC LIMIT 1"
                         ).format(col=col, t=key.table, after=after)
                     ).fetchone()
                 upper = row[0] if row else None

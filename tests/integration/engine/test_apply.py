@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 USERS = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
 PROJECTS = (
-    "CREATE TABLE projects (id serial PRIMARY KEY, owner_id integer NOT NULL REFERENCES users (id));"
+    "CREATE TABLE projects (id serial PRIMARY KEY, "
+    "owner_id integer NOT NULL REFERENCES users (id));"
     "\n--> statement-breakpoint\nCREATE INDEX projects_owner_idx ON projects (owner_id);"
 )
 ADD_NAME = "ALTER TABLE users ADD COLUMN name text;"
@@ -111,7 +112,10 @@ def test_plain_folder_and_custom_tracking_names(tmp_path: Path, database_url: st
 def test_failed_migration_has_no_effects_and_reports_where(
     tmp_path: Path, database_url: str, psql
 ) -> None:
-    bad = "CREATE TABLE a (id int);\n--> statement-breakpoint\n\nINSERT INTO a VALUES (1);\nINSERT INTO nope VALUES (1);"
+    bad = (
+        "CREATE TABLE a (id int);\n--> statement-breakpoint\n\n"
+        "INSERT INTO a VALUES (1);\nINSERT INTO nope VALUES (1);"
+    )
     folder = write_drizzle_folder(tmp_path / "m", [USERS, bad])
     result_file = tmp_path / "result.json"
     proc = apply(folder, database_url, "--result-file", str(result_file))
@@ -135,7 +139,8 @@ def test_concurrent_index_and_enum_value_then_use(tmp_path: Path, database_url: 
     folder = write_drizzle_folder(tmp_path / "m", setup)
     assert apply(folder, database_url).returncode == 0
     psql("INSERT INTO users (email) SELECT 'u' || g FROM generate_series(1, 1000) g")
-    more = setup + [
+    more = [
+        *setup,
         "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
         "ALTER TYPE mood ADD VALUE 'happy';\n--> statement-breakpoint\n"
         "UPDATE users SET mood = 'happy' WHERE id = 1;",

@@ -43,7 +43,8 @@ def test_named_key_and_directive_backfill(tmp_path: Path, database_url: str, psq
     folder = write_drizzle_folder(tmp_path / "m", base)
     assert _apply(folder, database_url).returncode == 0
     psql(
-        "INSERT INTO items SELECT g, 'c' || lpad(g::text, 6, '0'), 0 FROM generate_series(1, 3000) g"
+        "INSERT INTO items SELECT g, 'c' || lpad(g::text, 6, '0'), 0 "
+        "FROM generate_series(1, 3000) g"
     )
     # not idempotent (no guard): batched once, no catch-up pass
     folder = write_drizzle_folder(

@@ -3,6 +3,7 @@ password (raw and percent-encoded) in no output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
 from pathlib import Path
@@ -158,10 +159,8 @@ def test_pgbouncer_port_with_a_proxy_in_between_is_refused(
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def serve() -> None:
         while True:

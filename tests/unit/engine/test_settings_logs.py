@@ -60,5 +60,5 @@ def test_structlog_events_are_redacted(capsys: pytest.CaptureFixture[str]) -> No
     logs.get_logger().info("x.y", message=f"boom {PASSWORD}", nested={"u": [PASSWORD]})
     line = capsys.readouterr().out.strip().splitlines()[-1]
     data = json.loads(line)
-    assert data["event"] == "x.y" and list(data)[0] == "event"
+    assert data["event"] == "x.y" and next(iter(data)) == "event"
     assert PASSWORD not in line and "***" in data["message"]

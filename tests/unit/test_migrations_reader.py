@@ -1,0 +1,130 @@
+"""The reader: every layout read exactly as drizzle's migrator reads it, and bad sources named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pgshift.errors import SourceError
+from pgshift.migrations import Layout, configmap_problems, detect_layout, read_mapping, read_source
+from pgshift.migrations.model import BREAKPOINT
+from tests.helpers import BASE_WHEN, write_drizzle_folder, write_plain_folder, write_v1_folder
+
+
+def test_stable_folder_in_journal_order_with_drizzles_hash(tmp_path: Path) -> None:
+    text = "CREATE TABLE a (id int);\r\n--> statement-breakpoint\r\n-- c\n\nSELECT 1;"
+    folder = write_drizzle_folder(tmp_path, ["SELECT 0;", text])
+    source = read_source(folder)
+    assert source.layout is Layout.DRIZZLE
+    assert [m.name for m in source.migrations] == ["0000_m0", "0001_m1"]
+    m1 = source.migrations[1]
+    assert m1.when == BASE_WHEN + 1000
+    # sha256 of the file's exact bytes, CRLF included, before splitting
+    assert m1.hash == hashlib.sha256(text.encode()).hexdigest()
+    assert [c.sql for c in m1.chunks] == text.split(BREAKPOINT)
+    assert [c.line for c in m1.chunks] == [1, 2]
+
+
+def test_journal_order_wins_over_file_names(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;", "SELECT 2;"])
+    journal = json.loads((folder / "meta" / "_journal.json").read_text())
+    journal["entries"].reverse()
+    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    assert [m.name for m in read_source(folder).migrations] == ["0001_m1", "0000_m0"]
+
+
+def test_v1_folders_sorted_with_utc_millis(tmp_path: Path) -> None:
+    folder = write_v1_folder(tmp_path, ["SELECT 1;", "SELECT 2;"], start="20250102030405")
+    source = read_source(folder)
+    assert source.layout is Layout.DRIZZLE_V1
+    assert [m.name for m in source.migrations] == ["20250102030405_m0", "20250102030406_m1"]
+    assert source.migrations[0].when == 1735787045000  # 2025-01-02T03:04:05Z
+
+
+def test_plain_files_sorted_by_number(tmp_path: Path) -> None:
+    for name in ("10_ten.sql", "2_two.sql", "0001_one.sql"):
+        (tmp_path / name).write_text("SELECT 1;")
+    source = read_source(tmp_path)
+    assert source.layout is Layout.PLAIN
+    assert [(m.name, m.when) for m in source.migrations] == [
+        ("0001_one", 1),
+        ("2_two", 2),
+        ("10_ten", 10),
+    ]
+
+
+def test_configmap_encodings_read_like_folders(tmp_path: Path) -> None:
+    stable = write_drizzle_folder(tmp_path / "s", ["SELECT 1;", "SELECT 2;"])
+    data = {"_journal.json": (stable / "meta" / "_journal.json").read_text()}
+    data.update({p.name: p.read_text() for p in stable.glob("*.sql")})
+    assert read_mapping(data).digest == read_source(stable).digest
+    v1 = write_v1_folder(tmp_path / "v", ["SELECT 1;"])
+    v1_data = {f"{d.name}.sql": (d / "migration.sql").read_text() for d in v1.iterdir()}
+    assert read_mapping(v1_data).digest == read_source(v1).digest
+    assert detect_layout(v1_data) is Layout.DRIZZLE_V1
+
+
+def test_mounted_configmap_dot_entries_are_ignored(tmp_path: Path) -> None:
+    write_plain_folder(tmp_path, ["SELECT 1;"])
+    (tmp_path / "..data").mkdir()
+    (tmp_path / "..2025_01_01").mkdir()
+    assert [m.name for m in read_source(tmp_path).migrations] == ["0001_m0"]
+
+
+@pytest.mark.parametrize(
+    ("journal", "needle"),
+    [
+        ('{"entries": [', "malformed JSON at line 1"),
+        ('{"version": "7"}', 'no "entries" list'),
+        ('{"dialect": "mysql", "entries": []}', "dialect is 'mysql'"),
+        ('{"entries": [{"when": 1}]}', 'entries[0]: "tag" is missing'),
+        ('{"entries": [{"tag": "0000_m0", "when": "soon"}]}', '"when" is missing or not'),
+        ('{"entries": [{"tag": "0009_gone", "when": 1}]}', "0009_gone.sql is missing"),
+        ("[]", 'no "entries" list'),
+    ],
+)
+def test_bad_journals_are_named(tmp_path: Path, journal: str, needle: str) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    (folder / "meta" / "_journal.json").write_text(journal)
+    with pytest.raises(SourceError) as info:
+        read_source(folder)
+    assert needle in info.value.message and "_journal.json" in info.value.message
+
+
+def test_other_bad_sources(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not a folder"):
+        read_source(tmp_path / "nope")
+    with pytest.raises(SourceError, match="no migrations found"):
+        read_source(tmp_path)
+    (tmp_path / "0001_a.sql").write_bytes(b"SELECT '\xff';")
+    with pytest.raises(SourceError, match="not UTF-8"):
+        read_source(tmp_path)
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "1_b.sql").write_text("SELECT 1;")
+    with pytest.raises(SourceError, match="same `when`/number"):
+        read_source(tmp_path)
+    (tmp_path / "1_b.sql").unlink()
+    (tmp_path / "notes.sql").write_text("")
+    with pytest.raises(SourceError, match="does not match the plain layout"):
+        read_source(tmp_path)
+
+
+def test_bad_v1_timestamp(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not a valid YYYYMMDDHHMMSS"):
+        read_mapping({"20251399000000_x.sql": "SELECT 1;"}, Layout.DRIZZLE_V1)
+
+
+def test_journal_and_v1_folders_together_are_refused(tmp_path: Path) -> None:
+    write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    write_v1_folder(tmp_path, ["SELECT 2;"])
+    with pytest.raises(SourceError, match="both a journal and v1"):
+        read_source(tmp_path)
+
+
+def test_configmap_problems() -> None:
+    assert configmap_problems({"ok.sql": "x"}) == []
+    problems = configmap_problems({"bad/key.sql": "x", "big.sql": "x" * 2000}, limit_bytes=1000)
+    assert any("bad/key.sql" in p for p in problems) and any("exceeds" in p for p in problems)
