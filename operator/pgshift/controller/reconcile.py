@@ -14,6 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from kubernetes.client.rest import ApiException
+
 from pgshift.controller import kube
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
@@ -62,6 +64,12 @@ async def reconcile(namespace: str, name: str, settings: Settings) -> None:
     async with _lock(key):
         try:
             wake = await asyncio.to_thread(_reconcile, namespace, name, settings)
+        except ApiException as exc:
+            if exc.status == 404:  # deleted meanwhile (or its namespace): nothing to do.
+                forget(namespace, name)
+                return
+            log.warning("reconcile of %s/%s: API error %s; retrying", namespace, name, exc.status)
+            wake = settings.backoff_seconds
         except Exception:
             log.exception("reconcile of %s/%s failed; retrying", namespace, name)
             wake = settings.backoff_seconds

@@ -7,6 +7,7 @@ never disagree with each other, and kstatus, Argo CD and Flux read the usual con
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +243,8 @@ def patch_for(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dic
     Keys absent from `new` are deleted (null); nulls in `new` mean absent, as the apiserver
     stores them, so an unchanged status compares equal and no patch is sent.
     """
-    patch = _merge_diff(previous or {}, strip_none(new))
+    # through JSON once: tuples become lists, as the apiserver would hand them back.
+    patch = _merge_diff(previous or {}, json.loads(json.dumps(strip_none(new))))
     return patch or None
 
 

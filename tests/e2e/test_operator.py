@@ -1,0 +1,504 @@
+"""The operator on a real kube-apiserver (localcluster) and a real PostgreSQL, driven through
+kubectl as a user would: Jobs really run `pgshift` (the agent runs Pods as local processes).
+
+The operator runs as a subprocess (`python -m pgshift.controller`), watching only the
+namespaces these tests create (`pgs-op-*`), so it can be killed and restarted mid-Job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pgserver import PgServer
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "manifests" / "crd" / "pgshift.dev_migrations.yaml"
+QUICKSTART = ROOT / "examples" / "quickstart"
+PREFIX = "pgs-op-"
+WAIT = "180s"
+WAIT_SECONDS = 200
+
+
+class Operator:
+    """`python -m pgshift.controller` as a child process; restartable."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PGSHIFT_LOG_FORMAT": "plain",
+            "PGSHIFT_LIVENESS": "",
+            # retries come quickly in tests; the machine's backoff logic is unit-tested.
+            "PGSHIFT_RETRY_BACKOFF": "2",
+            "PGSHIFT_POLL_SECONDS": "2",
+        }
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pgshift.controller", "-n", f"{PREFIX}*"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as when a node dies."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def operator(kube_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    kube_cluster.kubectl("apply", "-f", str(CRD))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/migrations.pgshift.dev", "--timeout=60s"
+    )
+    op = Operator(kube_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def ns(kube_cluster: Any, operator: Operator) -> Iterator[str]:
+    name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
+    kube_cluster.kubectl("create", "namespace", name)
+    kube_cluster.kubectl(
+        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s"
+    )
+    try:
+        yield name
+    finally:
+        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def k(cluster: Any, ns: str, *args: str, check: bool = True, input: str | None = None) -> str:
+    return cluster.kubectl("-n", ns, *args, check=check, input=input).stdout
+
+
+def get(cluster: Any, ns: str, *args: str) -> Any:
+    return json.loads(k(cluster, ns, "get", *args, "-o", "json"))
+
+
+def wait_condition(cluster: Any, ns: str, name: str, cond: str, value: str = "true") -> None:
+    done = cluster.kubectl(
+        "-n", ns, "wait", f"--for=condition={cond}={value}", f"migration/{name}",
+        f"--timeout={WAIT}", check=False, timeout=WAIT_SECONDS,
+    )  # fmt: skip
+    if done.returncode != 0:
+        status = get(cluster, ns, "migration", name).get("status")
+        pytest.fail(
+            f"{cond}={value} not reached: {done.stderr}\nstatus: {json.dumps(status, indent=1)}"
+        )
+
+
+def wait_phase(cluster: Any, ns: str, name: str, phase: str) -> dict[str, Any]:
+    done = cluster.kubectl(
+        "-n", ns, "wait", f"--for=jsonpath={{.status.phase}}={phase}", f"migration/{name}",
+        f"--timeout={WAIT}", check=False, timeout=WAIT_SECONDS,
+    )  # fmt: skip
+    status = get(cluster, ns, "migration", name).get("status") or {}
+    if done.returncode != 0:
+        pytest.fail(
+            f"phase {phase} not reached: {done.stderr}\nstatus: {json.dumps(status, indent=1)}"
+        )
+    return status
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+def secret(cluster: Any, ns: str, url: str, name: str = "app-db") -> None:
+    k(cluster, ns, "create", "secret", "generic", name, f"--from-literal=DATABASE_URL={url}")
+
+
+def configmap(cluster: Any, ns: str, name: str, files: dict[str, str]) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files}
+    k(cluster, ns, "apply", "-f", "-", input=json.dumps(body))
+
+
+def migration(cluster: Any, ns: str, name: str, spec: dict[str, Any], check: bool = True) -> str:
+    body = {
+        "apiVersion": "pgshift.dev/v1alpha1",
+        "kind": "Migration",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    done = cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(body), check=check)
+    return done.stderr
+
+
+def spec_for(cm: str, *, secret_name: str = "app-db", **over: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "database": {"urlSecretRef": {"name": secret_name}},
+        "source": {"configMap": {"name": cm}, "layout": "plain"},
+        "backup": {"when": "Never"},
+    }
+    spec.update(over)
+    return spec
+
+
+def backup_claim(cluster: Any, ns: str, name: str = "backups") -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    k(cluster, ns, "apply", "-f", "-", input=json.dumps(body))
+
+
+def jobs(cluster: Any, ns: str) -> list[dict[str, Any]]:
+    return get(cluster, ns, "jobs")["items"]
+
+
+def poll(what: Callable[[], Any], message: str, attempts: int = 600) -> Any:
+    """Poll the cluster until `what()` is truthy (a bounded number of looks, not a timing)."""
+    for _ in range(attempts):
+        value = what()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(message)
+
+
+def no_secret_anywhere(cluster: Any, ns: str, pg: PgServer, operator: Operator) -> None:
+    encoded = urllib.parse.quote(pg.password, safe="")
+    texts = {
+        "migrations": k(cluster, ns, "get", "migrations", "-o", "yaml"),
+        "events": k(cluster, ns, "get", "events", "-o", "yaml"),
+        "jobs": k(cluster, ns, "get", "jobs", "-o", "yaml"),
+        "pods": k(cluster, ns, "get", "pods", "-o", "yaml"),
+        "operator log": operator.log.read_text(errors="replace"),
+    }
+    for job in jobs(cluster, ns):
+        texts[f"log {job['metadata']['name']}"] = k(
+            cluster, ns, "logs", f"job/{job['metadata']['name']}", check=False
+        )
+    for where, text in texts.items():
+        assert pg.password not in text, where
+        assert encoded not in text, where
+
+
+# --- the quickstart -----------------------------------------------------------------------------
+
+
+def test_quickstart_complete_with_backup(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    secret(kube_cluster, ns, database_url, "shop-db")
+    kube_cluster.kubectl("apply", "-k", str(QUICKSTART), "-n", ns)
+
+    # written early: the first status says not ready, working on it.
+    first = poll(
+        lambda: get(kube_cluster, ns, "migration", "shop").get("status"), "no status written"
+    )
+    c = conditions(first)
+    assert c["Ready"]["status"] == "False" and c["Reconciling"]["status"] == "True"
+
+    wait_condition(kube_cluster, ns, "shop", "Ready")
+    status = get(kube_cluster, ns, "migration", "shop")["status"]
+    if conditions(status)["Complete"]["status"] != "True":
+        gate = status["gate"]
+        k(
+            kube_cluster,
+            ns,
+            "annotate",
+            "migration/shop",
+            f"pgshift.dev/approve={gate['migration']}",
+        )
+    wait_condition(kube_cluster, ns, "shop", "Complete")
+    status = get(kube_cluster, ns, "migration", "shop")["status"]
+    assert status["pendingCount"] == 0 and status["appliedCount"] == 5
+    assert status["appliedVersion"] == "0004_projects_slug_not_null"
+
+    # the tracking table is what drizzle's migrator expects: one row per journal entry.
+    journal = json.loads((QUICKSTART / "drizzle" / "meta" / "_journal.json").read_text())
+    rows = pg_server.psql(
+        "SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY id", database_name
+    ).split()
+    assert [int(r) for r in rows] == [e["when"] for e in journal["entries"]]
+
+    # the backup: recorded in status, on the claim, readable by pg_restore.
+    backup = status["lastBackup"]
+    assert backup["path"].startswith(f"/backups/{ns}/shop/") and backup["path"].endswith(".dump")
+    assert len(backup["sha256"]) == 64 and backup["size"] > 0 and backup["time"]
+    host = kube_cluster.host_path_for_claim(ns, "shop-db-backups")
+    dump = host / backup["path"].removeprefix("/backups/")
+    assert dump.is_file() and dump.stat().st_size == backup["size"]
+    listing = subprocess.run(
+        ["/usr/lib/postgresql/15/bin/pg_restore", "--list", str(dump)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "TOC" in listing.stdout or listing.stdout
+
+    # kubectl get shows the printer columns.
+    table = k(kube_cluster, ns, "get", "migrations")
+    header = table.splitlines()[0].split()
+    assert header[:5] == ["NAME", "READY", "PHASE", "APPLIED", "PENDING"]
+    assert "BACKUP" in header and "AGE" in header
+    assert "Complete" in table and "0004_projects_slug_not_null" in table
+
+    events = k(kube_cluster, ns, "get", "events", "--field-selector", "involvedObject.name=shop")
+    for reason in ("StartedJob", "Planned", "BackupTaken", "Applied", "Complete"):
+        assert reason in events
+
+    # every Job honours the contract in the cluster, too.
+    for job in jobs(kube_cluster, ns):
+        assert job["spec"]["backoffLimit"] == 0
+        assert job["metadata"]["ownerReferences"][0]["kind"] == "Migration"
+
+    no_secret_anywhere(kube_cluster, ns, pg_server, operator)
+
+    # deleting the Migration leaves the database and the backups alone; no finalizer holds it.
+    k(kube_cluster, ns, "delete", "migration", "shop", "--timeout=60s")
+    assert pg_server.psql("SELECT count(*) FROM projects", database_name) == "0"
+    assert pg_server.psql("SELECT count(*) FROM drizzle.__drizzle_migrations", database_name) == "5"
+    assert dump.is_file()
+
+
+# --- gates --------------------------------------------------------------------------------------
+
+CREATE = "CREATE TABLE items (id bigint PRIMARY KEY, legacy text);\n"
+DROP = "-- pgshift:phase=contract\nALTER TABLE items DROP COLUMN legacy;\n"
+ADD = "CREATE TABLE extras (id bigint PRIMARY KEY);\n"
+
+
+def test_contract_waits_for_approval_then_backs_up_and_completes(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    secret(kube_cluster, ns, database_url)
+    backup_claim(kube_cluster, ns)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE, "0002_drop.sql": DROP})
+    migration(
+        kube_cluster, ns, "app",
+        spec_for("src", backup={"when": "BeforeDestructive", "volume": {"claimName": "backups"}}),
+    )  # fmt: skip
+
+    wait_condition(kube_cluster, ns, "app", "Ready")
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    c = conditions(status)
+    assert c["Complete"]["status"] == "False" and c["Stalled"]["status"] == "False"
+    assert status["phase"] == "AwaitingApproval"
+    assert status["gate"]["migration"] == "0002_drop"
+    assert "pgshift.dev/approve=0002_drop" in c["Ready"]["message"]
+    assert pg_server.psql("SELECT count(*) FROM items", database_name) == "0"
+    assert "lastBackup" not in status  # no destructive step ran yet
+
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/approve=0002_drop")
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    assert status["actions"]["approved"] == ["0002_drop"]
+    assert status["lastBackup"]["scope"] == "AffectedTables"
+    assert status["lastBackup"]["tables"] == ["items"] or status["lastBackup"]["tables"]
+    columns = pg_server.psql(
+        "SELECT string_agg(column_name, ',') FROM information_schema.columns "
+        "WHERE table_name = 'items'",
+        database_name,
+    )
+    assert columns == "id"
+    # one Job per step attempt: plan, apply (expand), plan, backup, apply (contract), ...
+    names = [j["metadata"]["name"] for j in jobs(kube_cluster, ns)]
+    seqs = sorted(int(j["metadata"]["labels"]["pgshift.dev/seq"]) for j in jobs(kube_cluster, ns))
+    assert len(names) == len(set(names)) and seqs == list(range(len(seqs)))
+
+
+def test_expand_behind_a_gated_contract_is_blocked_by_gate(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str
+) -> None:
+    secret(kube_cluster, ns, database_url)
+    configmap(
+        kube_cluster,
+        ns,
+        "src",
+        {"0001_create.sql": CREATE, "0002_drop.sql": DROP, "0003_add.sql": ADD},
+    )
+    migration(kube_cluster, ns, "app", spec_for("src", safety={"destructive": "Allow"}))
+    status = wait_phase(kube_cluster, ns, "app", "BlockedByGate")
+    c = conditions(status)
+    assert c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "False"
+    assert c["Ready"]["reason"] == "BlockedByGate"
+    assert "0003_add" not in c["Ready"]["message"] or "approve=0002_drop" in c["Ready"]["message"]
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/approve=0002_drop")
+    wait_condition(kube_cluster, ns, "app", "Complete")
+
+
+# --- failure and recovery -----------------------------------------------------------------------
+
+
+def test_failed_sql_stalls_then_retry_and_mark_applied_recover(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    secret(kube_cluster, ns, database_url)
+    bad = "ALTER TABLE missing ADD COLUMN x int;\n"
+    configmap(
+        kube_cluster,
+        ns,
+        "src",
+        {"0001_create.sql": CREATE, "0002_bad.sql": bad, "0003_add.sql": ADD},
+    )
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    wait_condition(kube_cluster, ns, "app", "Stalled")
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    failure = status["failure"]
+    assert failure["migration"] == "0002_bad" and failure["sqlstate"] == "42P01"
+    assert "missing" in failure["statement"] and failure["retryable"] is False
+    assert status["phase"] == "MigrationFailed"
+    assert any("pgshift.dev/retry" in r for r in status["recovery"])
+    # nothing after the failed migration ran.
+    assert pg_server.psql("SELECT to_regclass('extras') IS NULL", database_name) == "t"
+
+    # a human fixes the cause and asks for a retry.
+    pg_server.psql("CREATE TABLE missing (id int)", database_name)
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/retry=1")
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    assert pg_server.psql("SELECT to_regclass('extras') IS NOT NULL", database_name) == "t"
+
+    # the ConfigMap edited in place: a new migration that fails, recovered with mark-applied.
+    configmap(
+        kube_cluster, ns, "src",
+        {"0001_create.sql": CREATE, "0002_bad.sql": bad, "0003_add.sql": ADD,
+         "0004_worse.sql": "ALTER TABLE nowhere DROP COLUMN y;\n"},
+    )  # fmt: skip
+    wait_condition(kube_cluster, ns, "app", "Stalled")
+    assert (
+        get(kube_cluster, ns, "migration", "app")["status"]["failure"]["migration"] == "0004_worse"
+    )
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/mark-applied=0004_worse")
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    assert (
+        status["actions"]["markedApplied"] == ["0004_worse"] and status["actions"]["retry"] == "1"
+    )
+
+
+def test_secret_created_late_is_picked_up(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str
+) -> None:
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    status = wait_phase(kube_cluster, ns, "app", "SecretNotFound")
+    c = conditions(status)
+    assert c["Reconciling"]["status"] == "True" and c["Stalled"]["status"] == "False"
+    assert "app-db" in c["Ready"]["message"]
+    secret(kube_cluster, ns, database_url)
+    wait_condition(kube_cluster, ns, "app", "Complete")
+
+
+def test_invalid_resources_are_refused_by_kubectl(
+    kube_cluster: Any, operator: Operator, ns: str
+) -> None:
+    both = spec_for("src")
+    both["source"]["image"] = {"reference": "registry.example/migrations:1"}
+    err = migration(kube_cluster, ns, "bad", both, check=False)
+    assert "set exactly one of spec.source.configMap and spec.source.image" in err
+    rollout = spec_for("src", contract={"after": "Rollout"})
+    err = migration(kube_cluster, ns, "bad", rollout, check=False)
+    assert "spec.contract.rollout.deployment is required" in err
+    nobackup = spec_for("src", backup={"when": "Always"})
+    err = migration(kube_cluster, ns, "bad", nobackup, check=False)
+    assert "spec.backup.volume.claimName is required" in err
+
+
+def test_two_migrations_on_one_database(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "a", {"0001_a.sql": "CREATE TABLE a (id int);\n"})
+    configmap(kube_cluster, ns, "b", {"0001_b.sql": "CREATE TABLE b (id int);\n"})
+    migration(kube_cluster, ns, "first", spec_for("a", tracking={"table": "first_migrations"}))
+    migration(kube_cluster, ns, "second", spec_for("b", tracking={"table": "second_migrations"}))
+    wait_condition(kube_cluster, ns, "first", "Complete")
+    wait_condition(kube_cluster, ns, "second", "Complete")
+    assert (
+        pg_server.psql(
+            "SELECT to_regclass('a') IS NOT NULL AND to_regclass('b') IS NOT NULL", database_name
+        )
+        == "t"
+    )
+    # a third one on the same tracking table as the first is refused by the operator.
+    migration(kube_cluster, ns, "third", spec_for("b", tracking={"table": "first_migrations"}))
+    status = wait_phase(kube_cluster, ns, "third", "TrackingConflict")
+    assert conditions(status)["Stalled"]["status"] == "True"
+    assert "first" in conditions(status)["Stalled"]["message"]
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+
+def test_operator_killed_during_a_backfill_adopts_the_job(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    pg_server.psql(
+        "CREATE TABLE rows (id bigint PRIMARY KEY, v text);"
+        "INSERT INTO rows SELECT g, NULL FROM generate_series(1, 3000) g",
+        database_name,
+    )
+    fill = "-- pgshift:backfill key=id\nUPDATE rows SET v = 'x' || id WHERE v IS NULL;\n"
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "src", {"0001_fill.sql": fill})
+    # small batches with a pause: the Job runs long enough to kill the operator under it.
+    migration(
+        kube_cluster, ns, "app",
+        spec_for("src", backfill={"targetBatchTime": "1ms", "pause": "100ms"}),
+    )  # fmt: skip
+
+    def running_apply() -> bool:
+        return any(
+            j["metadata"]["labels"].get("pgshift.dev/action") == "apply"
+            and not j.get("status", {}).get("conditions")
+            and j.get("status", {}).get("active")
+            for j in jobs(kube_cluster, ns)
+        )
+
+    poll(running_apply, "the apply Job never ran")
+    operator.kill()
+    operator.start()
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    applies = [
+        j
+        for j in jobs(kube_cluster, ns)
+        if j["metadata"]["labels"]["pgshift.dev/action"] == "apply"
+    ]
+    assert len(applies) == 1, [j["metadata"]["name"] for j in applies]
+    assert pg_server.psql("SELECT count(*) FROM rows WHERE v IS NULL", database_name) == "0"
+    assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "3000"
