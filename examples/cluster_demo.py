@@ -1,0 +1,136 @@
+"""The cluster demo: `python -m examples.cluster_demo [--stay]`.
+
+Starts a local Kubernetes control plane (localcluster), a throwaway PostgreSQL and the pgshift
+operator, applies `examples/quickstart` (its drizzle-kit folder as a kustomize-generated
+ConfigMap, a backup claim and a Migration) and watches the Migration with
+`kubectl get migrations` until it is Ready, approves the contract gate if one waits, and shows
+where the backup is. `--stay` keeps everything running until Ctrl-C so you can look around.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "shop"
+CRD = ROOT / "manifests" / "crd" / "pgshift.dev_migrations.yaml"
+QUICKSTART = ROOT / "examples" / "quickstart"
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+@contextlib.contextmanager
+def operator(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PGSHIFT_LOG_FORMAT": "plain",
+        "PGSHIFT_LIVENESS": "",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgshift.controller", "-n", NAMESPACE],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def watch(cluster: Any, until: str, rounds: int = 900) -> str:
+    """Print `kubectl get migrations` whenever it changes, until the column text appears."""
+    last = ""
+    for _ in range(rounds):
+        table = cluster.kubectl("-n", NAMESPACE, "get", "migrations").stdout
+        if table != last:
+            print(table.rstrip(), flush=True)
+            last = table
+        if until in table:
+            return table
+        time.sleep(1)
+    raise SystemExit(f"the Migration did not reach {until}; see the operator log")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.cluster_demo")
+    parser.add_argument("--stay", action="store_true", help="keep running until Ctrl-C")
+    args = parser.parse_args(argv)
+
+    from localcluster.cluster import launch
+    from tests.pgserver import running_server
+
+    say("starting a local Kubernetes control plane (kube-apiserver, controllers, a node)")
+    cluster = launch(tie_to_parent=True)
+    try:
+        with running_server() as pg:
+            say("starting PostgreSQL and creating database 'shop'")
+            url = pg.create_database("shop")
+            k = cluster.kubectl
+            k("apply", "-f", str(CRD))
+            k("wait", "--for=condition=Established", "crd/migrations.pgshift.dev", "--timeout=60s")
+            k("create", "namespace", NAMESPACE)
+            k("-n", NAMESPACE, "wait", "--for=create", "serviceaccount/default", "--timeout=30s")
+            # the database URL goes into a Secret; only the Jobs' Pods ever see it.
+            k("-n", NAMESPACE, "create", "secret", "generic", "shop-db",
+              f"--from-literal=DATABASE_URL={url}")  # fmt: skip
+            log = Path(tempfile.mkdtemp(prefix="pgshift-demo-")) / "operator.log"
+            say(f"starting the pgshift operator (log: {log})")
+            with operator(cluster.kubeconfig, log):
+                say(f"kubectl apply -k examples/quickstart -n {NAMESPACE}")
+                print(k("apply", "-k", str(QUICKSTART), "-n", NAMESPACE).stdout.rstrip())
+                say("kubectl get migrations -w (plan Job, backup Job, apply Job ...)")
+                table = watch(cluster, "True")
+                if "Complete" not in table:
+                    gate = k("-n", NAMESPACE, "get", "migration", "shop",
+                             "-o", "jsonpath={.status.gate.migration}").stdout  # fmt: skip
+                    say(f"Ready: only the contract step waits. Approving it: {gate}")
+                    k("-n", NAMESPACE, "annotate", "migration/shop", f"pgshift.dev/approve={gate}")
+                    watch(cluster, "Complete")
+                say("kubectl get jobs")
+                print(k("-n", NAMESPACE, "get", "jobs").stdout.rstrip())
+                say("events")
+                print(k("-n", NAMESPACE, "get", "events", "--field-selector",
+                        "involvedObject.kind=Migration").stdout.rstrip())  # fmt: skip
+                backup = k("-n", NAMESPACE, "get", "migration", "shop", "-o",
+                           "jsonpath={.status.lastBackup.path} {.status.lastBackup.size} "
+                           "{.status.lastBackup.sha256}").stdout.split()  # fmt: skip
+                if backup:
+                    host = cluster.host_path_for_claim(NAMESPACE, "shop-db-backups")
+                    on_host = host / backup[0].removeprefix("/backups/")
+                    say("the backup")
+                    print(f"  {backup[0]} on claim shop-db-backups ({backup[1]} bytes, "
+                          f"sha256 {backup[2]})\n  on this machine: {on_host}")  # fmt: skip
+                say("look around")
+                print(f"  export KUBECONFIG={cluster.kubeconfig}")
+                print(f"  kubectl -n {NAMESPACE} describe migration shop")
+                print(f"  kubectl -n {NAMESPACE} logs job/<name>")
+                masked = pg.url("shop", password="***")
+                print(f"  psql '{masked}'  (the password: tests/pgserver.py)")
+                if args.stay:
+                    say("running until Ctrl-C")
+                    with contextlib.suppress(KeyboardInterrupt):
+                        signal.pause()
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
