@@ -4,6 +4,7 @@
 - migrations/status: patch (status and conditions)
 - jobs (batch): list, watch, create (run the runner; follow it)
 - pods: list, watch (termination message, waiting reasons such as a missing Secret)
+- pods/log: get (backfill progress lines of a running apply Job)
 - configmaps: get, list, watch (digest of a ConfigMap source; re-plan on an edit in place)
 - deployments (apps): get (a Rollout gate)
 - events: create (an Event for every step)
@@ -144,6 +145,16 @@ def list_job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     api = kubernetes.client.CoreV1Api(_api())
     pods = api.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
     return [_dict(p) for p in pods.items]
+
+
+def read_pod_log(namespace: str, pod: str, container: str, tail_lines: int = 40) -> str:
+    api = kubernetes.client.CoreV1Api(_api())
+    try:
+        return str(
+            api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=tail_lines)
+        )
+    except ApiException:
+        return ""  # not started yet, or gone: progress is a nicety.
 
 
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

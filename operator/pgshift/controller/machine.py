@@ -78,6 +78,8 @@ class JobState:
     message: str = ""
     #: what it was created for: the Job's `pgshift.dev/*` annotations.
     notes: Mapping[str, str] = field(default_factory=dict)
+    #: the runner's last progress (step key, migration, phase, backfill rows and batches).
+    progress: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -458,12 +460,21 @@ def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
     message = f"Job {job.name} ({job.action.value}) is running"
     if stale:
         message += "; the new generation is planned when it finishes"
+    wake = None
+    if job.action is Action.APPLY and job.progress:
+        merged = {**(memory.current_step or {}), **job.progress}
+        if merged.get("key") != (memory.current_step or {}).get("key"):
+            merged = dict(job.progress)  # a new step: drop the previous one's summary
+        memory = memory.with_(current_step={k: v for k, v in merged.items() if v is not None})
+    if job.action is Action.APPLY:
+        # no Kubernetes event marks backfill batches: look at the log again now and then.
+        wake = obs.settings.poll_seconds
     if memory.current_step and job.action is Action.APPLY:
         step = memory.current_step
         message += f": step {step.get('key')} of {step.get('migration')} ({step.get('phase')})"
         if step.get("rows"):
             message += f", {step.get('rows')} rows backfilled"
-    return Decision(memory, ACTION_REASON[job.action], message)
+    return Decision(memory, ACTION_REASON[job.action], message, wake_after=wake)
 
 
 def _stall_message(f: Failure, name: str) -> str:

@@ -42,6 +42,7 @@ from pgshift.controller.machine import (
     iso,
 )
 from pgshift.controller.memory import from_status
+from pgshift.controller.progress import progress_from_log
 from pgshift.controller.status import REASONS, Reason, patch_for, render
 from pgshift.errors import PgshiftError
 from pgshift.migrations import configmap_problems, read_mapping
@@ -232,6 +233,9 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
     if phase is JobPhase.RUNNING and jmeta["name"] != job_name(ref, seq, action):
         # adopted an older Job: fold nothing from it, just wait.
         result = None
+    progress = None
+    if phase is JobPhase.RUNNING and action is Action.APPLY:
+        progress = _progress(ref.namespace, jmeta["name"])
     return JobState(
         name=jmeta["name"],
         action=action,
@@ -240,7 +244,18 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
         reason=reason,
         message=message,
         notes=notes_of(job),
+        progress=progress,
     )
+
+
+def _progress(namespace: str, job: str) -> dict[str, Any] | None:
+    """The current step and backfill counts from the runner's last progress lines."""
+    for pod in kube.list_job_pods(namespace, job):
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        text = kube.read_pod_log(namespace, pod["metadata"]["name"], "runner")
+        return progress_from_log(text)
+    return None
 
 
 def _job_phase(job: Mapping[str, Any]) -> JobPhase:

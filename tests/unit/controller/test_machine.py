@@ -374,3 +374,34 @@ def test_destructive_deny_stalls() -> None:
 
 def test_every_reason_has_a_meaning() -> None:
     assert set(REASONS) == set(Reason)
+
+
+def test_backfill_progress_from_the_log_reaches_current_step() -> None:
+    from pgshift.controller.progress import progress_from_log
+
+    log = "\n".join(
+        [
+            '{"event": "lock.acquired"}',
+            "not json",
+            '{"event": "step.started", "step": "b1-0", "migration": "0002_fill", '
+            '"phase": "backfill"}',
+            '{"event": "backfill.progress", "step": "b1-0", "rows": 1000, "batches": 1}',
+            '{"event": "backfill.progress", "step": "b1-0", "rows": 3000, "batches": 3}',
+        ]
+    )
+    progress = progress_from_log(log)
+    assert progress == {
+        "key": "b1-0",
+        "migration": "0002_fill",
+        "phase": "backfill",
+        "rows": 3000,
+        "batches": 3,
+    }
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1, B1)))
+    running = JobState(
+        name="shop-1-apply", action=Action.APPLY, phase=JobPhase.RUNNING, progress=progress
+    )
+    r = step(d.memory, job=running)
+    assert r.memory.current_step == progress
+    assert "3000 rows" in r.message and r.wake_after
