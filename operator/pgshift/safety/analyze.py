@@ -9,11 +9,12 @@ changed: a rewrite's statements take the original's place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType
 
-from pgshift.errors import DirectiveError
+from pgshift.errors import DirectiveError, OverridesError
 from pgshift.migrations.model import Migration, Source
 from pgshift.safety import rewrites
 from pgshift.safety.backfill import backfill_for, batchable, idempotent
@@ -65,7 +66,7 @@ def analyze(
     findings: list[Finding] = []
     created_here: set[str] = set()
     for source in split_statements(migration):
-        directives = merge(source.directives, override)
+        directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
         for node, statement in _plan(source, cls, directives, ctx, rewrite, migration.path):
             planned.append(statement)
@@ -76,7 +77,20 @@ def analyze(
         for key in cls.creates:
             ctx.created.add(key)
             created_here.add(key)
+    if override is not None and override.backfill and not any(
+        s.tx is TxMode.BATCHED for s in planned
+    ):
+        raise OverridesError(
+            f"overrides: {migration.name}: backfill, but {migration.path} has no UPDATE to batch"
+        )
     return Analysis(tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated)
+
+
+def _for_statement(override: Directives | None, node: ast.Node) -> Directives | None:
+    """An override's `backfill` is about the migration's UPDATE(s), not its other statements."""
+    if override is None or not override.backfill or isinstance(node, ast.UpdateStmt):
+        return override
+    return replace(override, backfill=False, backfill_key=None)
 
 
 def analyze_all(

@@ -196,3 +196,18 @@ def test_lint_judges_each_file_on_its_own() -> None:
     assert [f.rule for f in lint([first, second])] == ["changing-column-type"]
     assert lint([first, second], {"0001_t": Directives(allow=frozenset({"changing-column-type"}))}
                 ) == []
+
+
+def test_override_backfill_applies_to_the_update_only() -> None:
+    import pytest
+
+    from pgshift.errors import OverridesError
+
+    sql = "SET LOCAL work_mem = '64MB';\nUPDATE t SET n = n + 1;\n"
+    override = Directives(backfill=True, backfill_key="uid")
+    first, second = analyze(migration(sql), override=override).statements
+    assert first.tx is TxMode.TRANSACTION and first.backfill is None
+    assert second.tx is TxMode.BATCHED and second.backfill is not None
+    assert second.backfill.key == "uid"
+    with pytest.raises(OverridesError, match=r"0001_test: backfill, but .* has no UPDATE"):
+        analyze(migration("SELECT 1;"), override=override)
