@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pglast.enums import AlterTableType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.names import render
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
 
 #: targets that are catalog-only when they widen a varchar/text column (no USING): PostgreSQL
@@ -22,10 +23,11 @@ def check(s: Subject) -> Iterator[Violation]:
             continue
         table = table_of(s.node)
         type_name = cmd.def_.typeName.names[-1].sval if cmd.def_.typeName else ""
+        shown = render(cmd.def_.typeName) if cmd.def_.typeName else type_name
         if type_name in _MAYBE_FREE and cmd.def_.raw_default is None:
             # offline we cannot see the current type: say so rather than cry wolf.
             yield Violation(
-                f"ALTER COLUMN {cmd.name} TYPE {type_name}: free if it widens a varchar/text "
+                f"ALTER COLUMN {cmd.name} TYPE {shown}: free if it widens a varchar/text "
                 f"column; any other change rewrites all of {table} under an ACCESS EXCLUSIVE "
                 "lock, and old code may break on the new type",
                 "if it only widens, allow it (-- pgshift:allow=changing-column-type); otherwise "
@@ -34,7 +36,8 @@ def check(s: Subject) -> Iterator[Violation]:
             )
             continue
         yield Violation(
-            f"ALTER COLUMN {cmd.name} TYPE usually rewrites all of {table} (and its indexes) "
+            f"ALTER COLUMN {cmd.name} TYPE {shown} usually rewrites all of {table} (and its "
+            "indexes) "
             "under an ACCESS EXCLUSIVE lock, and old code may break on the new type",
             "add a new column of the new type, write both, backfill it in batches, switch "
             "reads, then drop the old column in a later migration",
