@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, NullTestType
+from pglast.enums import AlterTableType, ConstrType, NullTestType, TransactionStmtKind
 
 from pgshift.errors import DirectiveError, OverridesError
 from pgshift.migrations.model import Migration, Source
@@ -28,6 +28,7 @@ from pgshift.safety.model import (
     LockClass,
     Phase,
     PlannedStatement,
+    Severity,
     TxMode,
 )
 from pgshift.safety.names import relation_name, render, table_key
@@ -65,7 +66,12 @@ def analyze(
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
-    for source in split_statements(migration):
+    sources = split_statements(migration)
+    wrapper = _transaction_wrapper(sources)
+    for source in sources:
+        if source.index in wrapper:
+            findings.append(_wrapper_finding(source, migration.path))
+            continue
         directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
         for node, statement in _plan(source, cls, directives, ctx, rewrite, migration.path):
@@ -84,6 +90,36 @@ def analyze(
             f"overrides: {migration.name}: backfill, but {migration.path} has no UPDATE to batch"
         )
     return Analysis(tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated)
+
+
+def _transaction_wrapper(sources: tuple[SourceStatement, ...]) -> frozenset[int]:
+    """The indexes of a `BEGIN; ... COMMIT;` pair around a whole hand-written file.
+
+    The author asked for one transaction, which pgshift gives every file whose statements can
+    share one: the pair is left out rather than run inside pgshift's own transaction (where the
+    COMMIT would end it early). Transaction control anywhere else stays, and lint reports it.
+    """
+    if len(sources) < 2:
+        return frozenset()
+    first, last = sources[0].node, sources[-1].node
+    kinds = TransactionStmtKind
+    if (isinstance(first, ast.TransactionStmt) and isinstance(last, ast.TransactionStmt)
+            and first.kind in (kinds.TRANS_STMT_BEGIN, kinds.TRANS_STMT_START)
+            and not first.options
+            and last.kind == kinds.TRANS_STMT_COMMIT and not last.chain
+            and not any(isinstance(s.node, ast.TransactionStmt) for s in sources[1:-1])):
+        return frozenset({sources[0].index, sources[-1].index})
+    return frozenset()
+
+
+def _wrapper_finding(source: SourceStatement, path: str) -> Finding:
+    rule = RULES["transaction-nesting"]
+    return Finding(
+        rule=rule.id, severity=Severity.INFO,
+        message=f"{source.text.split()[0].upper()} around the whole file is left out: pgshift "
+                "runs the file in one transaction when all its statements can share one",
+        path=path, line=source.line, docs=rule.docs,
+    )
 
 
 def _for_statement(override: Directives | None, node: ast.Node) -> Directives | None:

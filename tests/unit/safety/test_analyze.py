@@ -211,3 +211,18 @@ def test_override_backfill_applies_to_the_update_only() -> None:
     assert second.backfill.key == "uid"
     with pytest.raises(OverridesError, match=r"0001_test: backfill, but .* has no UPDATE"):
         analyze(migration("SELECT 1;"), override=override)
+
+
+def test_begin_commit_around_the_whole_file_is_left_out() -> None:
+    from pgshift.safety import Severity
+
+    sql = "BEGIN;\nALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b int;\nCOMMIT;\n"
+    a = analyze(migration(sql))
+    assert [(s.source_index, s.sql) for s in a.statements] == [
+        (1, "ALTER TABLE t ADD COLUMN a int"), (2, "ALTER TABLE t ADD COLUMN b int")]
+    assert [(f.rule, f.severity, f.line) for f in a.findings] == [
+        ("transaction-nesting", Severity.INFO, 1), ("transaction-nesting", Severity.INFO, 4)]
+    # anywhere else it stays, and is an error.
+    mid = analyze(migration("ALTER TABLE t ADD COLUMN a int;\nCOMMIT;\nBEGIN;\nSELECT 1;\n"))
+    assert len(mid.statements) == 4
+    assert {f.severity for f in mid.findings} == {Severity.ERROR}
