@@ -3,7 +3,10 @@
 The entry point the engine uses:
 
     analyze(migration, *, override=None, existing_tables=None, created_before=frozenset(),
-            rewrite=True) -> Analysis
+            rewrite=True, after_gate=False) -> Analysis
+
+Pass each migration of a run the union of the earlier ones' `created_tables` as
+`created_before`, and `after_gate=<previous Analysis>.gated` (`analyze_all` does both).
 
 plus `analyze_all` (a run's migrations in order), `lint` (findings only, offline),
 `parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.
