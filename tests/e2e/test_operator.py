@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -502,3 +503,22 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
     assert len(applies) == 1, [j["metadata"]["name"] for j in applies]
     assert pg_server.psql("SELECT count(*) FROM rows WHERE v IS NULL", database_name) == "0"
     assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "3000"
+
+
+def test_image_source_is_copied_by_the_init_container(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer, tmp_path: Path,
+) -> None:  # fmt: skip
+    # an "image" whose files are a folder here (localcluster's test-only image map).
+    root = tmp_path / "image"
+    shutil.copytree(QUICKSTART / "drizzle", root / "migrations")
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    reference = f"registry.example/shop-migrations:{ns}"
+    kube_cluster.add_image(reference, root)
+    secret(kube_cluster, ns, database_url)
+    spec = spec_for("unused", contract={"after": "Immediately"})
+    spec["source"] = {"image": {"reference": reference}, "layout": "drizzle"}
+    migration(kube_cluster, ns, "app", spec)
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    assert pg_server.psql("SELECT count(*) FROM drizzle.__drizzle_migrations", database_name) == "5"

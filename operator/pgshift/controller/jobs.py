@@ -28,6 +28,8 @@ from pgshift.controller.config import Settings
 from pgshift.controller.machine import BACKUP_ROOT, Action, RunJob
 
 SOURCE_DIR = "/migrations"
+#: where the init container copies an image source (the runner sees it at SOURCE_DIR).
+COPY_DIR = "/pgshift-source"
 OVERRIDES_DIR = "/etc/pgshift"
 TERMINATION_LOG = "/dev/termination-log"
 NOTE_PREFIX = "pgshift.dev/"
@@ -167,9 +169,10 @@ def build_job(
                     "name": "copy-source",
                     "image": spec.source.image,
                     "imagePullPolicy": "IfNotPresent",
-                    # the migrations image's own entry point is not trusted to copy.
-                    "command": ["cp", "-R", f"{spec.source.image_path.rstrip('/')}/.", SOURCE_DIR],
-                    "volumeMounts": [{"name": "source", "mountPath": SOURCE_DIR}],
+                    # the migrations image's own entry point is not trusted to copy. The
+                    # target is not /migrations: that is where images usually keep them.
+                    "command": ["cp", "-R", f"{spec.source.image_path.rstrip('/')}/.", COPY_DIR],
+                    "volumeMounts": [{"name": "source", "mountPath": COPY_DIR}],
                     "securityContext": _container_security(),
                     "resources": _resources(spec),
                 }

@@ -130,7 +130,8 @@ def test_image_source_is_copied_by_an_init_container() -> None:
     job = build_job(REF, s, Settings(), RUNS[0], seq=1)
     (init,) = pod(job)["initContainers"]
     assert init["image"] == "registry/app-migrations@sha256:1"
-    assert init["command"] == ["cp", "-R", "/drizzle/.", "/migrations"]
+    assert init["command"] == ["cp", "-R", "/drizzle/.", "/pgshift-source"]
+    assert init["volumeMounts"] == [{"name": "source", "mountPath": "/pgshift-source"}]
     volumes = {v["name"]: v for v in pod(job)["volumes"]}
     assert "emptyDir" in volumes["source"]
 
