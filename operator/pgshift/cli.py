@@ -11,7 +11,6 @@ import importlib
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -376,10 +375,6 @@ def main(argv: list[str] | None = None) -> int:
     if summary.failure is not None:
         print(summary.failure.one_line(), file=sys.stderr)
     return summary.exit_code
-
-
-def _replace_settings(settings: RunSettings, **changes: Any) -> RunSettings:
-    return replace(settings, **changes)
 
 
 if __name__ == "__main__":
