@@ -398,6 +398,13 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
     )
 
 
+def _refresh(node: ast.RefreshMatViewStmt, ctx: Context) -> Classification:
+    name = written(*relation_name(node.relation))
+    # data, not schema; CONCURRENTLY lets reads go on (EXCLUSIVE), the plain form does not.
+    lock = WEAK if node.concurrent else STRONG
+    return Classification(B, TX, lock, False, f"refresh materialized view {name}")
+
+
 def _view(node: ast.ViewStmt, ctx: Context) -> Classification:
     name = written(*relation_name(node.view))
     # CREATE OR REPLACE of an existing view takes ACCESS EXCLUSIVE on it.
@@ -447,6 +454,11 @@ _HANDLERS: dict[type, Callable[[ast.Node, Context], Classification]] = {
     ast.CreatePolicyStmt: _trigger_like("create policy"),
     ast.AlterObjectSchemaStmt: _object_schema,
     ast.SelectStmt: _fixed(E, TX, WEAK, False, "select"),
+    ast.RefreshMatViewStmt: _refresh,
+    # refused inside a transaction block.
+    ast.CreateTableSpaceStmt: _fixed(E, AUTO, WEAK, False, "create tablespace"),
+    ast.DropTableSpaceStmt: _fixed(C, AUTO, WEAK, True, "drop tablespace"),
+    ast.CreateSubscriptionStmt: _fixed(E, AUTO, WEAK, False, "create subscription"),
     ast.VariableSetStmt: _fixed(E, TX, WEAK, False, "set"),
     ast.TransactionStmt: _fixed(C, TX, STRONG, False, "transaction control"),
 }
@@ -457,4 +469,8 @@ _CREATIONS: frozenset[type] = frozenset({
     ast.CreateSchemaStmt, ast.CreateExtensionStmt, ast.CreateFunctionStmt, ast.DefineStmt,
     ast.CommentStmt, ast.GrantStmt, ast.GrantRoleStmt, ast.CreateRoleStmt, ast.AlterSeqStmt,
     ast.CreateRangeStmt, ast.CreateCastStmt, ast.CreateStatsStmt, ast.AlterDefaultPrivilegesStmt,
+    ast.CreateForeignTableStmt, ast.CreateForeignServerStmt, ast.CreateFdwStmt,
+    ast.CreateUserMappingStmt, ast.CreateConversionStmt, ast.CreateOpClassStmt,
+    ast.CreateOpFamilyStmt, ast.CreateTransformStmt, ast.CreateAmStmt, ast.CreatePLangStmt,
+    ast.CreateEventTrigStmt, ast.CreatePublicationStmt,
 })

@@ -126,3 +126,41 @@ def test_index_name_is_qualified_like_its_table() -> None:
         "CREATE INDEX CONCURRENTLY j ON t (a);\n"
     )).statements
     assert [s.index_name for s in plan] == ["app.i", "app.k", None, "j"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("REFRESH MATERIALIZED VIEW CONCURRENTLY mv", ("backfill", "transaction", "weak")),
+        ("REFRESH MATERIALIZED VIEW mv", ("backfill", "transaction", "strong")),
+        ("CREATE TABLESPACE ts LOCATION '/x'", ("expand", "autocommit", "weak")),
+        ("CREATE FOREIGN TABLE ft (a int) SERVER srv", ("expand", "transaction", "weak")),
+        ("CREATE TABLE p2 PARTITION OF t FOR VALUES FROM (1) TO (9)",
+         ("expand", "transaction", "strong")),
+    ],
+)
+def test_more_statement_kinds(sql: str, expected: tuple[str, str, str]) -> None:
+    (s,) = analyze(migration(sql + ";")).statements
+    assert (s.phase.value, s.tx.value, s.lock.value) == expected
+
+
+def test_every_kind_of_statement_is_classified_without_error() -> None:
+    # a wide sample of PostgreSQL's statements: classification never fails, unknown -> contract.
+    sql = """
+    ALTER INDEX i RENAME TO j; ALTER VIEW v RENAME TO w; ALTER SEQUENCE s RESTART WITH 10;
+    COMMENT ON COLUMN t.a IS 'x'; GRANT SELECT ON t TO PUBLIC; CREATE POLICY p ON t USING (true);
+    DROP POLICY p ON t; CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING;
+    ALTER TABLE t ATTACH PARTITION p FOR VALUES FROM (1) TO (10); COPY t FROM STDIN;
+    LOCK TABLE t; DROP TRIGGER tr ON t; DROP FUNCTION f(int); DROP SCHEMA s CASCADE;
+    ALTER TYPE e RENAME TO f; ALTER TYPE e RENAME VALUE 'a' TO 'b'; ALTER TABLE t SET SCHEMA s;
+    ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0); ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE t ADD CONSTRAINT ex EXCLUDE USING gist (r WITH &&);
+    CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+    MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN UPDATE SET a = u.a;
+    CLUSTER; REINDEX DATABASE db; SET search_path TO app; SHOW work_mem; NOTIFY ch; CALL p();
+    CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION f(); DROP OWNED BY bob;
+    CHECKPOINT; IMPORT FOREIGN SCHEMA s FROM SERVER srv INTO app;
+    """
+    a = analyze(migration(sql))
+    assert len(a.statements) == 32
+    assert all(s.summary for s in a.statements)
