@@ -80,9 +80,9 @@ def analyze(
             _remember(node, ctx)
             if statement.phase is Phase.CONTRACT:
                 ctx.gated = True
-        for key in cls.creates:
-            ctx.created.add(key)
-            created_here.add(key)
+        ctx.learn(cls.creates, cls.assumes)
+        created_here.update(cls.creates)
+        created_here.difference_update(cls.assumes)
     if override is not None and override.backfill and not any(
         s.tx is TxMode.BATCHED for s in planned
     ):

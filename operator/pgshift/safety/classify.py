@@ -38,6 +38,8 @@ class Classification:
     index_name: str | None = None
     #: table keys this statement creates.
     creates: tuple[str, ...] = ()
+    #: table keys to treat as existing from now on (CREATE TABLE IF NOT EXISTS).
+    assumes: tuple[str, ...] = ()
     #: the statement changes an existing table (not one created in this run).
     on_existing: bool = False
     #: for a guarded-DDL DO block: the statements inside, each with its `on_existing`, so lint
@@ -74,14 +76,16 @@ def _create_table(node: ast.CreateStmt, ctx: Context) -> Classification:
         other = relation_name(rv)
         if table_key(*other) != table_key(schema, name) and ctx.exists(*other):
             lock = STRONG
-    creates = (table_key(schema, name),)
-    if node.if_not_exists and (ctx.existing_tables is None or ctx.existing_tables(schema, name)):
-        # IF NOT EXISTS of a table that may already hold rows: do not treat it as new and empty
-        # (offline, assume it exists: the rewrites that follow are safe either way).
-        creates = ()
+    key = table_key(schema, name)
+    if node.if_not_exists:
+        # IF NOT EXISTS: the table may already hold rows, so it is never treated as new and
+        # empty (the rewrites that follow are safe either way). Not asking the database keeps
+        # the plan the same when a run resumes after the CREATE has been applied.
+        return Classification(E, TX, lock, False, f"create table {written(schema, name)}",
+                              tables=(written(schema, name),), assumes=(key,))
     return Classification(
         E, TX, lock, False, f"create table {written(schema, name)}",
-        tables=(written(schema, name),), creates=creates,
+        tables=(written(schema, name),), creates=(key,),
     )
 
 
@@ -378,12 +382,13 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
         return Classification(C, TX, STRONG, False, "do block")
     # classify what is inside as if it ran in order, on a scratch copy of what the run created.
     scratch = Context(created=set(ctx.created), existing_tables=ctx.existing_tables,
-                      not_null_checks=set(ctx.not_null_checks), gated=ctx.gated)
+                      not_null_checks=set(ctx.not_null_checks), gated=ctx.gated,
+                      assumed=set(ctx.assumed))
     parts: list[Classification] = []
     for statement in statements:
         part = classify(statement, scratch)
         parts.append(part)
-        scratch.created.update(part.creates)
+        scratch.learn(part.creates, part.assumes)
     return Classification(
         max((p.phase for p in parts), key=lambda p: p.rank),
         # ALTER TYPE ... ADD VALUE inside still has to be committed before it is used.
@@ -393,6 +398,7 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
         "guarded " + "; ".join(p.summary for p in parts),
         tables=tuple(dict.fromkeys(t for p in parts for t in p.tables)),
         creates=tuple(k for p in parts for k in p.creates),
+        assumes=tuple(k for p in parts for k in p.assumes),
         on_existing=any(p.on_existing for p in parts),
         inner=tuple((st, p.on_existing) for st, p in zip(statements, parts, strict=True)),
     )

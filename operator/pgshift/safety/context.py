@@ -20,6 +20,8 @@ class Context:
     #: the run has passed a contract statement: what follows runs after the gate, when the new
     #: application version may already use the tables this run created, so none is new any more.
     gated: bool = False
+    #: table keys treated as existing whatever `existing_tables` says (see `learn`).
+    assumed: set[str] = field(default_factory=set)
     #: (table key, column) with a `CHECK (col IS NOT NULL)` added earlier in this run: a later
     #: SET NOT NULL on it skips the scan once the check is validated.
     not_null_checks: set[tuple[str, str]] = field(default_factory=set)
@@ -29,6 +31,14 @@ class Context:
         run as written."""
         return not self.gated and table_key(schema, name) in self.created
 
+    def learn(self, creates: tuple[str, ...], assumes: tuple[str, ...]) -> None:
+        """What a statement just did: created tables are new; `assumes` are existing from now on
+        whatever the database says (CREATE TABLE IF NOT EXISTS: the table may hold rows, and a
+        resumed run must plan the same statements)."""
+        self.created.update(creates)
+        self.created.difference_update(assumes)
+        self.assumed.update(assumes)
+
     def exists(self, schema: str | None, name: str) -> bool:
         """An existing table that may hold rows and serve traffic: rewrites and lint apply.
 
@@ -37,4 +47,6 @@ class Context:
         """
         if self.is_new(schema, name):
             return False
+        if table_key(schema, name) in self.assumed:
+            return True
         return self.existing_tables is None or bool(self.existing_tables(schema, name))
