@@ -166,7 +166,7 @@ class Cluster:
             os.kill(self.info.supervisor_pid, 0)
         except ProcessLookupError:
             return False
-        return not processes._is_zombie(self.info.supervisor_pid)
+        return not processes.is_zombie(self.info.supervisor_pid)
 
     def leftover_pids(self) -> list[int]:
         return processes.marked_pids(self.info.id)
@@ -185,12 +185,24 @@ class Cluster:
         _remove(self.dir)
 
 
-def launch(image_roots: dict[str, str] | None = None, timeout: float = START_TIMEOUT) -> Cluster:
-    """Start a supervisor in its own session and return once the cluster is ready."""
+def launch(
+    image_roots: dict[str, str] | None = None,
+    *,
+    tie_to_parent: bool = False,
+    timeout: float = START_TIMEOUT,
+) -> Cluster:
+    """Start a supervisor in its own session and return once the cluster is ready.
+
+    ``tie_to_parent``: the kernel sends the supervisor SIGTERM when the calling thread ends, so
+    a test session killed without tear-down still stops its cluster (not for ``up``, whose
+    caller exits at once).
+    """
     build.ensure_binaries()  # fail here, in the caller's terminal, if something is missing
     workdir = Path(tempfile.mkdtemp(prefix="localcluster-"))
     (workdir / "logs").mkdir()
     argv = [sys.executable, "-m", "localcluster", "serve", "--dir", str(workdir)]
+    if tie_to_parent:
+        argv = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
     env = {**os.environ, config.MARKER_ENV: workdir.name}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     if image_roots:

@@ -39,5 +39,7 @@ def bin_dir(version: str = KUBERNETES_VERSION) -> Path:
 
 
 def state_file() -> Path:
-    """Where ``up`` records the running cluster so ``down`` and ``status`` find it."""
-    return cache_root() / "up.json"
+    """Where ``up`` records the running cluster so ``down`` and ``status`` find it
+    (``LOCALCLUSTER_STATE`` overrides it, so tests of the CLI never touch a person's cluster)."""
+    override = os.environ.get("LOCALCLUSTER_STATE")
+    return Path(override) if override else cache_root() / "up.json"

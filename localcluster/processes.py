@@ -93,7 +93,7 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     # A zombie leader still counts for killpg(0); treat a group of zombies as gone.
-    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _all_pids())
+    return any(_pgid_of(pid) == pgid and not is_zombie(pid) for pid in _all_pids())
 
 
 def _all_pids() -> list[int]:
@@ -113,7 +113,7 @@ def _pgid_of(pid: int) -> int:
     return int(fields[2]) if fields else -1
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     fields = _stat_fields(pid)
     return not fields or fields[0] == "Z"
 
@@ -129,7 +129,7 @@ def marked_pids(cluster_id: str) -> list[int]:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
-        if needle in environ.split(b"\0") and not _is_zombie(pid):
+        if needle in environ.split(b"\0") and not is_zombie(pid):
             found.append(pid)
     return found
 

@@ -10,6 +10,9 @@ import pytest
 
 from tests.pgserver import PgServer, running_server
 
+# kube_cluster and kube_namespace: a real local Kubernetes control plane (localcluster/).
+pytest_plugins = ["localcluster.pytest_plugin"]
+
 _db_counter = itertools.count()
 
 

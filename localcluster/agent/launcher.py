@@ -1,7 +1,7 @@
 """Start one container: build its root in a private mount namespace, then exec its command.
 
-The agent runs this file as ``unshare --mount --propagation private -- python -I -S launcher.py
-<spec.json>``; it is standalone (standard library only) because it runs before any import path
+The agent runs this file as ``unshare --mount --uts --propagation private -- python -I -S
+launcher.py <spec.json>``; it is standalone (standard library only) because it runs before any import path
 is set up. Steps, all inside the new mount namespace so nothing reaches the host:
 
 1. a tmpfs becomes the new root; every top-level entry of the host's ``/`` is bind-mounted into
@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import sys
 from typing import Any
@@ -216,6 +217,8 @@ def launch(spec: dict[str, Any]) -> None:
     root.ensure(working_dir, directory=True)
     if spec.get("readOnlyRoot"):
         root.make_read_only()
+    if spec.get("hostname"):
+        socket.sethostname(spec["hostname"])  # a private UTS namespace: `hostname` is the Pod
     os.chroot(root.path)
     os.chdir(working_dir)
     os.setgroups(spec["groups"])

@@ -298,6 +298,7 @@ class PodWorker(threading.Thread):
             "argv": envs.command_line(container, environment),
             "env": environment,
             "resultFile": str(result),
+            "hostname": self.pod_name[:63],
         }
         spec_path = folder / "spec.json"
         spec_path.touch(mode=0o600)
@@ -307,7 +308,7 @@ class PodWorker(threading.Thread):
             log_path.replace(log_path.with_suffix(".previous.log"))
         log_file = log_path.open("ab")
         process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--",
+            ["unshare", "--mount", "--uts", "--propagation", "private", "--",
              sys.executable, "-I", "-S", str(LAUNCHER), str(spec_path)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             env={config.MARKER_ENV: self.node.cluster_id, "PATH": os.environ.get("PATH", "")},
@@ -380,7 +381,17 @@ class PodWorker(threading.Thread):
             if error.status == 404:
                 self.deleting.set()
             else:
-                log.warning("status of %s/%s: %s", self.namespace, self.pod_name, error.reason)
+                # Say what the apiserver refused, once per distinct refusal, not at every poll.
+                self.last_status = status
+                log.warning("status of %s/%s refused: %s %s", self.namespace, self.pod_name,
+                            error.status, _message(error))  # fmt: skip
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body).get("message", error.reason))
+    except (TypeError, ValueError):
+        return str(error.reason)

@@ -120,7 +120,7 @@ def pod_status(
         "podIP": HOST_IP,
         "podIPs": [{"ip": HOST_IP}],
         "startTime": start_time,
-        "qosClass": "BestEffort",
+        # No qosClass: the apiserver sets it at creation from the resources and refuses changes.
         "conditions": [
             _condition("PodReadyToStartContainers", not terminal, since),
             _condition("Initialized", initialized, since, "ContainersNotInitialized"),

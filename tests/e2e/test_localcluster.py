@@ -1,0 +1,454 @@
+"""The local cluster is a real Kubernetes: Jobs, volumes, security contexts, RBAC, CRDs, logs.
+
+Every test runs against the session's ``kube_cluster`` (real etcd, kube-apiserver,
+kube-controller-manager and the agent that runs Pods as local processes), in its own namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcluster.cluster import Cluster, launch
+from localcluster.processes import is_zombie, marked_pids
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def apply(cluster: Cluster, namespace: str, manifest: str, *, check: bool = True
+          ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest, check=check)
+
+
+def pod_of(cluster: Cluster, namespace: str, job: str) -> dict[str, Any]:
+    pods = cluster.get_json("pods", "-n", namespace, "-l", f"job-name={job}")["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def wait_pod_done(cluster: Cluster, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = cluster.get_json("pod", name, "-n", namespace)
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return pod
+        time.sleep(0.2)
+    raise AssertionError(f"pod {namespace}/{name} did not finish: {pod.get('status')}")
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["status"]["containerStatuses"][0]["state"]["terminated"]
+
+
+def test_job_writes_into_its_claim_and_kubectl_logs_prints_its_output(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: backups}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: writer}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: example.com/runner:1
+        command: [sh, -c, 'echo "dump of $(hostname)" > /backups/dump.sql && echo wrote dump']
+        # Guaranteed QoS: the agent's status patches must not touch the qosClass.
+        resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: 100m, memory: 64Mi}}
+        volumeMounts: [{name: backups, mountPath: /backups}]
+      volumes: [{name: backups, persistentVolumeClaim: {claimName: backups}}]
+""")
+    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=complete", "job/writer",
+                         "--timeout=60s")  # fmt: skip
+    pod = pod_of(kube_cluster, kube_namespace, "writer")
+    folder = kube_cluster.host_path_for_claim(kube_namespace, "backups")
+    assert (folder / "dump.sql").read_text() == f"dump of {pod['metadata']['name']}\n"
+    logs = kube_cluster.kubectl("logs", "-n", kube_namespace, "job/writer").stdout
+    assert logs == "wrote dump\n"
+
+
+def test_failing_job_ends_failed_after_its_backoff_limit(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: failing}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: main, image: example.com/runner:1, command: [sh, -c, 'echo boom >&2; exit 4']}
+""")
+    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=failed", "job/failing",
+                         "--timeout=90s")  # fmt: skip
+    job = kube_cluster.get_json("job", "failing", "-n", kube_namespace)
+    assert job["status"]["failed"] == 2  # the first try and one retry
+    reasons = {c["type"]: c.get("reason") for c in job["status"]["conditions"]}
+    assert reasons["Failed"] == "BackoffLimitExceeded"
+
+
+def test_secret_env_configmap_volume_and_termination_message_reach_the_pod(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Secret
+metadata: {name: shop-db}
+stringData: {DATABASE_URL: "postgresql://shop:s3cr%40t@127.0.0.1:5432/shop"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: migrations}
+data: {"0001_init.sql": "CREATE TABLE t (id int);"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: runner, labels: {app: pgshift}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.com/runner:1
+    workingDir: /migrations
+    command: [sh, -c]
+    args:
+    - 'echo "$DATABASE_URL|$POD|$APP|$(cat 0001_init.sql)|$(pwd)"; echo "{\\"applied\\": 1}" > /dev/termination-log'
+    env:
+    - {name: DATABASE_URL, valueFrom: {secretKeyRef: {name: shop-db, key: DATABASE_URL}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+    volumeMounts: [{name: migrations, mountPath: /migrations}]
+  volumes: [{name: migrations, configMap: {name: migrations}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fallback}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.com/runner:1
+    command: [sh, -c, 'echo first; echo last words; exit 2']
+    terminationMessagePolicy: FallbackToLogsOnError
+""")
+    pod = wait_pod_done(kube_cluster, kube_namespace, "runner")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert terminated(pod)["message"] == '{"applied": 1}\n'
+    logs = kube_cluster.kubectl("logs", "-n", kube_namespace, "runner").stdout
+    assert logs == (
+        "postgresql://shop:s3cr%40t@127.0.0.1:5432/shop|runner|pgshift"
+        "|CREATE TABLE t (id int);|/migrations\n"
+    )
+    failed = wait_pod_done(kube_cluster, kube_namespace, "fallback")
+    assert failed["status"]["phase"] == "Failed"
+    assert terminated(failed) | {"exitCode": 2, "reason": "Error"} == terminated(failed)
+    assert terminated(failed)["message"] == "first\nlast words"
+
+
+def test_non_root_read_only_pod_runs_as_its_uid_and_writes_only_to_volumes(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Pod
+metadata: {name: locked}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true}
+  containers:
+  - name: main
+    image: example.com/runner:1
+    command: [sh, -c]
+    args:
+    - |
+      echo "uid=$(id -u) gid=$(id -g)"
+      for target in /tmp/x /etc/x /x; do touch "$target" 2>/dev/null && echo "wrote $target"; done
+      touch /scratch/ok && echo "wrote /scratch"
+      python -c 'import kubernetes, sys; print("venv", sys.prefix)'
+      command -v pgshift; command -v pg_dump
+    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes: [{name: scratch, emptyDir: {}}]
+""")
+    pod = wait_pod_done(kube_cluster, kube_namespace, "locked")
+    logs = kube_cluster.kubectl("logs", "-n", kube_namespace, "locked").stdout.splitlines()
+    assert pod["status"]["phase"] == "Succeeded", logs
+    assert logs[:3] == ["uid=1000 gid=1000", "wrote /scratch", f"venv {sys.prefix}"]
+    assert logs[3:] == [f"{sys.prefix}/bin/pgshift", "/usr/lib/postgresql/15/bin/pg_dump"]
+
+
+IN_CLUSTER_LIST = """
+from kubernetes import client, config
+config.load_incluster_config()
+try:
+    pods = client.CoreV1Api().list_namespaced_pod(open(
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace").read())
+    print("listed", len(pods.items))
+except client.ApiException as error:
+    print("refused", error.status, error.reason)
+"""
+
+
+def test_in_cluster_rbac_is_enforced(kube_cluster: Cluster, kube_namespace: str) -> None:
+    script = json.dumps(IN_CLUSTER_LIST)
+    apply(kube_cluster, kube_namespace, f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: lister}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: pod-lister}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: [list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: lister}}
+subjects: [{{kind: ServiceAccount, name: lister, namespace: {kube_namespace}}}]
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-lister}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: allowed}}
+spec:
+  restartPolicy: Never
+  serviceAccountName: lister
+  securityContext: {{runAsUser: 1000}}
+  containers: [{{name: main, image: example.com/runner:1, command: [python, -c, {script}]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: denied}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000}}
+  containers: [{{name: main, image: example.com/runner:1, command: [python, -c, {script}]}}]
+""")
+    for name in ("allowed", "denied"):
+        wait_pod_done(kube_cluster, kube_namespace, name)
+    allowed = kube_cluster.kubectl("logs", "-n", kube_namespace, "allowed").stdout
+    denied = kube_cluster.kubectl("logs", "-n", kube_namespace, "denied").stdout
+    assert allowed.startswith("listed ")
+    assert denied == "refused 403 Forbidden\n"
+
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.e2e.localcluster.dev}
+spec:
+  group: e2e.localcluster.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {type: string}
+                    status: {type: string}
+                    reason: {type: string}
+"""
+
+
+def test_crd_schema_rejects_invalid_objects_and_wait_reads_status_conditions(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    kube_cluster.kubectl("apply", "-f", "-", input=CRD)
+    kube_cluster.kubectl("wait", "--for=condition=Established",
+                         "crd/widgets.e2e.localcluster.dev", "--timeout=30s")  # fmt: skip
+    widget = "apiVersion: e2e.localcluster.dev/v1\nkind: Widget\nmetadata: {name: w}\n"
+    refused = apply(kube_cluster, kube_namespace, widget + "spec: {size: 11}\n", check=False)
+    assert refused.returncode != 0
+    assert "spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10" in (
+        refused.stderr
+    )
+    apply(kube_cluster, kube_namespace, widget + "spec: {size: 3}\n")
+    status = {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done"}]}}
+    kube_cluster.kubectl("patch", "-n", kube_namespace, "widget/w", "--subresource=status",
+                         "--type=merge", "-p", json.dumps(status))  # fmt: skip
+    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=Ready", "widget/w",
+                         "--timeout=10s")  # fmt: skip
+
+
+def test_logs_follow_streams_until_the_container_ends_and_tail_lines_cuts(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Pod
+metadata: {name: progress}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.com/runner:1
+    command: [sh, -c, 'for i in 1 2 3 4 5 6; do echo "{\\"step\\": $i}"; sleep 0.3; done']
+""")
+    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=jsonpath={.status.phase}=Running",
+                         "pod/progress", "--timeout=30s")  # fmt: skip
+    followed = kube_cluster.kubectl("logs", "-n", kube_namespace, "-f", "progress").stdout
+    assert [json.loads(line)["step"] for line in followed.splitlines()] == [1, 2, 3, 4, 5, 6]
+    tail = kube_cluster.kubectl("logs", "-n", kube_namespace, "--tail=2", "progress").stdout
+    assert tail == '{"step": 5}\n{"step": 6}\n'
+
+
+def test_a_missing_command_fails_the_pod_with_start_error(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Pod
+metadata: {name: nocmd}
+spec:
+  restartPolicy: Never
+  containers: [{name: main, image: example.com/runner:1, command: [no-such-tool, --version]}]
+""")
+    state = terminated(wait_pod_done(kube_cluster, kube_namespace, "nocmd"))
+    assert (state["reason"], state["exitCode"]) == ("StartError", 128)
+    assert state["message"] == 'exec: "no-such-tool": executable file not found in $PATH'
+
+
+def test_deleting_a_running_pod_kills_its_processes(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  containers: [{name: main, image: example.com/runner:1, command: [sh, -c, 'sleep 300 & wait']}]
+""")
+    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=jsonpath={.status.phase}=Running",
+                         "pod/sleeper", "--timeout=30s")  # fmt: skip
+    pod = kube_cluster.get_json("pod", "sleeper", "-n", kube_namespace)
+    pid = int(pod["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+    assert Path(f"/proc/{pid}").exists()
+    kube_cluster.kubectl("delete", "-n", kube_namespace, "pod/sleeper", "--timeout=30s")
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _live_in_group(int(p), pid)]
+
+
+def _live_in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid and not is_zombie(pid)
+    except ProcessLookupError:
+        return False
+
+
+def test_init_container_copies_files_out_of_an_image_root(
+    kube_cluster: Cluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "image"
+    (image / "migrations").mkdir(parents=True)
+    (image / "migrations" / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
+    kube_cluster.add_image("example.com/shop-migrations:7", image)
+    assert kube_cluster.image_roots["example.com/shop-migrations:7"] == str(image)
+    apply(kube_cluster, kube_namespace, """
+apiVersion: v1
+kind: Pod
+metadata: {name: copier}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: copy
+    image: example.com/shop-migrations:7
+    command: [cp, -r, /migrations/., /work/]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: second
+    image: example.com/runner:1
+    command: [sh, -c, 'test ! -e /migrations && echo "no image files here"']
+  containers:
+  - name: main
+    image: example.com/runner:1
+    command: [sh, -c, 'cat /work/0001_init.sql /image/migrations/0001_init.sql']
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: image, mountPath: /image}
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: image, image: {reference: "example.com/shop-migrations:7"}}
+""")
+    pod = wait_pod_done(kube_cluster, kube_namespace, "copier")
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    second = kube_cluster.kubectl("logs", "-n", kube_namespace, "copier", "-c", "second").stdout
+    assert second == "no image files here\n"
+    main = kube_cluster.kubectl("logs", "-n", kube_namespace, "copier", "-c", "main").stdout
+    assert main == "CREATE TABLE t (id int);\n" * 2
+
+
+def test_stopping_a_cluster_leaves_no_process_and_no_folder() -> None:
+    cluster = launch(tie_to_parent=True)
+    try:
+        cluster.kubectl("run", "lingering", "--image=example.com/runner:1", "--restart=Never",
+                        "--command", "--", "sleep", "600")  # fmt: skip
+        cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Running", "pod/lingering",
+                        "--timeout=30s")  # fmt: skip
+        assert len(marked_pids(cluster.info.id)) >= 5  # supervisor, etcd, apiserver, kcm, pod
+    finally:
+        cluster.stop()
+    assert marked_pids(cluster.info.id) == []
+    assert not cluster.dir.exists()
+
+
+def test_up_status_down_through_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "LOCALCLUSTER_STATE": str(tmp_path / "up.json"),
+           "PYTHONPATH": str(REPO_ROOT)}  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "localcluster", *args], env=env, cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+
+    up = run("up")
+    assert up.returncode == 0, up.stderr
+    kubeconfig = up.stdout.strip().removeprefix("export KUBECONFIG=")
+    state = json.loads((tmp_path / "up.json").read_text())
+    try:
+        assert run("status").returncode == 0
+        nodes = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "get", "nodes"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert "localcluster   Ready" in nodes
+    finally:
+        down = run("down")
+    assert down.returncode == 0, down.stderr
+    assert marked_pids(state["id"]) == []
+    assert not Path(state["dir"]).exists()
+    assert run("status").returncode == 1
