@@ -344,20 +344,72 @@ def test_expand_behind_a_gated_contract_is_blocked_by_gate(
     kube_cluster: Any, operator: Operator, ns: str, database_url: str
 ) -> None:
     secret(kube_cluster, ns, database_url)
-    configmap(
-        kube_cluster,
-        ns,
-        "src",
-        {"0001_create.sql": CREATE, "0002_drop.sql": DROP, "0003_add.sql": ADD},
+    # 0002 is harmless SQL made a contract step by spec.overrides alone: the gate proves the
+    # overrides reached the runner (a downward-API file in the Job's Pod).
+    note = "COMMENT ON TABLE items IS 'v2';\n"
+    files = {"0001_create.sql": CREATE, "0002_note.sql": note, "0003_add.sql": ADD}
+    configmap(kube_cluster, ns, "src", files)
+    migration(
+        kube_cluster, ns, "app", spec_for("src", overrides={"0002_note": {"phase": "contract"}})
     )
-    migration(kube_cluster, ns, "app", spec_for("src", safety={"destructive": "Allow"}))
     status = wait_phase(kube_cluster, ns, "app", "BlockedByGate")
     c = conditions(status)
     assert c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "False"
     assert c["Ready"]["reason"] == "BlockedByGate"
-    assert "0003_add" not in c["Ready"]["message"] or "approve=0002_drop" in c["Ready"]["message"]
-    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/approve=0002_drop")
+    assert "0003_add" in c["Ready"]["message"] and "approve=0002_note" in c["Ready"]["message"]
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/approve=0002_note")
     wait_condition(kube_cluster, ns, "app", "Complete")
+
+
+def test_rollout_gate_opens_when_the_deployment_rolled_out(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
+    pg_server: PgServer,
+) -> None:  # fmt: skip
+    # The local cluster runs no Deployment controller: the test plays it, writing the
+    # Deployment's status as the controller would after a rollout.
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1", "command": ["true"]}]},
+            },
+        },
+    }
+    k(kube_cluster, ns, "apply", "-f", "-", input=json.dumps(deployment))
+
+    def rolled_out(generation: int) -> None:
+        status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                  "availableReplicas": 1, "readyReplicas": 1}  # fmt: skip
+        k(kube_cluster, ns, "patch", "deployment/web", "--subresource=status", "--type=merge",
+          "-p", json.dumps({"status": status}))  # fmt: skip
+
+    rolled_out(1)
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE, "0002_drop.sql": DROP})
+    spec = spec_for(
+        "src",
+        contract={"after": "Rollout", "rollout": {"deployment": "web"}},
+        safety={"destructive": "Allow"},
+    )
+    migration(kube_cluster, ns, "app", spec)
+    status = wait_phase(kube_cluster, ns, "app", "AwaitingRollout")
+    assert conditions(status)["Ready"]["status"] == "True"
+    assert "Deployment web" in conditions(status)["Ready"]["message"]
+    # the application's new version rolls out: a new generation, then its rollout completes.
+    k(kube_cluster, ns, "set", "image", "deployment/web", "web=web:2")
+    rolled_out(2)
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    columns = pg_server.psql(
+        "SELECT string_agg(column_name, ',') FROM information_schema.columns "
+        "WHERE table_name = 'items'",
+        database_name,
+    )
+    assert columns == "id"
 
 
 # --- failure and recovery -----------------------------------------------------------------------
