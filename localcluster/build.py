@@ -105,9 +105,17 @@ def build_kubernetes(version: str = config.KUBERNETES_VERSION, *, quiet: bool = 
         "GOFLAGS": "-mod=readonly",
     }
     argv = [
-        str(go), "build", "-p", "2", "-trimpath", "-ldflags", _ldflags(version),
-        "-o", f"{staging}/", *(f"k8s.io/kubernetes/cmd/{name}" for name in COMMANDS),
-    ]  # fmt: skip
+        str(go),
+        "build",
+        "-p",
+        "2",
+        "-trimpath",
+        "-ldflags",
+        _ldflags(version),
+        "-o",
+        f"{staging}/",
+        *(f"k8s.io/kubernetes/cmd/{name}" for name in COMMANDS),
+    ]
     if not quiet:
         print(
             f"localcluster: building {', '.join(COMMANDS)} {version} "

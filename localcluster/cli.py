@@ -37,8 +37,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     handle = cluster.launch(image_roots=roots)
     config.state_file().parent.mkdir(parents=True, exist_ok=True)
     config.state_file().write_text(json.dumps(asdict(handle.info), indent=2))
-    print(f"local cluster ready in {time.monotonic() - started:.1f} s at {handle.server}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"local cluster ready in {time.monotonic() - started:.1f} s at {handle.server}",
+        file=sys.stderr,
+    )
     print(f"export KUBECONFIG={handle.kubeconfig}")
     return 0
 
@@ -82,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--dir", required=True)
     args = parser.parse_args(argv)
-    handler = {"build": cmd_build, "up": cmd_up, "down": cmd_down, "status": cmd_status,
-               "serve": cmd_serve}[args.command]  # fmt: skip
+    handler = {
+        "build": cmd_build,
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "serve": cmd_serve,
+    }[args.command]
     try:
         return handler(args)
     except LocalClusterError as error:

@@ -70,18 +70,35 @@ def serve(workdir: Path, image_roots: dict[str, str] | None = None) -> int:
         endpoints = Endpoints(ports[0], ports[1], ports[2], secrets.token_hex(24))
         control_plane = ControlPlane(workdir, binaries, keys, endpoints, cluster_id)
         control_plane.start()
-        agent = Agent(Kube(str(control_plane.kubeconfig)), workdir, endpoints.api_port,
-                      cluster_id, workdir / "pki")  # fmt: skip
+        agent = Agent(
+            Kube(str(control_plane.kubeconfig)),
+            workdir,
+            endpoints.api_port,
+            cluster_id,
+            workdir / "pki",
+        )
         agent.start()
-        _write_info(workdir, ClusterInfo(cluster_id, str(workdir), str(control_plane.kubeconfig),
-                                         endpoints.server, endpoints.api_port, os.getpid(), "ready"))  # fmt: skip
+        _write_info(
+            workdir,
+            ClusterInfo(
+                cluster_id,
+                str(workdir),
+                str(control_plane.kubeconfig),
+                endpoints.server,
+                endpoints.api_port,
+                os.getpid(),
+                "ready",
+            ),
+        )
         while not stop.wait(1.0):
             control_plane.check_alive()
         return 0
     except Exception as error:
         logging.exception("local cluster failed")
-        _write_info(workdir, ClusterInfo(cluster_id, str(workdir), "", "", 0, os.getpid(),
-                                         "failed", str(error)))  # fmt: skip
+        _write_info(
+            workdir,
+            ClusterInfo(cluster_id, str(workdir), "", "", 0, os.getpid(), "failed", str(error)),
+        )
         return 1
     finally:
         if agent is not None:
@@ -133,12 +150,17 @@ class Cluster:
 
         ImageRoots(self.dir / "image-roots.json").add(image, folder)
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,  # noqa: A002
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise LocalClusterError(
                 f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}"
@@ -209,9 +231,14 @@ def launch(
         env[config.IMAGE_ROOTS_ENV] = json.dumps(image_roots)
     with (workdir / "logs" / "supervisor.log").open("ab") as log:
         process = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     info_path = workdir / INFO_FILE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

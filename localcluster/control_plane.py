@@ -80,7 +80,9 @@ class ControlPlane:
         self._start("kube-apiserver", self._apiserver_argv(), logs)
         deadline = time.monotonic() + timeout
         self._wait(deadline, "kube-apiserver /readyz", lambda: self._get("/readyz") == "ok")
-        self._wait(deadline, "namespace default", lambda: self._exists("/api/v1/namespaces/default"))
+        self._wait(
+            deadline, "namespace default", lambda: self._exists("/api/v1/namespaces/default")
+        )
         self._start("kube-controller-manager", self._controller_manager_argv(), logs)
         # A Pod needs its namespace's ServiceAccount and the root CA ConfigMap: both come from
         # controllers, so their presence in `default` proves the controller manager works.

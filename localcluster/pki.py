@@ -41,26 +41,75 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _leaf(folder: Path, name: str, subject: str, names: str, usage: str) -> None:
-    _openssl("req", "-new", *_EC, "-keyout", f"{name}.key", "-subj", subject,
-             "-out", f"{name}.csr", cwd=folder)  # fmt: skip
+    _openssl(
+        "req",
+        "-new",
+        *_EC,
+        "-keyout",
+        f"{name}.key",
+        "-subj",
+        subject,
+        "-out",
+        f"{name}.csr",
+        cwd=folder,
+    )
     ext = folder / f"{name}.ext"
     ext.write_text(f"subjectAltName={names}\nextendedKeyUsage={usage}\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "30", "-extfile", ext.name, "-out", f"{name}.crt",
-             cwd=folder)  # fmt: skip
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        ext.name,
+        "-out",
+        f"{name}.crt",
+        cwd=folder,
+    )
 
 
 def make_pki(folder: Path) -> Pki:
     if not shutil.which("openssl"):
         raise LocalClusterError("openssl is not installed: run `apt-get install openssl`")
     folder.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-new", *_EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
-             "-subj", "/CN=localcluster-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", cwd=folder)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-new",
+        *_EC,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=localcluster-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        cwd=folder,
+    )
     _leaf(folder, "apiserver", "/CN=kube-apiserver", _SERVER_NAMES, "serverAuth")
     _leaf(folder, "kubelet", "/CN=localcluster-node", "IP:127.0.0.1,DNS:localhost", "serverAuth")
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-             "-out", "sa.key", cwd=folder)  # fmt: skip
+    _openssl(
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "sa.key",
+        cwd=folder,
+    )
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
     return Pki(
         ca_cert=folder / "ca.crt",

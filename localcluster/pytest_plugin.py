@@ -33,8 +33,9 @@ def kube_namespace(kube_cluster: Cluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube_cluster.kubectl("create", "namespace", name)
     # ServiceAccount admission rejects Pods until the controller made `default`.
-    kube_cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name,
-                         "--timeout=30s")  # fmt: skip
+    kube_cluster.kubectl(
+        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s"
+    )
     try:
         yield name
     finally:

@@ -29,8 +29,9 @@ WATCH_TIMEOUT_SECONDS = 30
 
 
 class Agent:
-    def __init__(self, kube: Kube, workdir: Path, api_port: int, cluster_id: str,
-                 pki_dir: Path) -> None:  # fmt: skip
+    def __init__(
+        self, kube: Kube, workdir: Path, api_port: int, cluster_id: str, pki_dir: Path
+    ) -> None:
         self.kube = kube
         self.volumes_dir = workdir / "volumes"
         self.context = NodeContext(
@@ -58,8 +59,11 @@ class Agent:
         # that would lift it does not run here, so the agent lifts it with the Ready status.
         self.kube.patch_node(NODE_NAME, {"spec": {"taints": None}})
         self._heartbeat()
-        for target, name in ((self._watch_pods, "pods"), (self._provision, "provisioner"),
-                             (self._beat, "heartbeat")):  # fmt: skip
+        for target, name in (
+            (self._watch_pods, "pods"),
+            (self._provision, "provisioner"),
+            (self._beat, "heartbeat"),
+        ):
             thread = threading.Thread(target=target, name=f"agent-{name}", daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -75,8 +79,9 @@ class Agent:
 
     def find(self, namespace: str, name: str) -> PodWorker | None:
         with self.lock:
-            matches = [w for w in self.workers.values()
-                       if w.namespace == namespace and w.pod_name == name]  # fmt: skip
+            matches = [
+                w for w in self.workers.values() if w.namespace == namespace and w.pod_name == name
+            ]
         return matches[-1] if matches else None
 
     # -- loops ---------------------------------------------------------------------------------
@@ -157,7 +162,10 @@ class Agent:
             return
         deleting = bool(meta.get("deletionTimestamp"))
         if not spec.get("nodeName"):
-            if not deleting and spec.get("schedulerName", "default-scheduler") == "default-scheduler":
+            if (
+                not deleting
+                and spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+            ):
                 self._bind(meta["namespace"], meta["name"])
             return
         if spec["nodeName"] != NODE_NAME:

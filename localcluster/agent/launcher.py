@@ -1,8 +1,8 @@
 """Start one container: build its root in a private mount namespace, then exec its command.
 
 The agent runs this file as ``unshare --mount --uts --propagation private -- python -I -S
-launcher.py <spec.json>``; it is standalone (standard library only) because it runs before any import path
-is set up. Steps, all inside the new mount namespace so nothing reaches the host:
+launcher.py <spec.json>``; it is standalone (standard library only) because it runs before any
+import path is set up. Steps, all inside the new mount namespace so nothing reaches the host:
 
 1. a tmpfs becomes the new root; every top-level entry of the host's ``/`` is bind-mounted into
    it (the "image" is the host), ``/dev`` gets a minimal set of devices;
@@ -38,8 +38,13 @@ MS_REC = 16384
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]  # fmt: skip
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 
 
 class StartError(Exception):
@@ -51,9 +56,12 @@ class StartError(Exception):
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     result = _libc.mount(
-        source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
         data.encode() if data else None,
-    )  # fmt: skip
+    )
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
@@ -73,7 +81,7 @@ def placeholder(host_path: str, target: str) -> None:
     if os.path.isdir(host_path):
         os.mkdir(target)
     else:
-        open(target, "a").close()  # noqa: SIM115 - an empty file to bind-mount a file onto
+        open(target, "a").close()
     bind(host_path, target)
 
 
@@ -113,9 +121,13 @@ class Root:
         bind("/dev/pts", f"{dev}/pts")
         os.mkdir(f"{dev}/shm")
         mount("tmpfs", f"{dev}/shm", "tmpfs", 0, "mode=1777")
-        for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
-                         ("ptmx", "pts/ptmx")):  # fmt: skip
+        for name, to in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ):
             os.symlink(to, f"{dev}/{name}")
         self.writable.add("/dev")
 
@@ -142,7 +154,7 @@ class Root:
                 if current not in self.writable and not self.in_volume(current):
                     self.shadow(current)
                 if last and not directory:
-                    open(self.host(child), "a").close()  # noqa: SIM115
+                    open(self.host(child), "a").close()
                 else:
                     os.mkdir(self.host(child), 0o755)
                     self.writable.add(child)
@@ -159,7 +171,7 @@ class Root:
                 if os.path.isdir(source):
                     os.mkdir(target)
                 else:
-                    open(target, "a").close()  # noqa: SIM115
+                    open(target, "a").close()
             bind(source, target)
 
     def open_path(self, inside: str) -> None:

@@ -9,6 +9,7 @@ so the cluster CA signs it only for tidiness. Logs are the raw stdout+stderr of 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -42,7 +43,9 @@ class LogsServer:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="kubelet-logs", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="kubelet-logs", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -59,7 +62,7 @@ class LogsServer:
         find = self.find
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 log.debug("kubelet endpoint: " + format, *args)
 
             def do_GET(self) -> None:
@@ -82,19 +85,22 @@ class LogsServer:
                 if query.get("previous") == "true":
                     path = path.with_suffix(".previous.log")
                 if not path.exists():
-                    self._error(400, f'container "{container}" in pod "{pod}" is waiting to start: '
-                                     f"{state.reason or 'ContainerCreating'}")  # fmt: skip
+                    self._error(
+                        400,
+                        f'container "{container}" in pod "{pod}" is waiting to start: '
+                        f"{state.reason or 'ContainerCreating'}",
+                    )
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
-                try:
+                # The reader may go away (kubectl logs -f interrupted).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
                     self._stream(worker, container, path, query)
-                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-                    pass  # the reader went away (kubectl logs -f interrupted)
 
-            def _stream(self, worker: PodWorker, container: str, path: Path,
-                        query: dict[str, str]) -> None:  # fmt: skip
+            def _stream(
+                self, worker: PodWorker, container: str, path: Path, query: dict[str, str]
+            ) -> None:
                 limit = int(query["limitBytes"]) if "limitBytes" in query else None
                 with path.open("rb") as handle:
                     data = handle.read()

@@ -39,8 +39,14 @@ def node_status(kubelet_port: int) -> dict[str, Any]:
     }
 
     def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-        return {"type": kind, "status": "True" if ok else "False", "reason": reason,
-                "message": message, "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}  # fmt: skip
+        return {
+            "type": kind,
+            "status": "True" if ok else "False",
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": stamp,
+        }
 
     return {
         "capacity": capacity,

@@ -47,17 +47,29 @@ GRACE_MAX = 30.0
 def pod_path() -> str:
     """PATH of every container: the agent's virtualenv (so ``pgshift`` resolves), PostgreSQL's
     client tools (``pg_dump``), then the usual system folders."""
-    return ":".join([
-        f"{sys.prefix}/bin", str(config.POSTGRES_BIN),
-        "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
-    ])  # fmt: skip
+    return ":".join(
+        [
+            f"{sys.prefix}/bin",
+            str(config.POSTGRES_BIN),
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+    )
 
 
 def traverse_paths() -> list[str]:
     """Folders a non-root container must be able to cross to run the agent's interpreter."""
-    return sorted({
-        f"{sys.prefix}/bin", sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-    })  # fmt: skip
+    return sorted(
+        {
+            f"{sys.prefix}/bin",
+            sys.base_prefix,
+            os.path.dirname(os.path.realpath(sys.executable)),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -90,11 +102,15 @@ class PodWorker(threading.Thread):
         self.dir = node.pods_dir / f"{self.namespace}_{self.pod_name}_{self.uid}"
         spec = pod["spec"]
         self.restart_policy: str = spec.get("restartPolicy", "Always")
-        self.init = [ContainerState(c["name"], c.get("image", "")) for c in spec.get("initContainers") or []]
+        self.init = [
+            ContainerState(c["name"], c.get("image", "")) for c in spec.get("initContainers") or []
+        ]
         self.main = [ContainerState(c["name"], c.get("image", "")) for c in spec["containers"]]
         for state in self.main:
             state.reason = "PodInitializing" if self.init else "ContainerCreating"
-        self.specs = {c["name"]: c for c in [*(spec.get("initContainers") or []), *spec["containers"]]}
+        self.specs = {
+            c["name"]: c for c in [*(spec.get("initContainers") or []), *spec["containers"]]
+        }
         self.running: dict[str, Running] = {}
         self.restart_at: dict[str, float] = {}
         self.started_at = now()
@@ -191,19 +207,23 @@ class PodWorker(threading.Thread):
             if deadline and time.monotonic() - self.started_clock > float(deadline):
                 self._kill_all()
                 self._collect()
-                self._report(override_phase="Failed", reason="DeadlineExceeded",
-                             message=f"Pod was active on the node longer than the specified deadline")  # fmt: skip  # noqa: E501
+                self._report(
+                    override_phase="Failed",
+                    reason="DeadlineExceeded",
+                    message="Pod was active on the node longer than the specified deadline",
+                )
                 return
             for state in self.main:
-                if state.state != "terminated" and state.name not in self.running and self._due(state.name):
+                if (
+                    state.state != "terminated"
+                    and state.name not in self.running
+                    and self._due(state.name)
+                ):
                     self._start(state)
             self._collect()
             for state in self.main:
-                if state.state == "terminated" and state.name not in self.restart_at:
-                    if self.restart_policy == "Always" or (
-                        self.restart_policy == "OnFailure" and not state.succeeded
-                    ):
-                        self._schedule_restart(state)
+                if self._restarts(state):
+                    self._schedule_restart(state)
             self._report()
             if self.last_status and self.last_status["phase"] in ("Succeeded", "Failed"):
                 return
@@ -212,10 +232,16 @@ class PodWorker(threading.Thread):
         self._collect()
         # Deleted while running: kubelet ends the Pod in a terminal phase so controllers (Job)
         # can count it, Failed unless every container exited 0.
-        finished = all(s.state == "terminated" for s in self.main) and all(s.succeeded for s in self.main)
+        finished = all(s.state == "terminated" for s in self.main) and all(
+            s.succeeded for s in self.main
+        )
         for state in self.main:
             if state.state != "terminated":
-                state.state, state.reason, state.exit_code = "terminated", "ContainerStatusUnknown", 137
+                state.state, state.reason, state.exit_code = (
+                    "terminated",
+                    "ContainerStatusUnknown",
+                    137,
+                )
                 state.finished_at = now()
         self._report(override_phase="Succeeded" if finished else "Failed")
 
@@ -228,12 +254,22 @@ class PodWorker(threading.Thread):
             return True
         return False
 
+    def _restarts(self, state: ContainerState) -> bool:
+        """A main container that ended and that the restart policy starts again."""
+        if state.state != "terminated" or state.name in self.restart_at:
+            return False
+        return self.restart_policy == "Always" or (
+            self.restart_policy == "OnFailure" and not state.succeeded
+        )
+
     def _schedule_restart(self, state: ContainerState) -> None:
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state.restart_count)
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**state.restart_count)
         state.last_terminated = state.terminated_dict()
         state.restart_count += 1
         state.state, state.reason = "waiting", "CrashLoopBackOff"
-        state.message = f"back-off {delay:.0f}s restarting failed container={state.name} pod={self.pod_name}"
+        state.message = (
+            f"back-off {delay:.0f}s restarting failed container={state.name} pod={self.pod_name}"
+        )
         self.restart_at[state.name] = time.monotonic() + delay
 
     def _identity(self, container: dict[str, Any]) -> tuple[int, int, list[int]]:
@@ -270,7 +306,11 @@ class PodWorker(threading.Thread):
             uid, gid, groups = self._identity(container)
             environment = envs.resolve(self.pod, container, self._base_env(uid), self._read)
         except envs.ConfigError as error:
-            state.state, state.reason, state.message = "waiting", "CreateContainerConfigError", str(error)
+            state.state, state.reason, state.message = (
+                "waiting",
+                "CreateContainerConfigError",
+                str(error),
+            )
             self.restart_at[state.name] = time.monotonic() + 1.0
             return
         termination_log = folder / "termination-log"
@@ -282,8 +322,14 @@ class PodWorker(threading.Thread):
         root.mkdir(exist_ok=True)
         mounts = vols.container_mounts(container, self.volumes)
         message_path = container.get("terminationMessagePath") or "/dev/termination-log"
-        mounts.append(vols.Mount(str(termination_log), vols.host_target(message_path),
-                                 directory=False, read_only=False))  # fmt: skip
+        mounts.append(
+            vols.Mount(
+                str(termination_log),
+                vols.host_target(message_path),
+                directory=False,
+                read_only=False,
+            )
+        )
         context = container.get("securityContext") or {}
         spec = {
             "root": str(root),
@@ -308,12 +354,25 @@ class PodWorker(threading.Thread):
             log_path.replace(log_path.with_suffix(".previous.log"))
         log_file = log_path.open("ab")
         process = subprocess.Popen(
-            ["unshare", "--mount", "--uts", "--propagation", "private", "--",
-             sys.executable, "-I", "-S", str(LAUNCHER), str(spec_path)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                "unshare",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--",
+                sys.executable,
+                "-I",
+                "-S",
+                str(LAUNCHER),
+                str(spec_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             env={config.MARKER_ENV: self.node.cluster_id, "PATH": os.environ.get("PATH", "")},
             start_new_session=True,
-        )  # fmt: skip
+        )
         self.running[state.name] = Running(process, log_file)
         state.state, state.reason, state.message = "running", "", ""
         state.started_at = now()
@@ -337,7 +396,9 @@ class PodWorker(threading.Thread):
         folder = self.dir / "containers" / state.name
         exit_code = 128 - code if code < 0 else code  # killed by a signal: 128 + signal
         result = folder / "result.json"
-        failure = json.loads(result.read_text()) if result.is_file() and result.stat().st_size else None
+        failure = (
+            json.loads(result.read_text()) if result.is_file() and result.stat().st_size else None
+        )
         state.state = "terminated"
         state.finished_at = now()
         state.exit_code = exit_code
@@ -369,9 +430,18 @@ class PodWorker(threading.Thread):
 
     # -- status ------------------------------------------------------------------------------
 
-    def _report(self, *, override_phase: str | None = None, reason: str = "", message: str = "") -> None:
-        status = pod_status(self.init, self.main, self.restart_policy, self.started_at,
-                            override_phase=override_phase, reason=reason, message=message)  # fmt: skip
+    def _report(
+        self, *, override_phase: str | None = None, reason: str = "", message: str = ""
+    ) -> None:
+        status = pod_status(
+            self.init,
+            self.main,
+            self.restart_policy,
+            self.started_at,
+            override_phase=override_phase,
+            reason=reason,
+            message=message,
+        )
         if same_status(self.last_status, status):
             return
         try:
@@ -383,8 +453,13 @@ class PodWorker(threading.Thread):
             else:
                 # Say what the apiserver refused, once per distinct refusal, not at every poll.
                 self.last_status = status
-                log.warning("status of %s/%s refused: %s %s", self.namespace, self.pod_name,
-                            error.status, _message(error))  # fmt: skip
+                log.warning(
+                    "status of %s/%s refused: %s %s",
+                    self.namespace,
+                    self.pod_name,
+                    error.status,
+                    _message(error),
+                )
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -80,7 +80,10 @@ def provision_once(kube: Kube, root: Path) -> None:
     claims = kube.core.list_persistent_volume_claim_for_all_namespaces(_preload_content=False)
     for claim in _items(claims):
         annotations = claim["metadata"].get("annotations") or {}
-        if claim.get("spec", {}).get("volumeName") or claim.get("status", {}).get("phase") != "Pending":
+        if (
+            claim.get("spec", {}).get("volumeName")
+            or claim.get("status", {}).get("phase") != "Pending"
+        ):
             continue
         if not any(annotations.get(key) == PROVISIONER for key in PROVISIONER_ANNOTATIONS):
             continue

@@ -125,8 +125,12 @@ def pod_status(
             _condition("PodReadyToStartContainers", not terminal, since),
             _condition("Initialized", initialized, since, "ContainersNotInitialized"),
             _condition("Ready", ready, since, "PodCompleted" if terminal else "ContainersNotReady"),
-            _condition("ContainersReady", ready, since,
-                       "PodCompleted" if terminal else "ContainersNotReady"),  # fmt: skip
+            _condition(
+                "ContainersReady",
+                ready,
+                since,
+                "PodCompleted" if terminal else "ContainersNotReady",
+            ),
             _condition("PodScheduled", True, start_time),
         ],
         "initContainerStatuses": [c.to_status() for c in init],

@@ -42,8 +42,12 @@ class Mount:
     read_only: bool
 
     def to_spec(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "directory": self.directory,
-                "readOnly": self.read_only}  # fmt: skip
+        return {
+            "source": self.source,
+            "target": self.target,
+            "directory": self.directory,
+            "readOnly": self.read_only,
+        }
 
 
 def _write_files(folder: Path, files: dict[str, tuple[bytes, int]]) -> None:
@@ -91,10 +95,9 @@ def _downward_files(
 ) -> dict[str, tuple[bytes, int]]:
     files = {}
     for item in items:
-        if "fieldRef" in item:
-            value = field_value(pod, item["fieldRef"]["fieldPath"])
-        else:
-            value = "0"  # resourceFieldRef: no resource accounting here
+        # resourceFieldRef: no resource accounting here, "0" as for an unset limit.
+        path = item["fieldRef"]["fieldPath"] if "fieldRef" in item else None
+        value = field_value(pod, path) if path else "0"
         files[item["path"]] = (value.encode(), item.get("mode", default_mode))
     return files
 
@@ -118,11 +121,15 @@ def _projected_files(
             )
             files[spec["path"]] = (token.encode(), default_mode)
         elif "configMap" in source:
-            files.update(_object_files(kube, "ConfigMap", namespace, source["configMap"], default_mode))
+            files.update(
+                _object_files(kube, "ConfigMap", namespace, source["configMap"], default_mode)
+            )
         elif "secret" in source:
             files.update(_object_files(kube, "Secret", namespace, source["secret"], default_mode))
         elif "downwardAPI" in source:
-            files.update(_downward_files(pod, source["downwardAPI"].get("items") or [], default_mode))
+            files.update(
+                _downward_files(pod, source["downwardAPI"].get("items") or [], default_mode)
+            )
     return files
 
 
@@ -175,8 +182,9 @@ def prepare(
         elif "downwardAPI" in volume:
             source = volume["downwardAPI"]
             _fresh(folder)
-            files = _downward_files(pod, source.get("items") or [],
-                                    source.get("defaultMode", DEFAULT_MODE))  # fmt: skip
+            files = _downward_files(
+                pod, source.get("items") or [], source.get("defaultMode", DEFAULT_MODE)
+            )
             _write_files(folder, files)
             made[name] = Volume(folder, read_only=True)
         elif "projected" in volume:

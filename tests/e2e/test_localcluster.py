@@ -24,8 +24,9 @@ pytestmark = pytest.mark.e2e
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def apply(cluster: Cluster, namespace: str, manifest: str, *, check: bool = True
-          ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def apply(
+    cluster: Cluster, namespace: str, manifest: str, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest, check=check)
 
 
@@ -35,7 +36,9 @@ def pod_of(cluster: Cluster, namespace: str, job: str) -> dict[str, Any]:
     return pods[0]
 
 
-def wait_pod_done(cluster: Cluster, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+def wait_pod_done(
+    cluster: Cluster, namespace: str, name: str, timeout: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pod = cluster.get_json("pod", name, "-n", namespace)
@@ -52,7 +55,10 @@ def terminated(pod: dict[str, Any]) -> dict[str, Any]:
 def test_job_writes_into_its_claim_and_kubectl_logs_prints_its_output(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: backups}
@@ -74,9 +80,11 @@ spec:
         resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: 100m, memory: 64Mi}}
         volumeMounts: [{name: backups, mountPath: /backups}]
       volumes: [{name: backups, persistentVolumeClaim: {claimName: backups}}]
-""")
-    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=complete", "job/writer",
-                         "--timeout=60s")  # fmt: skip
+""",
+    )
+    kube_cluster.kubectl(
+        "wait", "-n", kube_namespace, "--for=condition=complete", "job/writer", "--timeout=60s"
+    )
     pod = pod_of(kube_cluster, kube_namespace, "writer")
     folder = kube_cluster.host_path_for_claim(kube_namespace, "backups")
     assert (folder / "dump.sql").read_text() == f"dump of {pod['metadata']['name']}\n"
@@ -87,7 +95,10 @@ spec:
 def test_failing_job_ends_failed_after_its_backoff_limit(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: batch/v1
 kind: Job
 metadata: {name: failing}
@@ -98,9 +109,11 @@ spec:
       restartPolicy: Never
       containers:
       - {name: main, image: example.com/runner:1, command: [sh, -c, 'echo boom >&2; exit 4']}
-""")
-    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=failed", "job/failing",
-                         "--timeout=90s")  # fmt: skip
+""",
+    )
+    kube_cluster.kubectl(
+        "wait", "-n", kube_namespace, "--for=condition=failed", "job/failing", "--timeout=90s"
+    )
     job = kube_cluster.get_json("job", "failing", "-n", kube_namespace)
     assert job["status"]["failed"] == 2  # the first try and one retry
     reasons = {c["type"]: c.get("reason") for c in job["status"]["conditions"]}
@@ -110,7 +123,10 @@ spec:
 def test_secret_env_configmap_volume_and_termination_message_reach_the_pod(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Secret
 metadata: {name: shop-db}
@@ -132,7 +148,9 @@ spec:
     workingDir: /migrations
     command: [sh, -c]
     args:
-    - 'echo "$DATABASE_URL|$POD|$APP|$(cat 0001_init.sql)|$(pwd)"; echo "{\\"applied\\": 1}" > /dev/termination-log'
+    - >-
+      echo "$DATABASE_URL|$POD|$APP|$(cat 0001_init.sql)|$(pwd)";
+      echo '{"applied": 1}' > /dev/termination-log
     env:
     - {name: DATABASE_URL, valueFrom: {secretKeyRef: {name: shop-db, key: DATABASE_URL}}}
     - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
@@ -150,7 +168,8 @@ spec:
     image: example.com/runner:1
     command: [sh, -c, 'echo first; echo last words; exit 2']
     terminationMessagePolicy: FallbackToLogsOnError
-""")
+""",
+    )
     pod = wait_pod_done(kube_cluster, kube_namespace, "runner")
     assert pod["status"]["phase"] == "Succeeded"
     assert terminated(pod)["message"] == '{"applied": 1}\n'
@@ -168,7 +187,10 @@ spec:
 def test_non_root_read_only_pod_runs_as_its_uid_and_writes_only_to_volumes(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Pod
 metadata: {name: locked}
@@ -189,7 +211,8 @@ spec:
     securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
     volumeMounts: [{name: scratch, mountPath: /scratch}]
   volumes: [{name: scratch, emptyDir: {}}]
-""")
+""",
+    )
     pod = wait_pod_done(kube_cluster, kube_namespace, "locked")
     logs = kube_cluster.kubectl("logs", "-n", kube_namespace, "locked").stdout.splitlines()
     assert pod["status"]["phase"] == "Succeeded", logs
@@ -211,7 +234,10 @@ except client.ApiException as error:
 
 def test_in_cluster_rbac_is_enforced(kube_cluster: Cluster, kube_namespace: str) -> None:
     script = json.dumps(IN_CLUSTER_LIST)
-    apply(kube_cluster, kube_namespace, f"""
+    apply(
+        kube_cluster,
+        kube_namespace,
+        f"""
 apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: lister}}
@@ -243,7 +269,8 @@ spec:
   restartPolicy: Never
   securityContext: {{runAsUser: 1000}}
   containers: [{{name: main, image: example.com/runner:1, command: [python, -c, {script}]}}]
-""")
+""",
+    )
     for name in ("allowed", "denied"):
         wait_pod_done(kube_cluster, kube_namespace, name)
     allowed = kube_cluster.kubectl("logs", "-n", kube_namespace, "allowed").stdout
@@ -292,8 +319,9 @@ def test_crd_schema_rejects_invalid_objects_and_wait_reads_status_conditions(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
     kube_cluster.kubectl("apply", "-f", "-", input=CRD)
-    kube_cluster.kubectl("wait", "--for=condition=Established",
-                         "crd/widgets.e2e.localcluster.dev", "--timeout=30s")  # fmt: skip
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/widgets.e2e.localcluster.dev", "--timeout=30s"
+    )
     widget = "apiVersion: e2e.localcluster.dev/v1\nkind: Widget\nmetadata: {name: w}\n"
     refused = apply(kube_cluster, kube_namespace, widget + "spec: {size: 11}\n", check=False)
     assert refused.returncode != 0
@@ -302,16 +330,28 @@ def test_crd_schema_rejects_invalid_objects_and_wait_reads_status_conditions(
     )
     apply(kube_cluster, kube_namespace, widget + "spec: {size: 3}\n")
     status = {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done"}]}}
-    kube_cluster.kubectl("patch", "-n", kube_namespace, "widget/w", "--subresource=status",
-                         "--type=merge", "-p", json.dumps(status))  # fmt: skip
-    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=condition=Ready", "widget/w",
-                         "--timeout=10s")  # fmt: skip
+    kube_cluster.kubectl(
+        "patch",
+        "-n",
+        kube_namespace,
+        "widget/w",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    kube_cluster.kubectl(
+        "wait", "-n", kube_namespace, "--for=condition=Ready", "widget/w", "--timeout=10s"
+    )
 
 
 def test_logs_follow_streams_until_the_container_ends_and_tail_lines_cuts(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Pod
 metadata: {name: progress}
@@ -321,9 +361,16 @@ spec:
   - name: main
     image: example.com/runner:1
     command: [sh, -c, 'for i in 1 2 3 4 5 6; do echo "{\\"step\\": $i}"; sleep 0.3; done']
-""")
-    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=jsonpath={.status.phase}=Running",
-                         "pod/progress", "--timeout=30s")  # fmt: skip
+""",
+    )
+    kube_cluster.kubectl(
+        "wait",
+        "-n",
+        kube_namespace,
+        "--for=jsonpath={.status.phase}=Running",
+        "pod/progress",
+        "--timeout=30s",
+    )
     followed = kube_cluster.kubectl("logs", "-n", kube_namespace, "-f", "progress").stdout
     assert [json.loads(line)["step"] for line in followed.splitlines()] == [1, 2, 3, 4, 5, 6]
     tail = kube_cluster.kubectl("logs", "-n", kube_namespace, "--tail=2", "progress").stdout
@@ -333,14 +380,18 @@ spec:
 def test_a_missing_command_fails_the_pod_with_start_error(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Pod
 metadata: {name: nocmd}
 spec:
   restartPolicy: Never
   containers: [{name: main, image: example.com/runner:1, command: [no-such-tool, --version]}]
-""")
+""",
+    )
     state = terminated(wait_pod_done(kube_cluster, kube_namespace, "nocmd"))
     assert (state["reason"], state["exitCode"]) == ("StartError", 128)
     assert state["message"] == 'exec: "no-such-tool": executable file not found in $PATH'
@@ -349,7 +400,10 @@ spec:
 def test_deleting_a_running_pod_kills_its_processes(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Pod
 metadata: {name: sleeper}
@@ -357,9 +411,16 @@ spec:
   restartPolicy: Never
   terminationGracePeriodSeconds: 5
   containers: [{name: main, image: example.com/runner:1, command: [sh, -c, 'sleep 300 & wait']}]
-""")
-    kube_cluster.kubectl("wait", "-n", kube_namespace, "--for=jsonpath={.status.phase}=Running",
-                         "pod/sleeper", "--timeout=30s")  # fmt: skip
+""",
+    )
+    kube_cluster.kubectl(
+        "wait",
+        "-n",
+        kube_namespace,
+        "--for=jsonpath={.status.phase}=Running",
+        "pod/sleeper",
+        "--timeout=30s",
+    )
     pod = kube_cluster.get_json("pod", "sleeper", "-n", kube_namespace)
     pid = int(pod["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
     assert Path(f"/proc/{pid}").exists()
@@ -382,7 +443,10 @@ def test_init_container_copies_files_out_of_an_image_root(
     (image / "migrations" / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
     kube_cluster.add_image("example.com/shop-migrations:7", image)
     assert kube_cluster.image_roots["example.com/shop-migrations:7"] == str(image)
-    apply(kube_cluster, kube_namespace, """
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
 apiVersion: v1
 kind: Pod
 metadata: {name: copier}
@@ -406,7 +470,8 @@ spec:
   volumes:
   - {name: work, emptyDir: {}}
   - {name: image, image: {reference: "example.com/shop-migrations:7"}}
-""")
+""",
+    )
     pod = wait_pod_done(kube_cluster, kube_namespace, "copier")
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
     second = kube_cluster.kubectl("logs", "-n", kube_namespace, "copier", "-c", "second").stdout
@@ -418,10 +483,19 @@ spec:
 def test_stopping_a_cluster_leaves_no_process_and_no_folder() -> None:
     cluster = launch(tie_to_parent=True)
     try:
-        cluster.kubectl("run", "lingering", "--image=example.com/runner:1", "--restart=Never",
-                        "--command", "--", "sleep", "600")  # fmt: skip
-        cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Running", "pod/lingering",
-                        "--timeout=30s")  # fmt: skip
+        cluster.kubectl(
+            "run",
+            "lingering",
+            "--image=example.com/runner:1",
+            "--restart=Never",
+            "--command",
+            "--",
+            "sleep",
+            "600",
+        )
+        cluster.kubectl(
+            "wait", "--for=jsonpath={.status.phase}=Running", "pod/lingering", "--timeout=30s"
+        )
         assert len(marked_pids(cluster.info.id)) >= 5  # supervisor, etcd, apiserver, kcm, pod
     finally:
         cluster.stop()
@@ -430,12 +504,22 @@ def test_stopping_a_cluster_leaves_no_process_and_no_folder() -> None:
 
 
 def test_up_status_down_through_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "LOCALCLUSTER_STATE": str(tmp_path / "up.json"),
-           "PYTHONPATH": str(REPO_ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "LOCALCLUSTER_STATE": str(tmp_path / "up.json"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "localcluster", *args], env=env, cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "localcluster", *args],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
 
     up = run("up")
     assert up.returncode == 0, up.stderr
@@ -443,8 +527,12 @@ def test_up_status_down_through_the_command_line(tmp_path: Path) -> None:
     state = json.loads((tmp_path / "up.json").read_text())
     try:
         assert run("status").returncode == 0
-        nodes = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "get", "nodes"],
-                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        nodes = subprocess.run(
+            ["kubectl", f"--kubeconfig={kubeconfig}", "get", "nodes"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "localcluster   Ready" in nodes
     finally:
         down = run("down")
