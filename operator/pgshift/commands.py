@@ -81,15 +81,6 @@ def load_overrides(path: str | None) -> dict[str, Any]:
     return parse_overrides(data, path)
 
 
-def check_statements(source: Source) -> None:
-    """Parse every file and read its directives before touching the database, so a typo is bad
-    input (exit 2, one line) rather than a failure halfway through a run under the lock."""
-    from pgshift.safety.statements import split_statements
-
-    for m in source.migrations:
-        split_statements(m)
-
-
 def check_digest(source: Source, expected: str | None) -> None:
     if expected and expected != source.digest:
         raise DigestMismatch(
@@ -151,6 +142,7 @@ def _plan(
     state: DbState,
     settings: RunSettings,
     overrides: dict[str, Any],
+    done: set[str] | None = None,
 ) -> Plan:
     from pgshift.engine.analysis import existing_tables, make_analyzer
     from pgshift.engine.plan import build_plan
@@ -158,7 +150,8 @@ def _plan(
     analyzer = make_analyzer(
         overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
     )
-    done = tracking.done_steps(conn, settings.tracking)
+    if done is None:
+        done = tracking.done_steps(conn, settings.tracking)
     return build_plan(source, state, analyzer, done=done, target=settings.selection.target)
 
 
@@ -200,7 +193,6 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     source = load_source(src)
     overrides = load_overrides(src.overrides)
     check_digest(source, settings.selection.expect_digest)
-    check_statements(source)
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
@@ -226,24 +218,29 @@ def apply(
     src: SourceOptions, url: str | None, settings: RunSettings, emit: Emit = _quiet
 ) -> Summary:
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
-    from pgshift.engine.analysis import backfill_finder
-    from pgshift.engine.plan import Stop, StopReason, select
-    from pgshift.engine.runner import Runner
+    from pgshift.engine.plan import Stop, StopReason, compare
 
     source = load_source(src)
     overrides = load_overrides(src.overrides)
     check_digest(source, settings.selection.expect_digest)
-    check_statements(source)
-    with session(url, settings) as (conn, _db), migration_lock(conn, settings, emit):
-        form = tracking.ensure(conn, settings.tracking, source)
-        state = _state(conn, source, settings.tracking)
+    with session(url, settings) as (conn, _db):
+        # Plan before locking: bad input (a misspelt directive, drift) is reported without
+        # waiting for or taking the lock. Under the lock the plan is reused when the tracking
+        # tables still say the same, and made again when another run got there first.
+        rows = tracking.read_rows(conn, settings.tracking)
+        done = tracking.done_steps(conn, settings.tracking)
+        state = compare(source, rows)
         state.check(settings.allow)
-        the_plan = _plan(conn, source, state, settings, overrides)
-        steps, stop = select(the_plan, settings.selection)
-        emit("plan", steps=len(the_plan.steps), willRun=len(steps), stop=stop.reason.value)
-        finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
-        outcome = Runner(conn, settings, form, emit, finder).run(steps, stop)
-        after = state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
+        the_plan = _plan(conn, source, state, settings, overrides, done)
+        with migration_lock(conn, settings, emit):
+            form = tracking.ensure(conn, settings.tracking, source)
+            now_rows = tracking.read_rows(conn, settings.tracking)
+            now_done = tracking.done_steps(conn, settings.tracking)
+            if now_rows != rows or now_done != done:
+                state = compare(source, now_rows)
+                state.check(settings.allow)
+                the_plan = _plan(conn, source, state, settings, overrides, now_done)
+            outcome, after = _run(conn, source, settings, overrides, form, the_plan, state, emit)
     summary = _base_summary("apply", source, after)
     summary.applied = outcome.done
     summary.stopped = (outcome.stop or Stop(StopReason.DONE)).as_dict()
@@ -252,6 +249,28 @@ def apply(
     summary.exit_code = outcome.exit_code
     summary.extra = {"appliedNow": outcome.applied_migrations}
     return summary
+
+
+def _run(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    settings: RunSettings,
+    overrides: dict[str, Any],
+    form: Any,
+    the_plan: Plan,
+    state: DbState,
+    emit: Emit,
+) -> tuple[Any, DbState]:
+    from pgshift.engine.analysis import backfill_finder
+    from pgshift.engine.plan import select
+    from pgshift.engine.runner import Runner
+
+    steps, stop = select(the_plan, settings.selection)
+    emit("plan", steps=len(the_plan.steps), willRun=len(steps), stop=stop.reason.value)
+    finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
+    outcome = Runner(conn, settings, form, emit, finder).run(steps, stop)
+    after = state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
+    return outcome, after
 
 
 def _safe_state(

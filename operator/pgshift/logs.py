@@ -69,10 +69,15 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
     pw = password_of(url)
     if pw:
         forms |= secret_forms(pw)
-    out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
-    out = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = text
+    # cheap tests first: most lines hold neither a URL nor a password keyword.
+    if "://" in out:
+        out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
+    if "assword" in out or "ASSWORD" in out:
+        out = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
     for form in sorted(forms, key=len, reverse=True):
-        out = out.replace(form, REDACTED)
+        if form in out:
+            out = out.replace(form, REDACTED)
     return out
 
 

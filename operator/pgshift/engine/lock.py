@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from pgshift.errors import LockNotAcquired, PooledConnection
 
@@ -88,6 +89,19 @@ def release(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
+#: true in a transaction whose backend holds the migration lock; folded into the statement that
+#: records a step, so the check costs no extra round trip.
+HELD = sql.SQL(
+    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND classid = {} AND objid = {} AND objsubid = 1)"
+).format(sql.Literal(_CLASSID), sql.Literal(_OBJID))
+
+NOT_HELD_MESSAGE = (
+    "the migration lock is not held by this server backend any more: the connection goes "
+    "through a transaction pooler"
+)
+
+
 def assert_held(conn: psycopg.Connection[Any]) -> None:
     """Inside a step's transaction: this backend still holds the lock.
 
@@ -100,7 +114,4 @@ def assert_held(conn: psycopg.Connection[Any]) -> None:
         (_CLASSID, _OBJID),
     ).fetchone()
     if not (row and row[0]):
-        raise PooledConnection(
-            "the migration lock is not held by this server backend any more: the connection "
-            "goes through a transaction pooler"
-        )
+        raise PooledConnection(NOT_HELD_MESSAGE)

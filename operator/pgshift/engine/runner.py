@@ -30,7 +30,7 @@ from pgshift.engine import backfill as bf
 from pgshift.engine import lock, tracking
 from pgshift.engine.plan import Step, Stop, StopReason
 from pgshift.engine.result import Failure, StepDone, failure_from_db_error
-from pgshift.errors import PgshiftError
+from pgshift.errors import PgshiftError, PooledConnection
 from pgshift.migrations.model import TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
 from pgshift.settings import RunSettings
@@ -95,18 +95,24 @@ class Runner:
         self.current = _Current()
         #: the backfill a set-not-null recipe's catch-up pass re-runs (see safety's CatchUp).
         self.find_backfill = find_backfill
+        #: the session's lock_timeout as last set (None: unknown); a transaction starts with it,
+        #: so SET LOCAL is sent only when a statement needs another value.
+        self._session_lock_timeout: float | None = None
 
     # --- timeouts and retries -------------------------------------------------------------
 
     def _ms(self, seconds: float) -> sql.Composable:
         return sql.Literal(f"{int(seconds * 1000)}ms")
 
-    def set_lock_timeout(self, lock_class: LockClass, *, local: bool) -> None:
+    def lock_timeout_for(self, lock_class: LockClass) -> float:
         """Strong locks: give up fast (a waiting ALTER blocks every query queued behind it).
         Weak ones (CONCURRENTLY, VALIDATE) block nobody: no limit."""
-        value = self.settings.timeouts.lock_timeout if lock_class is LockClass.STRONG else 0
-        scope = sql.SQL("SET LOCAL" if local else "SET")
-        self.conn.execute(sql.SQL("{} lock_timeout = {}").format(scope, self._ms(value)))
+        return self.settings.timeouts.lock_timeout if lock_class is LockClass.STRONG else 0.0
+
+    def set_session_lock_timeout(self, value: float) -> None:
+        if value != self._session_lock_timeout:
+            self.conn.execute(sql.SQL("SET lock_timeout = {}").format(self._ms(value)))
+            self._session_lock_timeout = value
 
     def with_retries(self, what: str, fn: Callable[[], T]) -> T:
         t = self.settings.timeouts
@@ -215,12 +221,19 @@ class Runner:
             )
         return failure
 
-    def _record(self, step: Step) -> None:
-        """Inside the step's transaction: its progress, or (last step) the file's tracking row."""
+    def _record(self, step: Step, *, clear_steps: bool = True) -> None:
+        """Inside the step's transaction: its progress, or (last step) the file's tracking row,
+        written only if this backend still holds the migration lock (checked in the same
+        statement): else a transaction pooler swapped backends, and the transaction rolls back."""
+        t = self.settings.tracking
         if step.last:
-            tracking.insert_row(self.conn, self.settings.tracking, step.migration, self.form)
+            ok = tracking.insert_row(
+                self.conn, t, step.migration, self.form, clear_steps=clear_steps, only_if=lock.HELD
+            )
         else:
-            tracking.mark_step(self.conn, self.settings.tracking, step.key, step.migration)
+            ok = tracking.mark_step(self.conn, t, step.key, step.migration, only_if=lock.HELD)
+        if not ok:
+            raise PooledConnection(lock.NOT_HELD_MESSAGE)
 
     def _finished(self, step: Step, ms: int, out: Outcome) -> None:
         out.done.append(StepDone(step.key, step.migration.name, step.phase.value, ms))
@@ -264,10 +277,14 @@ class Runner:
         for step in group:
             self._catch_ups(step, step.statements)
 
+        # a file run whole in this transaction recorded no step progress: nothing to clear.
+        whole = group[0].index == 0 and group[-1].last
+
         def body() -> None:
             durations.clear()
+            self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
             with self.conn.transaction():
-                lock.assert_held(self.conn)
+                current = self._session_lock_timeout
                 for step in group:
                     self._started(step)
                     t0 = time.monotonic()
@@ -275,9 +292,14 @@ class Runner:
                         if not st.sql.strip():
                             continue
                         self.current.statement = st
-                        self.set_lock_timeout(st.lock, local=True)
+                        wanted = self.lock_timeout_for(st.lock)
+                        if wanted != current:
+                            self.conn.execute(
+                                sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted))
+                            )
+                            current = wanted
                         self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
-                    self._record(step)
+                    self._record(step, clear_steps=not whole)
                     durations.append(int((time.monotonic() - t0) * 1000))
 
         self.with_retries(group[0].migration.name, body)
@@ -301,7 +323,7 @@ class Runner:
                 lock.assert_held(self.conn)
                 if st.index_name:
                     self._drop_invalid_index(st.index_name)
-                self.set_lock_timeout(st.lock, local=False)
+                self.set_session_lock_timeout(self.lock_timeout_for(st.lock))
                 self.conn.execute(st.sql)  # type: ignore[arg-type]
 
             self.with_retries(step.migration.name, body)
@@ -339,7 +361,6 @@ class Runner:
                 progress=progress,
             )
         with self.conn.transaction():
-            lock.assert_held(self.conn)
             self._record(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
 
@@ -364,7 +385,7 @@ class Runner:
         found = self._index(name)
         if found and not found[1]:
             self.emit("index.dropInvalid", index=found[0])
-            self.set_lock_timeout(LockClass.WEAK, local=False)
+            self.set_session_lock_timeout(0.0)
             # regclass::text is already quoted as needed.
             self.conn.execute(
                 sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(found[0]))

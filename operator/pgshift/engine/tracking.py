@@ -177,26 +177,40 @@ def match_row_to_migration(row: Row, migrations: tuple[Migration, ...]) -> Migra
 
 
 def insert_row(
-    conn: psycopg.Connection[Any], tracking: Tracking, migration: Migration, form: TrackingForm
-) -> None:
-    """The tracking row drizzle would write; a v1 table also gets the folder name."""
+    conn: psycopg.Connection[Any],
+    tracking: Tracking,
+    migration: Migration,
+    form: TrackingForm,
+    *,
+    clear_steps: bool = True,
+    only_if: sql.Composable | None = None,
+) -> bool:
+    """The tracking row drizzle would write; a v1 table also gets the folder name.
+
+    `only_if`: an SQL condition (the migration lock still held) checked in the same statement;
+    returns False (nothing written) when it does not hold. `clear_steps=False` when the file ran
+    whole in this transaction and so recorded no step progress to clear.
+    """
+    cond = only_if if only_if is not None else sql.SQL("true")
     if form is TrackingForm.V1:
-        conn.execute(
-            sql.SQL("INSERT INTO {} (hash, created_at, name) VALUES (%s, %s, %s)").format(
-                _t(tracking)
-            ),
-            (migration.hash, migration.when, migration.name),
-        )
+        query = sql.SQL(
+            "INSERT INTO {} (hash, created_at, name) SELECT %s, %s, %s WHERE {}"
+        ).format(_t(tracking), cond)
+        params: tuple[Any, ...] = (migration.hash, migration.when, migration.name)
     else:
-        conn.execute(
-            sql.SQL("INSERT INTO {} (hash, created_at) VALUES (%s, %s)").format(_t(tracking)),
-            (migration.hash, migration.when),
+        query = sql.SQL("INSERT INTO {} (hash, created_at) SELECT %s, %s WHERE {}").format(
+            _t(tracking), cond
         )
-    # the file is whole now: its partial progress has served its purpose.
-    conn.execute(
-        sql.SQL("DELETE FROM {} WHERE hash = %s").format(_t(tracking, STEPS_TABLE)),
-        (migration.hash,),
-    )
+        params = (migration.hash, migration.when)
+    if conn.execute(query, params).rowcount != 1:
+        return False
+    if clear_steps:
+        # the file is whole now: its partial progress has served its purpose.
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE hash = %s").format(_t(tracking, STEPS_TABLE)),
+            (migration.hash,),
+        )
+    return True
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -210,15 +224,23 @@ def done_steps(conn: psycopg.Connection[Any], tracking: Tracking) -> set[str]:
 
 
 def mark_step(
-    conn: psycopg.Connection[Any], tracking: Tracking, key: str, migration: Migration
-) -> None:
-    conn.execute(
+    conn: psycopg.Connection[Any],
+    tracking: Tracking,
+    key: str,
+    migration: Migration,
+    *,
+    only_if: sql.Composable | None = None,
+) -> bool:
+    """Record a finished step (inside its transaction); False when `only_if` does not hold."""
+    cond = only_if if only_if is not None else sql.SQL("true")
+    cur = conn.execute(
         sql.SQL(
-            "INSERT INTO {} (step, migration, hash) VALUES (%s, %s, %s) "
-            "ON CONFLICT (step) DO NOTHING"
-        ).format(_t(tracking, STEPS_TABLE)),
+            "INSERT INTO {} (step, migration, hash) SELECT %s, %s, %s WHERE {} "
+            "ON CONFLICT (step) DO UPDATE SET done_at = now()"
+        ).format(_t(tracking, STEPS_TABLE), cond),
         (key, migration.name, migration.hash),
     )
+    return cur.rowcount == 1
 
 
 # --- backfill checkpoints ----------------------------------------------------------------------
