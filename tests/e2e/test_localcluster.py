@@ -480,6 +480,44 @@ spec:
     assert main == "CREATE TABLE t (id int);\n" * 2
 
 
+def test_a_deployment_rolls_out_and_its_pods_restart_when_they_exit(
+    kube_cluster: Cluster, kube_namespace: str
+) -> None:
+    apply(
+        kube_cluster,
+        kube_namespace,
+        """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: example.com/web:1, command: [sh, -c, 'echo started; sleep 1; exit 1']}
+""",
+    )
+    kube_cluster.kubectl(
+        "rollout", "status", "-n", kube_namespace, "deployment/web", "--timeout=60s"
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pods = kube_cluster.get_json("pods", "-n", kube_namespace, "-l", "app=web")["items"]
+        restarts = pods[0]["status"]["containerStatuses"][0]["restartCount"] if pods else 0
+        if restarts >= 2:
+            break
+        time.sleep(0.5)
+    assert restarts >= 2
+    last = pods[0]["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    previous = kube_cluster.kubectl("logs", "-n", kube_namespace, "deployment/web", "--previous")
+    assert previous.stdout == "started\n"
+
+
 def test_stopping_a_cluster_leaves_no_process_and_no_folder() -> None:
     cluster = launch(tie_to_parent=True)
     try:
