@@ -488,6 +488,14 @@ def test_invalid_resources_are_refused_by_kubectl(
     nobackup = spec_for("src", backup={"when": "Always"})
     err = migration(kube_cluster, ns, "bad", nobackup, check=False)
     assert "spec.backup.volume.claimName is required" in err
+    err = migration(kube_cluster, ns, "x" * 64, spec_for("src"), check=False)
+    assert "at most 63 characters" in err
+    bad_enum = spec_for("src", contract={"after": "Whenever"})
+    err = migration(kube_cluster, ns, "bad", bad_enum, check=False)
+    assert "Unsupported value" in err and "Approval" in err
+    # kubectl explain teaches the fields.
+    explained = kube_cluster.kubectl("explain", "migration.spec.contract").stdout
+    assert "Immediately; after a pgshift.dev/approve annotation" in explained
 
 
 def test_two_migrations_on_one_database(
@@ -508,10 +516,13 @@ def test_two_migrations_on_one_database(
         == "t"
     )
     # a third one on the same tracking table as the first is refused by the operator.
-    migration(kube_cluster, ns, "third", spec_for("b", tracking={"table": "first_migrations"}))
+    migration(kube_cluster, ns, "third", spec_for("a", tracking={"table": "first_migrations"}))
     status = wait_phase(kube_cluster, ns, "third", "TrackingConflict")
     assert conditions(status)["Stalled"]["status"] == "True"
     assert "first" in conditions(status)["Stalled"]["message"]
+    # the first one goes (its database stays): the third takes over its tracking table.
+    k(kube_cluster, ns, "delete", "migration", "first", "--timeout=60s")
+    wait_condition(kube_cluster, ns, "third", "Complete")
 
 
 # --- robustness ---------------------------------------------------------------------------------

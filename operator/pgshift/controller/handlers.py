@@ -7,6 +7,7 @@ Migration or uninstalling pgshift never hangs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from pgshift.controller.api import (
     VERSION,
 )
 from pgshift.controller.config import Settings
+from pgshift.controller.kube import list_migrations
 from pgshift.controller.reconcile import configmap_refs, forget, reconcile
 
 SETTINGS = Settings.from_env()
@@ -64,10 +66,16 @@ async def action_annotated(namespace: str, name: str, **_: Any) -> None:
     await reconcile(namespace, name, SETTINGS)
 
 
-@kopf.on.delete(*MIGRATIONS, optional=True)
-def migration_deleted(namespace: str, name: str, **_: Any) -> None:
-    # optional: no finalizer. The database and backups are left alone by design.
+@kopf.on.event(*MIGRATIONS)
+async def migration_deleted(namespace: str, name: str, type: str, **_: Any) -> None:
+    # a watch event, not an on.delete handler: no finalizer, and it fires even though the
+    # object is already gone. The database and backups are left alone by design.
+    if type != "DELETED":
+        return
     forget(namespace, name)
+    # one held back by a TrackingConflict with this one may go on now.
+    for other in await asyncio.to_thread(list_migrations, namespace):
+        await reconcile(namespace, other["metadata"]["name"], SETTINGS)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
