@@ -111,7 +111,9 @@ def session(
 @contextmanager
 def migration_lock(
     conn: psycopg.Connection[Any], settings: RunSettings, emit: Emit
-) -> Iterator[None]:
+) -> Iterator[int]:
+    """Hold the migration lock for the block; yields the pid of the backend holding it."""
+
     def waiting(holder: lock.Holder | None) -> None:
         emit(
             "lock.waiting",
@@ -119,10 +121,10 @@ def migration_lock(
             lockWaitS=settings.timeouts.lock_wait,
         )
 
-    waited = lock.acquire(conn, settings.timeouts.lock_wait, on_wait=waiting)
+    waited, pid = lock.acquire(conn, settings.timeouts.lock_wait, on_wait=waiting)
     emit("lock.acquired", waitedMs=int(waited * 1000))
     try:
-        yield
+        yield pid
     finally:
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             # the session ends right after: if unlocking fails, the lock goes with it.
@@ -232,7 +234,7 @@ def apply(
         state = compare(source, rows)
         state.check(settings.allow)
         the_plan = _plan(conn, source, state, settings, overrides, done)
-        with migration_lock(conn, settings, emit):
+        with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             now_rows = tracking.read_rows(conn, settings.tracking)
             now_done = tracking.done_steps(conn, settings.tracking)
@@ -240,7 +242,9 @@ def apply(
                 state = compare(source, now_rows)
                 state.check(settings.allow)
                 the_plan = _plan(conn, source, state, settings, overrides, now_done)
-            outcome, after = _run(conn, source, settings, overrides, form, the_plan, state, emit)
+            outcome, after = _run(
+                conn, source, settings, overrides, form, the_plan, state, emit, lock_pid
+            )
     summary = _base_summary("apply", source, after)
     summary.applied = outcome.done
     summary.stopped = (outcome.stop or Stop(StopReason.DONE)).as_dict()
@@ -260,6 +264,7 @@ def _run(
     the_plan: Plan,
     state: DbState,
     emit: Emit,
+    lock_pid: int,
 ) -> tuple[Any, DbState]:
     from pgshift.engine.analysis import backfill_finder
     from pgshift.engine.plan import select
@@ -268,7 +273,7 @@ def _run(
     steps, stop = select(the_plan, settings.selection)
     emit("plan", steps=len(the_plan.steps), willRun=len(steps), stop=stop.reason.value)
     finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
-    outcome = Runner(conn, settings, form, emit, finder).run(steps, stop)
+    outcome = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid).run(steps, stop)
     after = state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
     return outcome, after
 

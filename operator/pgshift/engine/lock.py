@@ -37,9 +37,10 @@ class Holder:
         return f"pid {self.pid} ({app}, {self.state}, since {self.since})"
 
 
-def try_lock(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-    return bool(row and row[0])
+def try_lock(conn: psycopg.Connection[Any]) -> int | None:
+    """The pid of the backend that now holds the lock for us, or None."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (LOCK_KEY,)).fetchone()
+    return int(row[1]) if row and row[0] else None
 
 
 def holder(conn: psycopg.Connection[Any]) -> Holder | None:
@@ -61,25 +62,27 @@ def holder(conn: psycopg.Connection[Any]) -> Holder | None:
 
 def acquire(
     conn: psycopg.Connection[Any], wait: float, *, poll: float = 0.5, on_wait: Any = None
-) -> float:
-    """Take the lock, polling up to `wait` seconds; returns the seconds waited.
+) -> tuple[float, int]:
+    """Take the lock, polling up to `wait` seconds; returns the seconds waited and the pid of
+    the backend that holds it.
 
     `on_wait(holder)` is called once when the first poll fails, so the log says who we wait for.
     """
     start = time.monotonic()
     told = False
     while True:
-        if try_lock(conn):
-            return time.monotonic() - start
+        pid = try_lock(conn)
+        if pid is not None:
+            return time.monotonic() - start, pid
         if not told and on_wait is not None:
             on_wait(holder(conn))
             told = True
         elapsed = time.monotonic() - start
         if elapsed >= wait:
             who = holder(conn)
-            held = who.describe() if who else "a session that has since let go"
+            by = who.describe() if who else "a session that has since let go"
             raise LockNotAcquired(
-                f"migration lock not acquired after {elapsed:.1f}s (--lock-wait): held by {held}",
+                f"migration lock not acquired after {elapsed:.1f}s (--lock-wait): held by {by}",
                 holder=who.pid if who else None,
             )
         time.sleep(min(poll, max(0.01, wait - elapsed)))
@@ -89,12 +92,12 @@ def release(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
-#: true in a transaction whose backend holds the migration lock; folded into the statement that
-#: records a step, so the check costs no extra round trip.
-HELD = sql.SQL(
-    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-    "AND pid = pg_backend_pid() AND classid = {} AND objid = {} AND objsubid = 1)"
-).format(sql.Literal(_CLASSID), sql.Literal(_OBJID))
+def held(pid: int) -> sql.Composable:
+    """True in a statement run by the backend that took the lock (`pid`): a session lock lives
+    as long as its backend, so this is the cheap form of "we still hold it" (pg_locks is not
+    cheap). Folded into the statement that records a step: no extra round trip."""
+    return sql.SQL("pg_backend_pid() = {}").format(sql.Literal(pid))
+
 
 NOT_HELD_MESSAGE = (
     "the migration lock is not held by this server backend any more: the connection goes "

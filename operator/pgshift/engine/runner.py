@@ -87,6 +87,8 @@ class Runner:
         form: TrackingForm,
         emit: Emit,
         find_backfill: Callable[[CatchUp], Backfill | None] | None = None,
+        *,
+        lock_pid: int | None = None,
     ) -> None:
         self.conn = conn
         self.settings = settings
@@ -98,6 +100,9 @@ class Runner:
         #: the session's lock_timeout as last set (None: unknown); a transaction starts with it,
         #: so SET LOCAL is sent only when a statement needs another value.
         self._session_lock_timeout: float | None = None
+        #: the backend that took the migration lock; every step checks it still runs there.
+        self.lock_pid = lock_pid if lock_pid is not None else conn.info.backend_pid
+        self._held = lock.held(self.lock_pid)
 
     # --- timeouts and retries -------------------------------------------------------------
 
@@ -228,10 +233,10 @@ class Runner:
         t = self.settings.tracking
         if step.last:
             ok = tracking.insert_row(
-                self.conn, t, step.migration, self.form, clear_steps=clear_steps, only_if=lock.HELD
+                self.conn, t, step.migration, self.form, clear_steps=clear_steps, only_if=self._held
             )
         else:
-            ok = tracking.mark_step(self.conn, t, step.key, step.migration, only_if=lock.HELD)
+            ok = tracking.mark_step(self.conn, t, step.key, step.migration, only_if=self._held)
         if not ok:
             raise PooledConnection(lock.NOT_HELD_MESSAGE)
 
