@@ -119,7 +119,7 @@ def build_kubernetes(version: str = config.KUBERNETES_VERSION, *, quiet: bool = 
     if not quiet:
         print(
             f"localcluster: building {', '.join(COMMANDS)} {version} "
-            f"(cold: 10-25 min on 2 cores; log: {log_path})",
+            f"(cold: about 8 min on 2 cores; log: {log_path})",
             file=sys.stderr,
         )
     started = time.monotonic()

@@ -101,10 +101,13 @@ def serve(workdir: Path, image_roots: dict[str, str] | None = None) -> int:
         )
         return 1
     finally:
+        logging.info("stopping the local cluster")
         if agent is not None:
             agent.stop()
+            logging.info("agent stopped")
         if control_plane is not None:
             control_plane.stop()
+            logging.info("control plane stopped")
         processes.sweep(cluster_id)
         _remove(workdir)
 
