@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 say("kubectl get jobs")
                 print(k("-n", NAMESPACE, "get", "jobs").stdout.rstrip())
                 say("events")
-                print(k("-n", NAMESPACE, "get", "events", "--field-selector",
-                        "involvedObject.kind=Migration").stdout.rstrip())  # fmt: skip
+                events = k("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp",
+                           "--field-selector", "involvedObject.kind=Migration")  # fmt: skip
+                print(events.stdout.rstrip())
                 backup = k("-n", NAMESPACE, "get", "migration", "shop", "-o",
                            "jsonpath={.status.lastBackup.path} {.status.lastBackup.size} "
                            "{.status.lastBackup.sha256}").stdout.split()  # fmt: skip
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  export KUBECONFIG={cluster.kubeconfig}")
                 print(f"  kubectl -n {NAMESPACE} describe migration shop")
                 print(f"  kubectl -n {NAMESPACE} logs job/<name>")
-                masked = pg.url("shop", password="***")
-                print(f"  psql '{masked}'  (the password: tests/pgserver.py)")
+                print(f"  psql -h {pg.host} -p {pg.port} -U {pg.user} shop"
+                      "  (the password: tests/pgserver.py)")  # fmt: skip
                 if args.stay:
                     say("running until Ctrl-C")
                     with contextlib.suppress(KeyboardInterrupt):
