@@ -5,8 +5,9 @@ The entry point the engine uses:
     analyze(migration, *, override=None, existing_tables=None, created_before=frozenset(),
             rewrite=True, after_gate=False) -> Analysis
 
-Pass each migration of a run the union of the earlier ones' `created_tables` as
-`created_before`, and `after_gate=<previous Analysis>.gated` (`analyze_all` does both).
+The analysis of a migration depends on its text, override and `rewrite` only (so a resumed run
+plans a half-applied file as the first run did); `existing_tables`, `created_before` and
+`after_gate` are accepted and not used — see `analyze`.
 
 plus `analyze_all` (a run's migrations in order), `lint` (findings only, offline),
 `parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.

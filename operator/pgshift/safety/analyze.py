@@ -50,19 +50,25 @@ def analyze(
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
-    `existing_tables(schema, name)` says whether a table exists now (None: offline, every table
-    not created in this run is assumed to exist). `created_before` holds the `created_tables` of
-    the run's earlier migrations. `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`)
-    runs every statement as written, UPDATEs included, unless a directive asks for a backfill.
-    `after_gate`: an earlier migration of the run has a contract statement (its `gated`).
+    `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`) runs every statement as
+    written, UPDATEs included, unless a directive asks for a backfill. Raises ParseError /
+    DirectiveError / OverridesError naming `path:line` or the migration.
 
-    A table created in the run is new (empty, private: statements on it run as written) only
-    until the run's first contract statement: everything after that waits for the gate, and
-    once the gate opens the new application version may already be writing to the table.
-    Raises ParseError / DirectiveError naming `path:line`.
+    **The analysis depends on the file alone** (and its override and `rewrite`): a table is new
+    — empty and private, its statements run as written — only when this file created it, and
+    only until the file's first contract statement (after it everything waits for the gate, and
+    once the gate opens the new application may write to the table). Every other table is
+    treated as existing. This is deliberate: the plan of a file that a run left half applied
+    must be the same when the next run resumes it, or step keys shift and a done step runs
+    twice (or a pending one is skipped). Answers that depend on the run — which tables the
+    database holds now (`existing_tables`), what earlier files of this run create
+    (`created_before`), whether an earlier file reached the gate (`after_gate`) — change
+    between the first run and the resuming one, so they are accepted (callers pass them) and
+    not used. The cost is small: on a fresh database, statements on tables created by an
+    earlier file of the same run are rewritten too, which is harmless on an empty table.
     """
-    ctx = Context(created=set(created_before), existing_tables=existing_tables,
-                  gated=after_gate)
+    del existing_tables, created_before, after_gate  # see above: the plan must not depend on them
+    ctx = Context()
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -136,34 +142,25 @@ def analyze_all(
     existing_tables: ExistingTables | None = None,
     rewrite: bool = True,
 ) -> list[Analysis]:
-    """Analyse a run's migrations in order, each knowing the tables the earlier ones create."""
+    """Analyse a run's migrations in order (each on its own: see `analyze`)."""
     overrides = overrides or {}
-    created: frozenset[str] = frozenset()
-    gated = False
-    result: list[Analysis] = []
-    for migration in migrations:
-        analysis = analyze(migration, override=overrides.get(migration.name),
-                           existing_tables=existing_tables, created_before=created,
-                           rewrite=rewrite, after_gate=gated)
-        created |= analysis.created_tables
-        gated = analysis.gated
-        result.append(analysis)
-    return result
+    return [
+        analyze(m, override=overrides.get(m.name), existing_tables=existing_tables,
+                rewrite=rewrite)
+        for m in migrations
+    ]
 
 
 def lint(
     source: Source | Iterable[Migration], overrides: Mapping[str, Directives] | None = None
 ) -> list[Finding]:
-    """Every finding of every migration, offline, each file judged on its own.
+    """Every finding of every migration, offline, as `pgshift lint` shows them.
 
     Like squawk, a table is new only in the file that creates it: when a migration is deployed,
-    the ones before it are normally applied already and their tables hold rows. (Chaining
-    `created_tables` through the whole source would treat every table the project ever created
-    as new, and find nothing wrong with, say, a type change of a users table from 0000.)
+    the ones before it are normally applied already and their tables hold rows.
     """
-    overrides = overrides or {}
     migrations = source.migrations if isinstance(source, Source) else source
-    return [f for m in migrations for f in analyze(m, override=overrides.get(m.name)).findings]
+    return [f for a in analyze_all(migrations, overrides=overrides) for f in a.findings]
 
 
 # --- planning ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Everything is read from the parse tree. The rules of thumb (docs: /work/shared/n
 zero-downtime.md): additive changes that old application code tolerates are **expand**; data
 changes over existing rows are **backfill**; whatever breaks old code, loses data, or needs all
 rows right is **contract**, and so is anything pgshift cannot see into (DO blocks). Statements
-on a table created earlier in the same run touch an empty, private table: they are expand and
+on a table created earlier in the same file touch an empty, private table: they are expand and
 take no lock that matters.
 """
 
@@ -40,7 +40,7 @@ class Classification:
     creates: tuple[str, ...] = ()
     #: table keys to treat as existing from now on (CREATE TABLE IF NOT EXISTS).
     assumes: tuple[str, ...] = ()
-    #: the statement changes an existing table (not one created in this run).
+    #: the statement changes an existing table (not one created earlier in this file).
     on_existing: bool = False
     #: for a guarded-DDL DO block: the statements inside, each with its `on_existing`, so lint
     #: judges them too.
@@ -288,7 +288,12 @@ def _rename(node: ast.RenameStmt, ctx: Context) -> Classification:
             creates = (table_key(node.relation.schemaname or None, node.newname),)
         return Classification(E, TX, WEAK, False, summary, tables=tables, creates=creates)
     # a rename breaks every query of the old application version that uses the old name.
-    return Classification(C, TX, STRONG, True, summary, tables=tables, on_existing=True)
+    assumes: tuple[str, ...] = ()
+    if rt == ObjectType.OBJECT_TABLE and node.relation is not None:
+        # the table keeps its rows under its new name (the database does not know it yet).
+        assumes = (table_key(node.relation.schemaname or None, node.newname),)
+    return Classification(C, TX, STRONG, True, summary, tables=tables, on_existing=True,
+                          assumes=assumes)
 
 
 def _truncate(node: ast.TruncateStmt, ctx: Context) -> Classification:
@@ -306,7 +311,7 @@ def _dml(verb: str, phase_on_existing: Phase, destructive: bool):  # type: ignor
         table = written(schema, name)
         summary = f"{verb} {table}"
         if not ctx.exists(schema, name):
-            # seed rows of a table this run created: part of creating it.
+            # seed rows of a table this file created: part of creating it.
             return Classification(E, TX, WEAK, False, summary, tables=(table,))
         # row locks only: DML waits for the rows it changes, never blocks the whole table.
         return Classification(phase_on_existing, TX, WEAK, destructive, summary, tables=(table,),
@@ -381,9 +386,8 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
     if not statements:
         return Classification(C, TX, STRONG, False, "do block")
     # classify what is inside as if it ran in order, on a scratch copy of what the run created.
-    scratch = Context(created=set(ctx.created), existing_tables=ctx.existing_tables,
-                      not_null_checks=set(ctx.not_null_checks), gated=ctx.gated,
-                      assumed=set(ctx.assumed))
+    scratch = Context(created=set(ctx.created), not_null_checks=set(ctx.not_null_checks),
+                      gated=ctx.gated, assumed=set(ctx.assumed))
     parts: list[Classification] = []
     for statement in statements:
         part = classify(statement, scratch)
@@ -432,7 +436,15 @@ def _trigger_like(verb: str):  # type: ignore[no-untyped-def]
 
 def _object_schema(node: ast.AlterObjectSchemaStmt, ctx: Context) -> Classification:
     what = written(*relation_name(node.relation)) if node.relation else _object_name(node.object)
-    return Classification(C, TX, STRONG, True, f"set schema of {what} to {node.newschema}")
+    summary = f"set schema of {what} to {node.newschema}"
+    if node.objectType == ObjectType.OBJECT_TABLE and node.relation is not None:
+        schema, name = relation_name(node.relation)
+        moved = table_key(node.newschema, name)
+        if not ctx.exists(schema, name):
+            return Classification(E, TX, WEAK, False, summary, tables=(what,), creates=(moved,))
+        return Classification(C, TX, STRONG, True, summary, tables=(what,), on_existing=True,
+                              assumes=(moved,))
+    return Classification(C, TX, STRONG, True, summary)
 
 
 _HANDLERS: dict[type, Callable[[ast.Node, Context], Classification]] = {

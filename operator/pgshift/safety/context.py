@@ -1,4 +1,4 @@
-"""What analysis knows about the database while it walks a run's statements in order."""
+"""What analysis knows about a file while it walks the file's statements in order."""
 
 from __future__ import annotations
 
@@ -8,45 +8,39 @@ from dataclasses import dataclass, field
 from pgshift.safety.names import table_key
 
 #: `existing_tables(schema, name)`: does the table exist in the database now? (schema None when
-#: the statement does not name one.)
+#: the statement does not name one.) Accepted by `analyze` and not used: see its docstring.
 ExistingTables = Callable[[str | None, str], bool]
 
 
 @dataclass
 class Context:
-    #: table keys (`names.table_key`) created earlier in this run, this migration included.
+    #: table keys (`names.table_key`) created earlier in this file.
     created: set[str] = field(default_factory=set)
-    existing_tables: ExistingTables | None = None
-    #: the run has passed a contract statement: what follows runs after the gate, when the new
-    #: application version may already use the tables this run created, so none is new any more.
-    gated: bool = False
-    #: table keys treated as existing whatever `existing_tables` says (see `learn`).
-    assumed: set[str] = field(default_factory=set)
-    #: (table key, column) with a `CHECK (col IS NOT NULL)` added earlier in this run: a later
+    #: (table key, column) with a `CHECK (col IS NOT NULL)` added earlier in this file: a later
     #: SET NOT NULL on it skips the scan once the check is validated.
     not_null_checks: set[tuple[str, str]] = field(default_factory=set)
-
-    def is_new(self, schema: str | None, name: str) -> bool:
-        """Created earlier in this run (before its gate): empty and private, so its statements
-        run as written."""
-        return not self.gated and table_key(schema, name) in self.created
+    #: the file has passed a contract statement: what follows runs after the gate, when the new
+    #: application version may already use the tables the file created, so none is new any more.
+    gated: bool = False
+    #: table keys treated as existing whatever else is known (see `learn`).
+    assumed: set[str] = field(default_factory=set)
 
     def learn(self, creates: tuple[str, ...], assumes: tuple[str, ...]) -> None:
-        """What a statement just did: created tables are new; `assumes` are existing from now on
-        whatever the database says (CREATE TABLE IF NOT EXISTS: the table may hold rows, and a
-        resumed run must plan the same statements)."""
+        """What a statement just did: created tables are new; `assumes` exist from now on
+        (CREATE TABLE IF NOT EXISTS: the table may hold rows; a rename keeps them)."""
         self.created.update(creates)
         self.created.difference_update(assumes)
         self.assumed.update(assumes)
 
+    def is_new(self, schema: str | None, name: str) -> bool:
+        """Created earlier in this file (before its gate): empty and private, so its statements
+        run as written."""
+        return not self.gated and table_key(schema, name) in self.created
+
     def exists(self, schema: str | None, name: str) -> bool:
         """An existing table that may hold rows and serve traffic: rewrites and lint apply.
 
-        Offline (no `existing_tables`), every table not created in this run is assumed to exist,
-        the safe assumption for a plan that cannot look.
+        Every table this file did not create is assumed to exist: the safe assumption, and one
+        that does not change when a run resumes a half-applied file.
         """
-        if self.is_new(schema, name):
-            return False
-        if table_key(schema, name) in self.assumed:
-            return True
-        return self.existing_tables is None or bool(self.existing_tables(schema, name))
+        return not self.is_new(schema, name)

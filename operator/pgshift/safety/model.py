@@ -166,9 +166,8 @@ class Analysis:
 
     statements: tuple[PlannedStatement, ...]
     findings: tuple[Finding, ...] = field(default=())
-    #: tables this migration creates (so later rewrites treat them as new and empty).
+    #: tables this migration creates (informational: the analysis of a file depends on the file
+    #: alone, so that a resumed run plans a half-applied file exactly as the first run did).
     created_tables: frozenset[str] = frozenset()
-    #: the run has reached a contract statement by the end of this migration (this one or an
-    #: earlier one, via `analyze(after_gate=...)`): pass it as `after_gate` to the next one, so
-    #: tables created earlier in the run stop counting as new and empty.
+    #: the migration has a contract statement (informational, like `created_tables`).
     gated: bool = False

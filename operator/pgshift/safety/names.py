@@ -1,4 +1,4 @@
-"""Names: tables as written, keys for "created in this run", invented identifiers, rendering."""
+"""Names: tables as written, keys for "created in this file", invented identifiers, rendering."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def written(schema: str | None, name: str) -> str:
 
 
 def table_key(schema: str | None, name: str) -> str:
-    """The key under which "created in this run" is tracked.
+    """The key under which "created in this file" is tracked.
 
     Unqualified and `public.` names are the same table for every migration drizzle-kit writes
     (search_path is left alone), so both map to the bare name.

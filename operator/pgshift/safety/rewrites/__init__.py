@@ -2,7 +2,7 @@
 
 One module per rewrite, each with an `ID` (what `PlannedStatement.rewrite` says) and a
 `rewrite(node) -> list[Part] | None`. The first that applies wins. Rewrites are only asked about
-tables that exist: a table created earlier in the same run is empty and private, and its
+tables that exist: a table created earlier in the same file is empty and private, and its
 statements run as written, atomically.
 """
 

@@ -17,7 +17,7 @@ class Subject:
 
     node: ast.Node
     planned: PlannedStatement
-    #: the statement changes a table that exists (not one created earlier in this run).
+    #: the statement changes a table that exists (not one created earlier in this file).
     on_existing: bool
     ctx: Context
 
