@@ -36,7 +36,8 @@ def parse_directive_comment(comment: str, where: str) -> Directives:
     match = _MARKER.match(comment.strip())
     if match is None:
         return Directives()
-    words = match.group("body").split()
+    # `allow=a, b` reads as `allow=a,b`: a space after a comma is not a new directive.
+    words = re.sub(r"\s*,\s*", ",", match.group("body")).split()
     if not words:
         raise DirectiveError(f"{where}: empty directive {comment.strip()!r}")
     result = Directives()

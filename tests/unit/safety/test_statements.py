@@ -96,3 +96,10 @@ def test_directive_before_nothing_is_an_error() -> None:
 def test_ordinary_comments_mentioning_pgshift_are_not_directives() -> None:
     (stmt,) = split_statements(migration("-- pgshift rocks\nSELECT 1;\n"))
     assert stmt.directives.phase is None
+
+
+def test_allow_lists_may_have_spaces_and_combine_with_other_directives() -> None:
+    sql = "-- pgshift:allow=ban-drop-column, renaming-column phase=contract\nSELECT 1;\n"
+    (stmt,) = split_statements(migration(sql))
+    assert stmt.directives.allow == {"ban-drop-column", "renaming-column"}
+    assert stmt.directives.phase is Phase.CONTRACT
