@@ -137,10 +137,12 @@ class _Walk:
                         sql.Literal(f"{int(self.lock_timeout * 1000)}ms")
                     )
                 )
-                # index-only: the n-th key after the last one bounds this batch.
+                # index-only: the n-th key after the last one bounds this batch. The output is
+                # aliased: `ORDER BY "id"` would otherwise sort by the text output column
+                # ("99999" > "100000") instead of the key.
                 row = conn.execute(
                     sql.SQL(
-                        "SELECT {col}::text FROM {t} WHERE {after}true "
+                        "SELECT {col}::text AS pgshift_key FROM {t} WHERE {after}true "
                         "ORDER BY {col} OFFSET {off} LIMIT 1"
                     ).format(col=col, t=key.table, after=after, off=sql.Literal(size - 1))
                 ).fetchone()
@@ -149,7 +151,7 @@ class _Walk:
                     row = conn.execute(
                         # not max(): uuid has none; a backward index scan works for every type.
                         sql.SQL(
-                            "SELECT {col}::text FROM {t} WHERE {after}true "
+                            "SELECT {col}::text AS pgshift_key FROM {t} WHERE {after}true "
                             "ORDER BY {col} DESC LIMIT 1"
                         ).format(col=col, t=key.table, after=after)
                     ).fetchone()

@@ -103,6 +103,12 @@ class Runner:
         #: the backend that took the migration lock; every step checks it still runs there.
         self.lock_pid = lock_pid if lock_pid is not None else conn.info.backend_pid
         self._held = lock.held(self.lock_pid)
+        #: The lock is held by the very backend libpq connected to (its pid came in the
+        #: connection's BackendKeyData). A direct connection is one backend for life, so steps
+        #: need no lock check and a transactional file can be sent as one pipeline: one round
+        #: trip instead of one per statement. Behind a pooler the pid is the pooler's: every
+        #: step then checks the lock in its own transaction.
+        self.direct = self.lock_pid == conn.info.backend_pid
 
     # --- timeouts and retries -------------------------------------------------------------
 
@@ -284,6 +290,8 @@ class Runner:
 
         # a file run whole in this transaction recorded no step progress: nothing to clear.
         whole = group[0].index == 0 and group[-1].last
+        if self.direct and self._pipelined(group, whole, out):
+            return
 
         def body() -> None:
             durations.clear()
@@ -310,6 +318,49 @@ class Runner:
         self.with_retries(group[0].migration.name, body)
         for step, ms in zip(group, durations, strict=True):
             self._finished(step, ms, out)
+
+    def _pipelined(self, group: list[Step], whole: bool, out: Outcome) -> bool:
+        """The fast path: BEGIN, every statement, the record and COMMIT in one pipeline. Any
+        error rolls it all back and returns False: the caller then runs the group statement by
+        statement, which retries lock timeouts and names the failing statement exactly."""
+        self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
+        t0 = time.monotonic()
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                current = self._session_lock_timeout
+                for step in group:
+                    self._started(step)
+                    for st in step.statements:
+                        if not st.sql.strip():
+                            continue
+                        wanted = self.lock_timeout_for(st.lock)
+                        if wanted != current:
+                            self.conn.execute(
+                                sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted))
+                            )
+                            current = wanted
+                        self.conn.execute(st.sql)  # type: ignore[arg-type]
+                    t = self.settings.tracking
+                    if step.last:
+                        tracking.insert_row(
+                            self.conn,
+                            t,
+                            step.migration,
+                            self.form,
+                            clear_steps=not whole,
+                            check=False,
+                        )
+                    else:
+                        tracking.mark_step(self.conn, t, step.key, step.migration, check=False)
+        except psycopg.Error as exc:
+            if self.conn.broken:
+                raise
+            self.emit("pipeline.fallback", migration=group[0].migration.name, sqlstate=exc.sqlstate)
+            return False
+        ms = int((time.monotonic() - t0) * 1000)
+        for step in group:
+            self._finished(step, ms // len(group), out)
+        return True
 
     def _autocommit(self, step: Step, out: Outcome) -> None:
         self._started(step)

@@ -184,6 +184,7 @@ def insert_row(
     *,
     clear_steps: bool = True,
     only_if: sql.Composable | None = None,
+    check: bool = True,
 ) -> bool:
     """The tracking row drizzle would write; a v1 table also gets the folder name.
 
@@ -202,7 +203,9 @@ def insert_row(
             _t(tracking), cond
         )
         params = (migration.hash, migration.when)
-    if conn.execute(query, params).rowcount != 1:
+    cur = conn.execute(query, params)
+    # in a pipeline the row count is not known yet (check=False): the caller knows the backend.
+    if check and cur.rowcount != 1:
         return False
     if clear_steps:
         # the file is whole now: its partial progress has served its purpose.
@@ -230,6 +233,7 @@ def mark_step(
     migration: Migration,
     *,
     only_if: sql.Composable | None = None,
+    check: bool = True,
 ) -> bool:
     """Record a finished step (inside its transaction); False when `only_if` does not hold."""
     cond = only_if if only_if is not None else sql.SQL("true")
@@ -240,7 +244,7 @@ def mark_step(
         ).format(_t(tracking, STEPS_TABLE), cond),
         (key, migration.name, migration.hash),
     )
-    return cur.rowcount == 1
+    return not check or cur.rowcount == 1
 
 
 # --- backfill checkpoints ----------------------------------------------------------------------
