@@ -585,3 +585,25 @@ def test_image_source_is_copied_by_the_init_container(
     migration(kube_cluster, ns, "app", spec)
     wait_condition(kube_cluster, ns, "app", "Complete")
     assert pg_server.psql("SELECT count(*) FROM drizzle.__drizzle_migrations", database_name) == "5"
+
+
+def test_unreachable_database_is_retried_with_backoff(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, pg_server: PgServer
+) -> None:
+    from tests.pgserver import free_port
+
+    closed = database_url.replace(f":{pg_server.port}/", f":{free_port()}/")
+    secret(kube_cluster, ns, closed)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    status = wait_phase(kube_cluster, ns, "app", "DatabaseUnreachable")
+    c = conditions(status)
+    assert c["Stalled"]["status"] == "False" and c["Reconciling"]["status"] == "True"
+    assert status["failure"]["retryable"] is True and status["failure"]["code"] == "Connection"
+    no_secret_anywhere(kube_cluster, ns, pg_server, operator)  # connection errors echo URLs
+    # the Secret is fixed: the next attempt (a new Job, so a new Pod) reads the new value.
+    fixed = k(kube_cluster, ns, "create", "secret", "generic", "app-db", "--dry-run=client",
+              "-o", "json", f"--from-literal=DATABASE_URL={database_url}")  # fmt: skip
+    k(kube_cluster, ns, "apply", "-f", "-", input=fixed)
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    assert "failure" not in get(kube_cluster, ns, "migration", "app")["status"]
