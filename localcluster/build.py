@@ -7,6 +7,7 @@ caches live under the cache root keyed by version, so only the first run pays th
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -88,6 +89,16 @@ def build_kubernetes(version: str = config.KUBERNETES_VERSION, *, quiet: bool = 
     out = config.bin_dir(version)
     if all((out / name).is_file() for name in COMMANDS):
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # `make` and a test session may both ask for a build: the second waits for the first.
+    with (out.parent / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all((out / name).is_file() for name in COMMANDS):
+            return out
+        return _build(version, out, quiet=quiet)
+
+
+def _build(version: str, out: Path, *, quiet: bool) -> Path:
     go = find_go()
     cache = config.cache_root()
     staging = out.with_name("bin.tmp")
