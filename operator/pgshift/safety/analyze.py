@@ -83,7 +83,7 @@ def analyze(
         for node, statement in _plan(source, cls, directives, ctx, rewrite, migration.path):
             planned.append(statement)
             findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
-            _remember(node, ctx)
+            _remember(node, statement, ctx)
             if statement.phase is Phase.CONTRACT:
                 ctx.gated = True
         ctx.learn(cls.creates, cls.assumes)
@@ -220,13 +220,17 @@ def _plan(
     ]
 
 
-def _remember(node: ast.Node, ctx: Context) -> None:
-    """Note `ADD ... CHECK (col IS NOT NULL)`: a later SET NOT NULL on col skips its scan."""
+def _remember(node: ast.Node, statement: PlannedStatement, ctx: Context) -> None:
+    """Note what later statements of the file depend on: the phase each named constraint is
+    added in (its VALIDATE follows it), and `ADD ... CHECK (col IS NOT NULL)` (a later SET NOT
+    NULL on col skips its scan)."""
     if not isinstance(node, ast.AlterTableStmt):
         return
     key = table_key(*relation_name(node.relation))
     for cmd in node.cmds or ():
         con = cmd.def_ if cmd.subtype == AlterTableType.AT_AddConstraint else None
+        if isinstance(con, ast.Constraint) and con.conname:
+            ctx.constraint_phases[(key, con.conname)] = statement.phase
         if (isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_CHECK
                 and isinstance(con.raw_expr, ast.NullTest)
                 and con.raw_expr.nulltesttype == NullTestType.IS_NOT_NULL

@@ -151,7 +151,14 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
                 ObjectType.OBJECT_SEQUENCE: "sequence", ObjectType.OBJECT_MATVIEW:
                 "materialized view"}.get(node.objtype, "object")
         return Classification(C, TX, STRONG, False, f"alter {kind} {table}", tables=(table,))
+    key = table_key(schema, name)
     cmds = [_alter_cmd(cmd, table) for cmd in node.cmds or ()]
+    for i, cmd in enumerate(node.cmds or ()):
+        added = ctx.constraint_phases.get((key, cmd.name or ""))
+        if cmd.subtype == AT.AT_ValidateConstraint and added is not None:
+            # validating belongs with adding: a check added NOT VALID in contract is validated
+            # there too, not in an expand step that the gate would then hold back.
+            cmds[i] = _Cmd(added, False, cmds[i].summary, weak=True)
     summary = "; ".join(c.summary for c in cmds) or f"alter table {table}"
     if not ctx.exists(schema, name):
         return Classification(E, TX, WEAK, False, summary, tables=(table,))

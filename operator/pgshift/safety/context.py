@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pgshift.safety.model import Phase
 from pgshift.safety.names import table_key
 
 #: `existing_tables(schema, name)`: does the table exist in the database now? (schema None when
@@ -22,6 +23,8 @@ class Context:
     #: the file has passed a contract statement: what follows runs after the gate, when the new
     #: application version may already use the tables the file created, so none is new any more.
     gated: bool = False
+    #: (table key, constraint name) -> the phase its ADD CONSTRAINT runs in, for its VALIDATE.
+    constraint_phases: dict[tuple[str, str], Phase] = field(default_factory=dict)
     #: table keys treated as existing whatever else is known (see `learn`).
     assumed: set[str] = field(default_factory=set)
 

@@ -231,3 +231,19 @@ def test_a_renamed_existing_table_still_exists_under_its_new_name() -> None:
            "ALTER TABLE b SET SCHEMA archive;\nCREATE INDEX b_y ON archive.b (y);\n")
     a = analyze(migration(sql))
     assert [s.rewrite for s in a.statements] == ["", "concurrent-index", "", "concurrent-index"]
+
+
+def test_validate_runs_in_the_phase_its_constraint_was_added_in() -> None:
+    sql = (
+        "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+        "ALTER TABLE t VALIDATE CONSTRAINT c;\n"
+        "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id) NOT VALID;\n"
+        "ALTER TABLE t VALIDATE CONSTRAINT f;\n"
+        "ALTER TABLE t VALIDATE CONSTRAINT elsewhere;\n"
+    )
+    a = analyze(migration(sql))
+    assert [(s.phase.value, s.tx.value) for s in a.statements] == [
+        ("contract", "transaction"), ("contract", "autocommit"),
+        ("expand", "transaction"), ("expand", "autocommit"), ("expand", "autocommit"),
+    ]
+    assert a.findings == ()
