@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--liveness", default=None, help="kopf probe endpoint ('' = none)")
     parser.add_argument("--log-format", choices=("json", "plain"), default=None)
     parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv or [])
+    argv = list(argv or [])
+    if argv[:1] == ["--"]:  # `pgshift operator -- -n NS`: argparse's REMAINDER keeps the "--"
+        argv = argv[1:]
+    args = parser.parse_args(argv)
     run(
         [] if args.all_namespaces else args.namespace,
         liveness=args.liveness,
