@@ -550,20 +550,22 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
     runnable = steps[:first]
     memory = memory.with_(gate=None)
     run_token = f"{obs.ref.generation}/{plan.digest}"
-    destructive = any(s.destructive for s in runnable)
-    want: list[str] = []
-    if spec.backup.when is BackupWhen.ALWAYS and f"{run_token}/start" not in memory.backups:
-        want.append(f"{run_token}/start")
-    if (
+    start, before_destructive = f"{run_token}/start", f"{run_token}/destructive"
+    d = next((i for i, s in enumerate(runnable) if s.destructive), None)
+    want_destructive = (
         spec.backup.when is not BackupWhen.NEVER
-        and destructive
-        and f"{run_token}/destructive" not in memory.backups
-    ):
-        want.append(f"{run_token}/destructive")
-    if want:
-        if destructive:
-            want = sorted({*want, f"{run_token}/destructive"})
-        return _backup(obs, spec, plan, memory, want)
+        and d is not None
+        and before_destructive not in memory.backups
+    )
+    if spec.backup.when is BackupWhen.ALWAYS and start not in memory.backups:
+        # before anything; it also covers a destructive step that comes first.
+        tokens = [start] + ([before_destructive] if want_destructive and d == 0 else [])
+        return _backup(obs, spec, plan, memory, tokens)
+    if want_destructive and d == 0:
+        return _backup(obs, spec, plan, memory, [before_destructive])
+    if want_destructive and d is not None:
+        # apply up to the destructive step first: the backup then holds the backfilled data.
+        first, runnable = d, runnable[:d]
     args = ["--expect-digest", plan.digest] if plan.digest else []
     if first < len(steps):
         args += ["--stop-before", steps[first].key]

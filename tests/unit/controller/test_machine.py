@@ -170,15 +170,21 @@ def test_expand_after_a_gated_contract_is_blocked_by_gate() -> None:
     assert "e2-0" in d.message and "pgshift.dev/approve=0003_drop" in d.message
 
 
-def test_contract_immediately_runs_through_and_backs_up_first() -> None:
+def test_contract_immediately_expands_then_backs_up_right_before_the_destructive_step() -> None:
     s = spec(contract={"after": "Immediately"}, safety={"destructive": "Allow"})
     d = decide(observe(spec=s))
     d = step(d.memory, spec=s, job=finished(d, plan_result(E1, C1)))
+    assert d.run and d.run.action is Action.APPLY
+    assert args_of(d)[args_of(d).index("--stop-before") + 1] == "c1-0"
+    d = step(d.memory, spec=s, job=finished(d, {"ok": True, "pendingCount": 1}))
+    assert d.run and d.run.action is Action.PLAN
+    d = step(d.memory, spec=s, job=finished(d, plan_result(C1)))
     assert d.run and d.run.action is Action.BACKUP
-    d = step(
-        d.memory, spec=s, job=finished(d, {"ok": True, "backup": {"file": "/b", "sha256": "x"}})
-    )
+    backed_up = {"ok": True, "backup": {"file": "/b", "sha256": "x"}}
+    d = step(d.memory, spec=s, job=finished(d, backed_up))
     assert d.run and d.run.action is Action.APPLY and "--stop-before" not in args_of(d)
+    d = step(d.memory, spec=s, job=finished(d, {"ok": True, "pendingCount": 0}))
+    assert d.reason is Reason.COMPLETE
 
 
 def test_backup_always_comes_before_anything_is_applied() -> None:
