@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, source=False)
     p.add_argument("--from", dest="from_", required=True, metavar="FILE")
     p.add_argument("--clean", action="store_true")
-    p = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
+    # listed for --help; main() hands `operator ...` to the controller before parsing.
+    p = sub.add_parser("operator", help="run the Kubernetes operator (kopf)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -338,14 +339,15 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "operator":
+    if argv[:1] == ["operator"]:
+        # every later argument, --help included, belongs to the controller's own parser.
         try:
-            return _operator(args.args)
+            return _operator(argv[1:])
         except PgshiftError as exc:
             print(redact(exc.one_line()), file=sys.stderr)
             return exc.exit_code
+    parser = build_parser()
+    args = parser.parse_args(argv)
     output = getattr(args, "output", "text")
     # redact the URL's password from every line before anything can print it.
     url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
