@@ -77,6 +77,13 @@ CASES = [
     Case("unique-options", "ALTER TABLE items ADD CONSTRAINT items_name_price_key "
          "UNIQUE NULLS NOT DISTINCT (name, price) INCLUDE (id) WITH (fillfactor = 80) "
          "DEFERRABLE INITIALLY DEFERRED;", frozenset({"unique-using-index"})),
+    Case("primary-key", "ALTER TABLE pairs ADD CONSTRAINT pairs_a_b_pk PRIMARY KEY (a, b);",
+         frozenset({"primary-key-using-index"}),
+         setup="CREATE TABLE pairs (a int, b int NOT NULL, n text); "
+               "INSERT INTO pairs SELECT g, g, 'x' FROM generate_series(1, 30) g;"),
+    Case("primary-key-unnamed", "ALTER TABLE pairs ADD PRIMARY KEY (a);",
+         frozenset({"primary-key-using-index"}),
+         setup="CREATE TABLE pairs (a int, n text); INSERT INTO pairs VALUES (1, 'x');"),
     Case("backfill", "UPDATE items SET price = id * 2 WHERE price <> id * 2;",
          frozenset({AUTO_BACKFILL})),
     Case("key-case", KEY_CASE,

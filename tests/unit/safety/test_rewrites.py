@@ -21,6 +21,8 @@ SOURCES = [
     'ALTER TABLE "Weird Schema"."Table" ALTER COLUMN "Col Name" SET NOT NULL',
     "ALTER TABLE ONLY t ALTER COLUMN a SET NOT NULL",
     "DROP INDEX IF EXISTS s.i",
+    "ALTER TABLE s.t ADD CONSTRAINT t_pk PRIMARY KEY (a, b) WITH (fillfactor = 90) "
+    "USING INDEX TABLESPACE pg_default",
     "ALTER TABLE t ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a, b) INCLUDE (c) "
     "WITH (fillfactor = 80) USING INDEX TABLESPACE pg_default DEFERRABLE",
 ]
@@ -88,3 +90,23 @@ def test_drop_index_with_cascade_or_several_indexes_is_left_alone() -> None:
         a = analyze(migration(sql + ";"))
         assert [s.rewrite for s in a.statements] == [""]
         assert [f.rule for f in a.findings] == ["require-concurrent-index-deletion"]
+
+
+def test_primary_key_makes_its_columns_not_null_first() -> None:
+    a = analyze(migration("ALTER TABLE t ADD PRIMARY KEY (a, b);"))
+    assert [s.sql for s in a.statements] == [
+        "ALTER TABLE t ADD CONSTRAINT t_a_not_null_check CHECK (a IS NOT NULL) NOT VALID",
+        "ALTER TABLE t VALIDATE CONSTRAINT t_a_not_null_check",
+        "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+        "ALTER TABLE t DROP CONSTRAINT t_a_not_null_check",
+        "ALTER TABLE t ADD CONSTRAINT t_b_not_null_check CHECK (b IS NOT NULL) NOT VALID",
+        "ALTER TABLE t VALIDATE CONSTRAINT t_b_not_null_check",
+        "ALTER TABLE t ALTER COLUMN b SET NOT NULL",
+        "ALTER TABLE t DROP CONSTRAINT t_b_not_null_check",
+        "CREATE UNIQUE INDEX CONCURRENTLY t_pkey ON t (a, b)",
+        "ALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_pkey",
+    ]
+    assert {s.rewrite for s in a.statements} == {"primary-key-using-index"}
+    assert {s.phase.value for s in a.statements} == {"contract"}
+    assert a.statements[1].catch_up is not None and a.statements[8].index_unique
+    assert a.findings == ()

@@ -17,6 +17,7 @@ from pgshift.safety.rewrites import (
     concurrent_index,
     guarded_not_valid,
     not_valid,
+    primary_key_using_index,
     set_not_null,
     unique_using_index,
 )
@@ -30,6 +31,7 @@ REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
         not_valid,
         set_not_null,
         unique_using_index,
+        primary_key_using_index,
         guarded_not_valid,
     )
 }

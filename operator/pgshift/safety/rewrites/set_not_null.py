@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, NullTestType
+from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 
 from pgshift.safety.model import CatchUp, LockClass, TxMode
 from pgshift.safety.names import invent, relation_name
@@ -29,7 +29,11 @@ def rewrite(node: ast.Node) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_SetNotNull:
         return None
-    rv, column = node.relation, cmd.name
+    return recipe(node.relation, cmd.name, set_not_null=copy(node))
+
+
+def recipe(rv: ast.RangeVar, column: str, *, set_not_null: ast.Node | None = None) -> list[Part]:
+    """The four statements for one column (`set_not_null`: the original statement, kept as is)."""
     name = constraint_name(rv.relname, column)
     check = ast.Constraint(
         contype=ConstrType.CONSTR_CHECK, conname=name, skip_validation=True,
@@ -38,13 +42,17 @@ def rewrite(node: ast.Node) -> list[Part] | None:
                               nulltesttype=NullTestType.IS_NOT_NULL),
     )
     add = alter(rv, ast.AlterTableCmd(subtype=AlterTableType.AT_AddConstraint, def_=check))
+    if set_not_null is None:
+        set_not_null = alter(rv, ast.AlterTableCmd(subtype=AlterTableType.AT_SetNotNull,
+                                                   name=column,
+                                                   behavior=DropBehavior.DROP_RESTRICT))
     col = f"{rv.relname}.{column}"
     return [
         Part(add, TxMode.TRANSACTION, LockClass.STRONG, f"add check {name} not valid on {col}"),
         Part(validate(rv, name), TxMode.AUTOCOMMIT, LockClass.WEAK,
              f"catch up and validate {name} on {col}",
              catch_up=CatchUp(table=relation_name(rv), column=column)),
-        Part(copy(node), TxMode.TRANSACTION, LockClass.STRONG, f"set not null {col}"),
+        Part(set_not_null, TxMode.TRANSACTION, LockClass.STRONG, f"set not null {col}"),
         Part(drop_constraint(rv, name), TxMode.TRANSACTION, LockClass.STRONG,
              f"drop check {name} on {rv.relname}"),
     ]

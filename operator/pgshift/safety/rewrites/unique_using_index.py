@@ -23,17 +23,9 @@ def _column(name: str) -> ast.IndexElem:
                          nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT)
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
-        return None
-    con = cmd.def_
-    if con.contype != ConstrType.CONSTR_UNIQUE or con.indexname or not con.conname:
-        return None
-    if getattr(con, "without_overlaps", False):
-        return None  # WITHOUT OVERLAPS needs a GiST index and PostgreSQL 18: leave it as written
-    rv, name = node.relation, con.conname
-    index = ast.IndexStmt(
+def index_on(rv: ast.RangeVar, name: str, con: ast.Constraint) -> ast.IndexStmt:
+    """The unique index a UNIQUE / PRIMARY KEY constraint would build, built CONCURRENTLY."""
+    return ast.IndexStmt(
         idxname=name,
         relation=ast.RangeVar(schemaname=rv.schemaname, relname=rv.relname, inh=True,
                               relpersistence="p"),
@@ -46,6 +38,19 @@ def rewrite(node: ast.Node) -> list[Part] | None:
         nulls_not_distinct=bool(con.nulls_not_distinct),
         concurrent=True,
     )
+
+
+def rewrite(node: ast.Node) -> list[Part] | None:
+    cmd = single_cmd(node)
+    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
+        return None
+    con = cmd.def_
+    if con.contype != ConstrType.CONSTR_UNIQUE or con.indexname or not con.conname:
+        return None
+    if getattr(con, "without_overlaps", False):
+        return None  # WITHOUT OVERLAPS needs a GiST index and PostgreSQL 18: leave it as written
+    rv, name = node.relation, con.conname
+    index = index_on(rv, name, con)
     using = ast.Constraint(
         contype=ConstrType.CONSTR_UNIQUE, conname=name, indexname=name,
         deferrable=con.deferrable, initdeferred=con.initdeferred,
