@@ -215,6 +215,7 @@ def _plan(
             tx=TxMode.AUTOCOMMIT if d.no_transaction else part.tx,
             lock=part.lock, rewrite=rewrite_id, summary=part.summary,
             index_name=part.index_name, index_unique=part.index_unique, catch_up=part.catch_up,
+            backfill=part.backfill,
         ))
         for part in parts
     ]

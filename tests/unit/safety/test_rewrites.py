@@ -21,6 +21,7 @@ SOURCES = [
     'ALTER TABLE "Weird Schema"."Table" ALTER COLUMN "Col Name" SET NOT NULL',
     "ALTER TABLE ONLY t ALTER COLUMN a SET NOT NULL",
     "DROP INDEX IF EXISTS s.i",
+    'ALTER TABLE "App"."T" ADD COLUMN "Token" uuid DEFAULT gen_random_uuid() NOT NULL',
     "ALTER TABLE s.t ADD CONSTRAINT t_pk PRIMARY KEY (a, b) WITH (fillfactor = 90) "
     "USING INDEX TABLESPACE pg_default",
     "ALTER TABLE t ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a, b) INCLUDE (c) "
@@ -110,3 +111,29 @@ def test_primary_key_makes_its_columns_not_null_first() -> None:
     assert {s.phase.value for s in a.statements} == {"contract"}
     assert a.statements[1].catch_up is not None and a.statements[8].index_unique
     assert a.findings == ()
+
+
+def test_volatile_default_is_added_set_and_backfilled() -> None:
+    a = analyze(migration("ALTER TABLE t ADD COLUMN at timestamptz DEFAULT clock_timestamp();"))
+    assert [(s.phase.value, s.tx.value, s.sql) for s in a.statements] == [
+        ("expand", "transaction", "ALTER TABLE t ADD COLUMN at timestamptz"),
+        ("expand", "transaction", "ALTER TABLE t ALTER COLUMN at SET DEFAULT clock_timestamp()"),
+        ("backfill", "batched", "UPDATE t SET at = clock_timestamp() WHERE at IS NULL"),
+    ]
+    backfill = a.statements[2].backfill
+    assert backfill is not None and backfill.idempotent and backfill.columns == ("at",)
+    assert a.findings == ()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE t ADD COLUMN IF NOT EXISTS a uuid DEFAULT gen_random_uuid()",
+        "ALTER TABLE t ADD COLUMN a uuid DEFAULT gen_random_uuid() UNIQUE",
+        "ALTER TABLE t ADD COLUMN a bigserial",
+        "ALTER TABLE t ADD COLUMN a timestamptz DEFAULT now() NOT NULL",
+    ],
+)
+def test_volatile_default_rewrite_leaves_other_columns_alone(sql: str) -> None:
+    (s,) = analyze(migration(sql + ";")).statements
+    assert s.rewrite == ""

@@ -20,6 +20,7 @@ from pgshift.safety.rewrites import (
     primary_key_using_index,
     set_not_null,
     unique_using_index,
+    volatile_default,
 )
 from pgshift.safety.rewrites.base import Part
 
@@ -32,6 +33,7 @@ REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
         set_not_null,
         unique_using_index,
         primary_key_using_index,
+        volatile_default,
         guarded_not_valid,
     )
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pglast import ast
 from pglast.enums import AlterTableType, DropBehavior, ObjectType
 
-from pgshift.safety.model import CatchUp, LockClass, Phase, TxMode
+from pgshift.safety.model import Backfill, CatchUp, LockClass, Phase, TxMode
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Part:
     index_name: str | None = None
     index_unique: bool = False
     catch_up: CatchUp | None = None
+    #: set for a part that runs as keyset batches (tx BATCHED).
+    backfill: Backfill | None = None
 
 
 def copy(node: ast.Node) -> ast.Node:

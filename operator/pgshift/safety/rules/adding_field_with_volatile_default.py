@@ -4,36 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
-from pglast.visitors import Visitor
 
 from pgshift.safety.model import Severity
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
-
-#: PostgreSQL functions marked VOLATILE that people use as defaults. A non-volatile default
-#: (a constant, now(), a stable function) is stored once in the catalog since PostgreSQL 11.
-VOLATILE = frozenset({
-    "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
-    "uuidv4", "uuidv7", "clock_timestamp", "timeofday",
-    "nextval", "txid_current", "random_normal", "setseed", "currval", "lastval",
-})
-SERIAL = frozenset({"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"})
-
-
-class _Calls(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
-        self.names.append(node.funcname[-1].sval.lower())
-
-
-def volatile_calls(expr: ast.Node) -> list[str]:
-    calls = _Calls()
-    calls(expr)
-    return [n for n in calls.names if n in VOLATILE]
+from pgshift.safety.volatility import SERIAL, volatile_calls
 
 
 def check(s: Subject) -> Iterator[Violation]:
@@ -61,7 +36,8 @@ def check(s: Subject) -> Iterator[Violation]:
                 f"ADD COLUMN {col}: {reason}, so PostgreSQL rewrites all of {table} under an "
                 "ACCESS EXCLUSIVE lock: reads and writes wait",
                 f"ADD COLUMN {col} without the default; ALTER COLUMN {col} SET DEFAULT ...; "
-                "backfill existing rows in batches (-- pgshift:backfill)",
+                "backfill existing rows in batches (pgshift rewrites a plain defaulted column so "
+                "unless rewrite=false)",
             )
 
 
