@@ -74,6 +74,8 @@ def split_statements(migration: Migration) -> tuple[SourceStatement, ...]:
         except parser.ParseError as exc:
             message, location = _parse_error(exc)
             line = line_at(location) if location is not None else chunk.line
+            if sql.startswith("\ufeff"):
+                message += " (the file starts with a byte-order mark; PostgreSQL refuses it too)"
             raise ParseError(f"{migration.path}:{line}: {message}") from None
         comments = [t for t in tokens if t.name in _COMMENTS]
         code = [t for t in tokens if t.name not in _COMMENTS]

@@ -103,3 +103,14 @@ def test_allow_lists_may_have_spaces_and_combine_with_other_directives() -> None
     (stmt,) = split_statements(migration(sql))
     assert stmt.directives.allow == {"ban-drop-column", "renaming-column"}
     assert stmt.directives.phase is Phase.CONTRACT
+
+
+def test_a_byte_order_mark_is_named() -> None:
+    with pytest.raises(ParseError, match="byte-order mark"):
+        split_statements(migration("\ufeffSELECT 1;"))
+
+
+def test_crlf_files_keep_their_lines() -> None:
+    stmts = split_statements(migration("SELECT 1;\r\n-- pgshift:phase=contract\r\nSELECT 2;\r\n"))
+    assert [(s.line, s.text, s.directives.phase) for s in stmts] == [
+        (1, "SELECT 1", None), (3, "SELECT 2", Phase.CONTRACT)]
