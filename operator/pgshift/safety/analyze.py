@@ -211,8 +211,10 @@ def _plan(
         (part.node, planned(
             render(part.node),
             phase=d.phase or part.phase or cls.phase,
-            # an explicit no-transaction still wins; AUTOCOMMIT parts stay so.
-            tx=TxMode.AUTOCOMMIT if d.no_transaction else part.tx,
+            # an explicit no-transaction still wins, except over batches (each its own
+            # transaction by nature); AUTOCOMMIT parts stay so.
+            tx=TxMode.AUTOCOMMIT if d.no_transaction and part.tx is TxMode.TRANSACTION
+            else part.tx,
             lock=part.lock, rewrite=rewrite_id, summary=part.summary,
             index_name=part.index_name, index_unique=part.index_unique, catch_up=part.catch_up,
             backfill=part.backfill,

@@ -137,3 +137,9 @@ def test_volatile_default_is_added_set_and_backfilled() -> None:
 def test_volatile_default_rewrite_leaves_other_columns_alone(sql: str) -> None:
     (s,) = analyze(migration(sql + ";")).statements
     assert s.rewrite == ""
+
+
+def test_no_transaction_keeps_batches_batched() -> None:
+    sql = "-- pgshift:no-transaction\nALTER TABLE t ADD COLUMN a uuid DEFAULT gen_random_uuid();\n"
+    assert [s.tx.value for s in analyze(migration(sql)).statements] == [
+        "autocommit", "autocommit", "batched"]
