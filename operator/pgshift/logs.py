@@ -108,14 +108,18 @@ def event_first(
     return {"event": name, **event}
 
 
-def configure(output: str = "auto", *, stream: TextIO | None = None, level: str = "info") -> None:
-    """JSON lines when asked (`--output json`) or when not on a terminal; readable otherwise.
+def configure(output: str = "text", *, stream: TextIO | None = None, level: str = "info") -> None:
+    """Where progress events go and how they look.
 
-    Progress events go to stdout in JSON mode (the Job's log is the progress feed) and to
-    stderr in text mode (stdout then holds only the final table).
+    `--output json`: JSON lines on stdout (a Job's log is the progress feed; the summary is the
+    last line). Text: events on stderr (stdout holds only the final table), readable on a
+    terminal and JSON lines when stderr is not one (a log collector).
     """
-    as_json = output == "json" or (output == "auto" and not sys.stderr.isatty())
-    target = stream or (sys.stdout if as_json else sys.stderr)
+    if output == "json":
+        target, as_json = stream or sys.stdout, True
+    else:
+        target = stream or sys.stderr
+        as_json = not target.isatty()
     renderer: Any
     if as_json:
         renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)

@@ -190,3 +190,18 @@ def test_done_steps_are_left_out() -> None:
         done={f"{m.hash[:12]}-0"},
     )
     assert [s.index for s in p.steps] == [1]
+
+
+def test_nameless_rows_match_like_drizzle_1_0() -> None:
+    from pgshift.engine.tracking import match_row_to_migration
+
+    src = v1("select 1;", "select 2;")
+    m0, m1 = src.migrations
+    same_second = read_mapping(
+        {"20250101000000_a.sql": "select 'a';", "20250101000000_b.sql": "select 'b';"}
+    )
+    a, b = same_second.migrations
+    assert match_row_to_migration(Row(1, "x", m1.when + 999), src.migrations) is m1
+    assert match_row_to_migration(Row(1, b.hash, a.when), same_second.migrations) is b
+    assert match_row_to_migration(Row(1, "nomatch", a.when), same_second.migrations) is None
+    assert match_row_to_migration(Row(1, m0.hash, 5), src.migrations) is m0
