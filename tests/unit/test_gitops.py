@@ -22,17 +22,19 @@ from pgshift.controller import status as controller_status
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "gitops" / "fixtures"
 LUA = ROOT / "charts" / "pgshift" / "files" / "argocd-health.lua"
+FLUX_EXPRS = ROOT / "charts" / "pgshift" / "files" / "flux-healthcheckexprs.yaml"
 DOC = ROOT / "docs" / "gitops.md"
 
 
-def documented_states() -> dict[str, tuple[str, str]]:
-    """fixture file -> (Argo CD health, kstatus status), from docs/gitops.md's table."""
+def documented_states() -> dict[str, tuple[str, str, str]]:
+    """fixture file -> (Argo CD health, kstatus, Flux with healthCheckExprs), from the table in
+    docs/gitops.md."""
     text = DOC.read_text()
     block = text.split("<!-- gitops-states:begin -->", 1)[1].split("<!-- gitops-states:end -->")[0]
-    rows: dict[str, tuple[str, str]] = {}
+    rows: dict[str, tuple[str, str, str]] = {}
     for line in block.strip().splitlines()[2:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        rows[cells[0].strip("`")] = (cells[3], cells[4])
+        rows[cells[0].strip("`")] = (cells[3], cells[4], cells[5])
     return rows
 
 
@@ -53,7 +55,7 @@ def gitops_check() -> Path:
 def verdicts(gitops_check: Path) -> dict[str, dict[str, Any]]:
     files = sorted(FIXTURES.glob("*.yaml"))
     out = subprocess.run(
-        [str(gitops_check), "-lua", str(LUA), *map(str, files)],
+        [str(gitops_check), "-lua", str(LUA), "-flux-exprs", str(FLUX_EXPRS), *map(str, files)],
         capture_output=True,
         text=True,
     )
@@ -70,9 +72,10 @@ def test_every_fixture_is_documented_and_every_documented_state_has_a_fixture() 
 def test_argocd_and_flux_see_the_documented_state(
     fixture: str, verdicts: dict[str, dict[str, Any]]
 ) -> None:
-    argocd, kstatus = documented_states()[fixture]
+    argocd, kstatus, flux_cel = documented_states()[fixture]
     report = verdicts[fixture]
-    assert (report["argocd"]["status"], report["kstatus"]["status"]) == (argocd, kstatus), report
+    seen = (report["argocd"]["status"], report["kstatus"]["status"], report["fluxCEL"]["status"])
+    assert seen == (argocd, kstatus, flux_cel), report
     # Both carry a message a person can act on.
     assert report["argocd"]["message"]
     assert report["kstatus"]["message"]
@@ -112,6 +115,15 @@ def test_ready_means_healthy_and_current_so_the_application_may_roll_out(
             assert report["argocd"]["status"] != "Healthy", name
         if st and not (fresh and ready):
             assert report["kstatus"]["status"] != "Current", name
+        # with the healthCheckExprs, Flux passes a Migration exactly when it is Ready
+        assert (report["fluxCEL"]["status"] == "Current") == (fresh and ready), name
+
+
+def test_the_documented_flux_expressions_are_the_tested_ones() -> None:
+    exprs = yaml.safe_load(FLUX_EXPRS.read_text())
+    doc = DOC.read_text()
+    for key in ("failed", "current"):
+        assert f'{key}: "{exprs[key]}"' in doc, key
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.yaml")), ids=lambda p: p.name)

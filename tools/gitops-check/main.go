@@ -11,7 +11,15 @@
 // custom health check from argocd-cm (only the base, table and package libraries open, the
 // object as the global `obj`, a one-second budget, an unknown status mapped to Unknown).
 // kstatus is sigs.k8s.io/cli-utils/pkg/kstatus/status.Compute, the library Flux's
-// kustomize-controller and helm-controller use for health checks.
+// kustomize-controller and helm-controller use for health checks (Flux builds a fork of it,
+// github.com/fluxcd/cli-utils, with the same rules for custom resources).
+//
+// With -flux-exprs FILE (YAML with the keys current, failed, inProgress) it also prints
+// "fluxCEL": the status Flux's kustomize-controller computes from spec.healthCheckExprs, with
+// the CEL environment and the order of fluxcd/pkg/runtime/cel (RFC 0009): a differing
+// status.observedGeneration is InProgress; then inProgress, failed, current, the first true
+// wins; none true is InProgress; an evaluation error is reported as Unknown (the poller
+// keeps waiting).
 package main
 
 import (
@@ -22,6 +30,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/ext"
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -34,10 +45,18 @@ type verdict struct {
 }
 
 type report struct {
-	File    string  `json:"file"`
-	ArgoCD  verdict `json:"argocd"`
-	KStatus verdict `json:"kstatus"`
-	Error   string  `json:"error,omitempty"`
+	File    string   `json:"file"`
+	ArgoCD  verdict  `json:"argocd"`
+	KStatus verdict  `json:"kstatus"`
+	FluxCEL *verdict `json:"fluxCEL,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// fluxExprs is one entry of a Flux Kustomization's spec.healthCheckExprs.
+type fluxExprs struct {
+	Current    string `json:"current"`
+	Failed     string `json:"failed"`
+	InProgress string `json:"inProgress"`
 }
 
 // The statuses Argo CD accepts from a health script (gitops-engine's HealthStatusCode).
@@ -48,6 +67,7 @@ var argoStatuses = map[string]bool{
 
 func main() {
 	script := flag.String("lua", "", "the Argo CD health check (Lua)")
+	exprsFile := flag.String("flux-exprs", "", "Flux healthCheckExprs to evaluate (YAML)")
 	flag.Parse()
 	if *script == "" || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: gitops-check -lua HEALTH.lua FIXTURE.yaml...")
@@ -58,10 +78,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	var exprs *fluxExprs
+	if *exprsFile != "" {
+		raw, err := os.ReadFile(*exprsFile)
+		if err == nil {
+			exprs = &fluxExprs{}
+			err = yaml.Unmarshal(raw, exprs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	out := json.NewEncoder(os.Stdout)
 	failed := false
 	for _, path := range flag.Args() {
-		rep := check(path, string(source))
+		rep := check(path, string(source), exprs)
 		if rep.Error != "" {
 			failed = true
 		}
@@ -75,7 +107,7 @@ func main() {
 	}
 }
 
-func check(path, script string) report {
+func check(path, script string, exprs *fluxExprs) report {
 	rep := report{File: path}
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -107,7 +139,79 @@ func check(path, script string) report {
 		return rep
 	}
 	rep.KStatus = verdict{Status: res.Status.String(), Message: res.Message}
+
+	if exprs != nil {
+		flux, err := fluxStatus(u, exprs)
+		if err != nil {
+			rep.Error = fmt.Sprintf("flux CEL: %v", err)
+			return rep
+		}
+		rep.FluxCEL = &flux
+	}
 	return rep
+}
+
+// fluxStatus evaluates healthCheckExprs as fluxcd/pkg/runtime/cel's StatusEvaluator does.
+func fluxStatus(u *unstructured.Unstructured, exprs *fluxExprs) (verdict, error) {
+	obj := u.UnstructuredContent()
+	observed, found, err := unstructured.NestedInt64(obj, "status", "observedGeneration")
+	if err != nil {
+		return verdict{}, err
+	}
+	if found {
+		generation, ok, err := unstructured.NestedInt64(obj, "metadata", "generation")
+		if err != nil {
+			return verdict{}, err
+		}
+		if ok && observed != generation {
+			return verdict{Status: "InProgress", Message: "status.observedGeneration differs"}, nil
+		}
+	}
+	if exprs.Current == "" {
+		return verdict{}, fmt.Errorf("expression current not specified")
+	}
+	env, err := cel.NewEnv(
+		cel.HomogeneousAggregateLiterals(),
+		cel.EagerlyValidateDeclarations(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.CrossTypeNumericComparisons(true),
+		cel.OptionalTypes(),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Encoders(),
+	)
+	if err != nil {
+		return verdict{}, err
+	}
+	for _, e := range []struct{ expr, status string }{
+		{exprs.InProgress, "InProgress"},
+		{exprs.Failed, "Failed"},
+		{exprs.Current, "Current"},
+	} {
+		if e.expr == "" {
+			continue
+		}
+		ast, issues := env.Parse(e.expr) // parsed, not compiled: as Flux does
+		if issues != nil && issues.Err() != nil {
+			return verdict{}, fmt.Errorf("parsing %q: %w", e.expr, issues.Err())
+		}
+		prog, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(100))
+		if err != nil {
+			return verdict{}, err
+		}
+		val, _, err := prog.Eval(obj)
+		if err != nil {
+			return verdict{Status: "Unknown", Message: err.Error()}, nil
+		}
+		result, ok := val.(types.Bool)
+		if !ok {
+			return verdict{Status: "Unknown", Message: fmt.Sprintf("%q is not a boolean", e.expr)}, nil
+		}
+		if bool(result) {
+			return verdict{Status: e.status, Message: e.expr}, nil
+		}
+	}
+	return verdict{Status: "InProgress", Message: "no expression is true"}, nil
 }
 
 // argoHealth runs a health script as Argo CD runs one configured in argocd-cm.
