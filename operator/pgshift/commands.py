@@ -22,11 +22,14 @@ from pgshift.engine.connect import Database, check_session, connect, parse_url
 from pgshift.engine.result import Summary
 from pgshift.errors import (
     EXIT_FAILED,
+    DatabaseError,
     DigestMismatch,
     OverridesError,
     PgshiftError,
+    PooledConnection,
     UnknownMigration,
 )
+from pgshift.logs import redact
 from pgshift.migrations import Layout, Source, read_source
 from pgshift.settings import RunSettings, Tracking
 
@@ -96,14 +99,31 @@ def session(
     db = parse_url(url)
     conn = connect(db, application_name=settings.application_name)
     try:
-        check_session(conn, db)
+        try:
+            check_session(conn, db, application_name=settings.application_name)
+        except psycopg.Error as exc:
+            # e.g. pgbouncer in statement mode: "transaction blocks not allowed"
+            raise PooledConnection(
+                f"{db.display}: the session check failed ({exc.sqlstate}: "
+                f"{redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')}): "
+                "this connection does not behave like a PostgreSQL session"
+            ) from None
         ms = int(settings.timeouts.statement_timeout * 1000)
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{ms}ms")))
         # PostgreSQL >= 14: a backend whose client died (a SIGKILLed Job) notices within a
         # second even mid-query or mid-lock-wait, rolls back and frees the migration lock.
         with contextlib.suppress(psycopg.Error):
             conn.execute("SET client_connection_check_interval = '1s'")
-        yield conn, db
+        try:
+            yield conn, db
+        except psycopg.Error as exc:
+            # pgshift's own queries (tracking tables, planning); migration statements are
+            # reported by the runner with their file and line.
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseError(
+                f"{db.display}: {redact(text)} [{exc.sqlstate or '?'}]",
+                hint="check the role's privileges on the tracking schema and the server's state",
+            ) from None
     finally:
         conn.close()
 

@@ -145,6 +145,14 @@ class LockTimeout(MigrationFailed):
     )
 
 
+class DatabaseError(PgshiftError):
+    """The database refused pgshift's own work (tracking tables, planning queries), outside
+    any migration: permissions, a lost connection, a server shutting down."""
+
+    code = "Database"
+    exit_code = EXIT_FAILED
+
+
 class Interrupted(PgshiftError):
     """SIGTERM/SIGINT: the running query was cancelled; a rerun resumes where this one stopped."""
 

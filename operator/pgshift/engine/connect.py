@@ -193,14 +193,20 @@ def _libpq_reason(exc: Exception, db: Database) -> str:
     return "; ".join(reasons) or type(exc).__name__
 
 
-def check_session(conn: psycopg.Connection[Any], db: Database) -> None:
+def check_session(
+    conn: psycopg.Connection[Any], db: Database, *, application_name: str = "pgshift"
+) -> None:
     """Refuse connections where a session does not survive a transaction.
 
     Session advisory locks (the migration lock) only mean something if every transaction of
-    the run reaches the same backend. Checks: the backend pid is stable across separate
-    transactions, and on pgbouncer's port the peer the server sees is not us (a proxy sits in
-    between). A pooler that happens to hand back the same backend is caught later, when a step
-    finds the lock no longer held by its backend (`assert_lock_held`).
+    the run reaches the same backend, and no other client's. Checks:
+    - the backend pid is stable across separate transactions;
+    - when a proxy is in between (the pid libpq got at connect time, from the proxy, is not
+      the server's `pg_backend_pid()`), a second connection opened while ours is idle must get
+      another backend: a transaction pooler hands it ours, a session pooler cannot;
+    - on pgbouncer's port, the server must not see another client port than ours.
+    A pooler that hands a later transaction another backend is also caught during the run: each
+    step checks it runs on the backend that took the lock.
     """
     pids = set()
     for _ in range(3):
@@ -212,6 +218,18 @@ def check_session(conn: psycopg.Connection[Any], db: Database) -> None:
             f"{db.display}: consecutive transactions ran on different server backends "
             f"({', '.join(str(p) for p in sorted(pids))}): a transaction pooler is in between"
         )
+    (ours,) = pids
+    if ours != conn.info.backend_pid and ours is not None:
+        other = connect(db, application_name=application_name)
+        try:
+            row = other.execute("SELECT pg_backend_pid()").fetchone()
+        finally:
+            other.close()
+        if row and row[0] == ours:
+            raise PooledConnection(
+                f"{db.display}: a second connection was given this connection's server backend "
+                f"(pid {ours}) while it was idle: a transaction pooler is in between"
+            )
     if db.port == PGBOUNCER_PORT and _behind_proxy(conn):
         raise PooledConnection(
             f"{db.display}: port {PGBOUNCER_PORT} and the server sees another client address "

@@ -218,3 +218,20 @@ def test_result_file_records_bad_input(folder: Path, tmp_path: Path) -> None:
     data = json.loads(result.read_text())
     assert data["ok"] is False and data["failure"]["code"] == "PooledConnection"
     assert_no_secret(result.read_text(), PASSWORD)
+
+
+def test_database_refusing_pgshifts_own_work_is_one_line(
+    folder: Path, pg_server: PgServer, database_name: str, psql
+) -> None:
+    secret = "lim@/%:" + "pw"
+    psql(f"CREATE ROLE pgshift_limited LOGIN PASSWORD '{secret}'")
+    try:
+        url = pg_server.url(database_name, user="pgshift_limited", password=secret)
+        proc = run_pgshift("apply", "--dir", str(folder), database_url=url)
+        assert proc.returncode == 1
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith("error[Database]: pgshift_limited@") and "[42501]" in line
+        assert "Traceback" not in proc.stderr
+        assert_no_secret(proc.stdout + proc.stderr, secret)
+    finally:
+        psql("DROP ROLE pgshift_limited")
