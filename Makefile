@@ -12,11 +12,12 @@ PYTEST_ARGS ?=
 
 all: test
 
-# Debian packages: PostgreSQL 15 (server, pg_dump, pg_restore) and etcd for the local cluster.
+# Debian packages: PostgreSQL 15 (server, pg_dump, pg_restore), etcd for the local cluster, and
+# pgbouncer (the engine's tests put a real one in front of PostgreSQL to prove pooler refusal).
 $(APT_STAMP): | $(VENV)/bin/python
-	@if ! command -v /usr/lib/postgresql/15/bin/postgres >/dev/null || ! command -v etcd >/dev/null; then \
-	  echo "installing Debian packages: postgresql-15 etcd-server"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 etcd-server >/dev/null; \
+	@if ! command -v /usr/lib/postgresql/15/bin/postgres >/dev/null || ! command -v etcd >/dev/null || ! test -x /usr/sbin/pgbouncer; then \
+	  echo "installing Debian packages: postgresql-15 etcd-server pgbouncer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 etcd-server pgbouncer >/dev/null; \
 	fi
 	@touch $@
 system-deps: $(APT_STAMP)
