@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 
 from pgshift import commands
 from pgshift.engine.result import Summary, bounded_json
-from pgshift.errors import EXIT_BAD_INPUT, PgshiftError, UsageError
+from pgshift.engine.signals import sigterm_cancels
+from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
 from pgshift.logs import configure, get_logger, password_of, redact, register_secret
 from pgshift.settings import (
     Allow,
@@ -356,7 +357,20 @@ def main(argv: list[str] | None = None) -> int:
     emit = _emit_factory()
     result_file = getattr(args, "result_file", None)
     try:
-        summary = dispatch(args, emit)
+        # SIGTERM anywhere (waiting for the lock, planning, pg_dump) ends as cleanly as Ctrl-C;
+        # inside a run the runner turns it into a summary with reason Interrupted.
+        with sigterm_cancels():
+            summary = dispatch(args, emit)
+    except KeyboardInterrupt:
+        exc = Interrupted(f"pgshift {args.command}: interrupted before any step ran")
+        data = Summary(command=args.command, ok=False).as_dict()
+        data["failure"] = {**exc.as_dict(), "retryable": True}
+        data["stopped"] = {"reason": "Interrupted"}
+        _write_result(result_file, data)
+        if output == "json":
+            print(redact(json.dumps({"event": "result", **data}, default=str)), flush=True)
+        print(redact(exc.one_line()), file=sys.stderr)
+        return exc.exit_code
     except PgshiftError as exc:
         data = Summary(command=args.command, ok=False).as_dict()
         data["failure"] = {**exc.as_dict(), "retryable": exc.code in ("LockNotAcquired",)}

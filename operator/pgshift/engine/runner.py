@@ -15,10 +15,8 @@
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from pgshift.engine import backfill as bf
 from pgshift.engine import lock, tracking
 from pgshift.engine.plan import Step, Stop, StopReason
 from pgshift.engine.result import Failure, StepDone, failure_from_db_error
+from pgshift.engine.signals import sigterm_cancels
 from pgshift.errors import PgshiftError, PooledConnection
 from pgshift.migrations.model import TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
@@ -39,29 +38,6 @@ T = TypeVar("T")
 Emit = Callable[..., None]
 
 _RETRYABLE_LOCK = (pgerr.LockNotAvailable, pgerr.DeadlockDetected)
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler. A KeyboardInterrupt, because psycopg answers exactly that
-    by cancelling the running query on the server before re-raising."""
-
-
-@contextmanager
-def sigterm_cancels() -> Iterator[None]:
-    """While running steps, SIGTERM interrupts like Ctrl-C (the query is cancelled)."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (tests calling the API from a thread)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

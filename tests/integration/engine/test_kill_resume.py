@@ -202,3 +202,37 @@ def test_sigterm_cancels_the_running_query_and_a_rerun_resumes(
         "apply", "--dir", str(folder), "--output", "json", database_url=database_url
     )
     assert rerun.returncode == 0 and result_of(rerun)["appliedNow"] == ["0001_m1"]
+
+
+def test_sigterm_while_waiting_for_the_migration_lock(
+    tmp_path: Path, database_url: str, session
+) -> None:
+    from pgshift.engine.lock import LOCK_KEY
+
+    holder = session()
+    holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    folder = write_drizzle_folder(tmp_path / "m", [USERS])
+    result = tmp_path / "r.json"
+    proc = start_pgshift(
+        "apply",
+        "--dir",
+        str(folder),
+        "--output",
+        "json",
+        "--lock-wait",
+        "5m",
+        "--result-file",
+        str(result),
+        database_url=database_url,
+    )
+    for line in proc.stdout:  # the run says it waits before we stop it
+        if '"lock.waiting"' in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("error[Interrupted]: ")
+    import json
+
+    data = json.loads(result.read_text())
+    assert data["stopped"]["reason"] == "Interrupted" and data["failure"]["retryable"] is True
