@@ -285,3 +285,15 @@ def test_baseline_and_mark_applied(tmp_path: Path, database_url: str, psql) -> N
         "baseline", "--dir", str(folder), "--up-to", "nope", database_url=database_url
     )
     assert unknown.returncode == 2 and unknown.stderr.startswith("error[UnknownMigration]: ")
+
+
+def test_statement_timeout_fails_the_migration_without_retry(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, "SELECT pg_sleep(5);"])
+    proc = apply(folder, database_url, "--statement-timeout", "200ms")
+    assert proc.returncode == 1
+    failure = result_of(proc)["failure"]
+    assert failure["sqlstate"] == "57014" and not failure["retryable"]
+    assert failure["migration"] == "0001_m1"
+    assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
