@@ -344,24 +344,42 @@ class Runner:
         self._catch_ups(step, step.statements)
         for st in step.statements:
             self.current.statement = st
-            if st.index_name and self._valid_index_exists(st.index_name):
-                # an earlier run built it and was killed before recording the step.
-                self.emit(
-                    "step.skipped", step=step.key, why=f"index {st.index_name} exists and is valid"
-                )
-                continue
 
             def body(st: PlannedStatement = st) -> None:
-                lock.assert_held(self.conn)
+                if not self.direct:
+                    lock.assert_held(self.conn)
                 if st.index_name:
-                    self._drop_invalid_index(st.index_name)
+                    found = self._index(st.index_name)
+                    if found and found[1]:
+                        # an earlier run built it and was killed before recording the step.
+                        self.emit(
+                            "step.skipped",
+                            step=step.key,
+                            why=f"index {st.index_name} exists and is valid",
+                        )
+                        return
+                    if found:  # INVALID: a failed concurrent build left it; drop it first
+                        self._drop_invalid_index(found[0])
                 self.set_session_lock_timeout(self.lock_timeout_for(st.lock))
                 self.conn.execute(st.sql)  # type: ignore[arg-type]
 
             self.with_retries(step.migration.name, body)
-        with self.conn.transaction():
-            self._record(step)
+        self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
+
+    def _record_alone(self, step: Step) -> None:
+        """Record an autocommit or batched step in a transaction of its own (on a direct
+        connection as one pipeline: one round trip)."""
+        if not self.direct:
+            with self.conn.transaction():
+                self._record(step)
+            return
+        t = self.settings.tracking
+        with self.conn.pipeline(), self.conn.transaction():
+            if step.last:
+                tracking.insert_row(self.conn, t, step.migration, self.form, check=False)
+            else:
+                tracking.mark_step(self.conn, t, step.key, step.migration, check=False)
 
     def _batched(self, step: Step, out: Outcome) -> None:
         self._started(step)
@@ -392,8 +410,7 @@ class Runner:
                 run_batch=run_batch,
                 progress=progress,
             )
-        with self.conn.transaction():
-            self._record(step)
+        self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
 
     # --- invalid indexes --------------------------------------------------------------------
@@ -409,16 +426,8 @@ class Runner:
         ).fetchone()
         return (row[0], bool(row[1])) if row else None
 
-    def _valid_index_exists(self, name: str) -> bool:
-        found = self._index(name)
-        return bool(found and found[1])
-
-    def _drop_invalid_index(self, name: str) -> None:
-        found = self._index(name)
-        if found and not found[1]:
-            self.emit("index.dropInvalid", index=found[0])
-            self.set_session_lock_timeout(0.0)
-            # regclass::text is already quoted as needed.
-            self.conn.execute(
-                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(found[0]))
-            )
+    def _drop_invalid_index(self, regclass: str) -> None:
+        self.emit("index.dropInvalid", index=regclass)
+        self.set_session_lock_timeout(0.0)
+        # regclass::text is already quoted as needed.
+        self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(regclass)))
