@@ -11,6 +11,10 @@
   or the batch.
 - SIGTERM (like Ctrl-C) cancels the running query; the run stops with reason Interrupted and a
   rerun resumes after the last committed step or batch.
+- On a direct connection a transactional file goes to the server as one pipeline (BEGIN, its
+  statements, its record, COMMIT: one round trip); if anything fails, the same transaction is
+  run again statement by statement, which names the failing statement and retries lock
+  timeouts. Behind a proxy every step also checks it still runs on the lock holder's backend.
 """
 
 from __future__ import annotations
