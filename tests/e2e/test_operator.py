@@ -448,7 +448,7 @@ def test_failed_sql_stalls_then_retry_and_mark_applied_recover(
     configmap(
         kube_cluster, ns, "src",
         {"0001_create.sql": CREATE, "0002_bad.sql": bad, "0003_add.sql": ADD,
-         "0004_worse.sql": "ALTER TABLE nowhere DROP COLUMN y;\n"},
+         "0004_worse.sql": "ALTER TABLE nowhere ADD COLUMN y int;\n"},
     )  # fmt: skip
     wait_condition(kube_cluster, ns, "app", "Stalled")
     assert (

@@ -27,6 +27,8 @@ from kubernetes.client.rest import ApiException
 from pgshift.controller.api import GROUP, LABEL_MIGRATION, PLURAL, VERSION
 
 _configured = False
+#: (connect, read) seconds for every call: a hung request must not hold a Migration's lock.
+TIMEOUT = (10, 30)
 
 
 def _ensure_config() -> None:
@@ -57,7 +59,9 @@ def not_found(exc: ApiException) -> bool:
 def get_migration(namespace: str, name: str) -> dict[str, Any] | None:
     api = kubernetes.client.CustomObjectsApi(_api())
     try:
-        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
+        )
     except ApiException as exc:
         if not_found(exc):
             return None
@@ -66,7 +70,10 @@ def get_migration(namespace: str, name: str) -> dict[str, Any] | None:
 
 def list_migrations(namespace: str) -> list[dict[str, Any]]:
     api = kubernetes.client.CustomObjectsApi(_api())
-    return list(api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"])
+    found = api.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, _request_timeout=TIMEOUT
+    )
+    return list(found["items"])
 
 
 def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
@@ -80,13 +87,14 @@ def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         name,
         {"status": dict(patch)},
         _content_type="application/merge-patch+json",
+        _request_timeout=TIMEOUT,
     )
 
 
 def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
     api = kubernetes.client.CoreV1Api(_api())
     try:
-        cm = api.read_namespaced_config_map(name, namespace)
+        cm = api.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if not_found(exc):
             return None
@@ -104,7 +112,7 @@ class DeploymentState:
 def get_deployment(namespace: str, name: str) -> DeploymentState:
     api = kubernetes.client.AppsV1Api(_api())
     try:
-        d = api.read_namespaced_deployment(name, namespace)
+        d = api.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if not_found(exc):
             return DeploymentState(exists=False)
@@ -125,7 +133,9 @@ def get_deployment(namespace: str, name: str) -> DeploymentState:
 
 def list_jobs(namespace: str, migration: str) -> list[dict[str, Any]]:
     api = kubernetes.client.BatchV1Api(_api())
-    jobs = api.list_namespaced_job(namespace, label_selector=f"{LABEL_MIGRATION}={migration}")
+    jobs = api.list_namespaced_job(
+        namespace, label_selector=f"{LABEL_MIGRATION}={migration}", _request_timeout=TIMEOUT
+    )
     return [_dict(j) for j in jobs.items]
 
 
@@ -133,7 +143,7 @@ def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
     """Create the Job; False when it exists already (adopted: the name is deterministic)."""
     api = kubernetes.client.BatchV1Api(_api())
     try:
-        api.create_namespaced_job(namespace, dict(manifest))
+        api.create_namespaced_job(namespace, dict(manifest), _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -143,7 +153,9 @@ def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
 
 def list_job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     api = kubernetes.client.CoreV1Api(_api())
-    pods = api.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+    pods = api.list_namespaced_pod(
+        namespace, label_selector=f"job-name={job_name}", _request_timeout=TIMEOUT
+    )
     return [_dict(p) for p in pods.items]
 
 
@@ -151,7 +163,9 @@ def read_pod_log(namespace: str, pod: str, container: str, tail_lines: int = 40)
     api = kubernetes.client.CoreV1Api(_api())
     try:
         return str(
-            api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=tail_lines)
+            api.read_namespaced_pod_log(
+                pod, namespace, container=container, tail_lines=tail_lines, _request_timeout=TIMEOUT
+            )
         )
     except ApiException:
         return ""  # not started yet, or gone: progress is a nicety.
@@ -183,7 +197,7 @@ def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -
         reporting_component="pgshift.dev/operator",
         reporting_instance="pgshift",
     )
-    api.create_namespaced_event(meta["namespace"], event)
+    api.create_namespaced_event(meta["namespace"], event, _request_timeout=TIMEOUT)
 
 
 def parse_termination_message(text: str | None) -> dict[str, Any] | None:

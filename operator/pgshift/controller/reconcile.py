@@ -51,6 +51,7 @@ log = logging.getLogger("pgshift.controller")
 
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
+_tasks: set[asyncio.Task[None]] = set()
 #: (namespace, ConfigMap) -> Migrations reading it: an edit in place re-plans them.
 configmap_refs: dict[tuple[str, str], set[str]] = {}
 
@@ -84,10 +85,15 @@ def schedule(namespace: str, name: str, delay: float, settings: Settings) -> Non
     old = _wakeups.pop(key, None)
     if old is not None:
         old.cancel()
-    _wakeups[key] = loop.call_later(
-        max(1.0, delay),
-        lambda: loop.create_task(reconcile(namespace, name, settings)),
-    )
+
+    def fire() -> None:
+        _wakeups.pop(key, None)
+        task = loop.create_task(reconcile(namespace, name, settings))
+        # the loop keeps only weak references to tasks: hold it until it is done.
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    _wakeups[key] = loop.call_later(max(1.0, delay), fire)
 
 
 def forget(namespace: str, name: str) -> None:
