@@ -32,6 +32,15 @@ QUICKSTART = ROOT / "examples" / "quickstart"
 PREFIX = "pgs-op-"
 WAIT = "180s"
 WAIT_SECONDS = 200
+#: the operator's log, quoted when a wait fails.
+_LOGS: list[Path] = []
+
+
+def _operator_log(ns: str) -> str:
+    if not _LOGS or not _LOGS[-1].is_file():
+        return ""
+    lines = [line for line in _LOGS[-1].read_text(errors="replace").splitlines() if ns in line]
+    return "\n".join(lines[-30:])
 
 
 class Operator:
@@ -83,6 +92,7 @@ def operator(kube_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "wait", "--for=condition=Established", "crd/migrations.pgshift.dev", "--timeout=60s"
     )
     op = Operator(kube_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    _LOGS.append(op.log)
     op.start()
     try:
         yield op
@@ -123,6 +133,7 @@ def wait_condition(cluster: Any, ns: str, name: str, cond: str, value: str = "tr
         status = get(cluster, ns, "migration", name).get("status")
         pytest.fail(
             f"{cond}={value} not reached: {done.stderr}\nstatus: {json.dumps(status, indent=1)}"
+            f"\noperator: {_operator_log(ns)}"
         )
 
 
@@ -135,6 +146,7 @@ def wait_phase(cluster: Any, ns: str, name: str, phase: str) -> dict[str, Any]:
     if done.returncode != 0:
         pytest.fail(
             f"phase {phase} not reached: {done.stderr}\nstatus: {json.dumps(status, indent=1)}"
+            f"\noperator: {_operator_log(ns)}"
         )
     return status
 
