@@ -266,6 +266,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"{statistics.median(o.p99 for o in runs):8.1f} "
                   f"{max(o.worst for o in runs):9.1f} {sum(o.ops for o in runs):7d} "
                   f"{sum(o.errors for o in runs):6d}")
+    pg_loaded = [o for o in results if o.tool == "pgshift" and o.loaded]
+    if pg_loaded:
+        worst = max(o.worst for o in pg_loaded)
+        p99 = max(o.p99 for o in pg_loaded)
+        print(f"\npgshift under load: {sum(o.ok for o in pg_loaded)}/{len(pg_loaded)} succeeded "
+              f"(target: all); clients' worst stall {worst:.0f} ms (target <= 1000, aim 100); "
+              f"worst p99 {p99:.1f} ms (target <= 50)")
     idle = {tool: sum(statistics.median(o.seconds for o in results if o.scenario == s
                                         and o.tool == tool and not o.loaded)
                       for s in scenarios) for tool in chosen}
