@@ -9,7 +9,9 @@ the data.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +269,39 @@ def test_failed_drizzle_peer_reports_the_sqlstate(tmp_path: Path, database_url: 
     assert not result.ok and result.report["sqlstate"] == "42P01"
     assert query(database_url, "SELECT to_regclass('public.a') IS NULL") == [(True,)]
 
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_a_migration_merged_from_another_branch(
+    line: Line, tmp_path: Path, database_url: str,
+) -> None:
+    """The folder gains a migration that sorts before one already applied. drizzle 0.45 skips
+    it silently (forever); drizzle 1.0 applies it out of order; pgshift refuses, naming it,
+    and applies it with --allow-out-of-order."""
+    full = tmp_path / "full"
+    names = write_folder(full, GENERATED[:3], line)
+    # the branch without migration 1: drizzle applied 0 and 2.
+    merged = tmp_path / "merged"
+    shutil.copytree(full, merged)
+    if line == "stable":
+        journal = merged / "meta" / "_journal.json"
+        data = json.loads(journal.read_text())
+        data["entries"] = [e for e in data["entries"] if e["idx"] != 1]
+        journal.write_text(json.dumps(data))
+    else:
+        shutil.rmtree(merged / names[1])
+    drizzle_migrate(database_url, merged, line)
+
+    refused = pgshift(database_url, *apply_args(full), check=False)
+    assert refused.returncode == 2, refused
+    assert "error[OutOfOrder]" in refused.stderr and names[1] in refused.stderr
+
+    drizzle = drizzle_migrate(database_url, full, line)
+    assert drizzle.ok
+    projects_exists = query(database_url, "SELECT to_regclass('public.projects') IS NOT NULL")
+    # drizzle 0.45 never applies it; drizzle 1.0 does.
+    assert projects_exists == [(line == "v1",)]
+    if line == "stable":
+        pgshift(database_url, *apply_args(full, "--allow-out-of-order"))
+        assert query(database_url, "SELECT to_regclass('public.projects') IS NOT NULL") == [(True,)]
+        assert len(tracking_rows(database_url, line)) == 3
