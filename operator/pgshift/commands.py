@@ -177,6 +177,12 @@ def _plan(
     return build_plan(source, state, analyzer, done=done, target=settings.selection.target)
 
 
+def _check_partial(conn: psycopg.Connection[Any], state: DbState, settings: RunSettings) -> None:
+    from pgshift.engine.plan import check_partial
+
+    check_partial(state, tracking.partial_files(conn, settings.tracking), settings.allow)
+
+
 def _base_summary(command: str, source: Source, state: DbState) -> Summary:
     pending = [ms.migration.name for ms in state.pending]
     return Summary(
@@ -218,6 +224,7 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
+        _check_partial(conn, state, settings)
         the_plan = _plan(conn, source, state, settings, overrides)
     steps, stop = select(the_plan, settings.selection)
     summary = _base_summary("plan", source, state)
@@ -253,6 +260,7 @@ def apply(
         done = tracking.done_steps(conn, settings.tracking)
         state = compare(source, rows)
         state.check(settings.allow)
+        _check_partial(conn, state, settings)
         the_plan = _plan(conn, source, state, settings, overrides, done)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
@@ -261,6 +269,9 @@ def apply(
             if now_rows != rows or now_done != done:
                 state = compare(source, now_rows)
                 state.check(settings.allow)
+                _check_partial(conn, state, settings)
+            for ms in state.pending:  # only with --allow-drift can such records remain here
+                tracking.forget_other_versions(conn, settings.tracking, ms.migration)
                 the_plan = _plan(conn, source, state, settings, overrides, now_done)
             outcome, after = _run(
                 conn, source, settings, overrides, form, the_plan, state, emit, lock_pid
@@ -315,8 +326,13 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
         state = _state(conn, source, settings.tracking)
         partial = sorted(tracking.done_steps(conn, settings.tracking))
         form = tracking.current_form(conn, settings.tracking)
+        files = tracking.partial_files(conn, settings.tracking)
     summary = _base_summary("status", source, state)
-    problems = _problems(state)
+    from pgshift.engine.plan import partial_drift
+
+    problems = _problems(state) + [
+        {"code": p.code, "message": p.message} for p in partial_drift(state, files)
+    ]
     summary.ok = not problems
     summary.exit_code = 0 if summary.ok else EXIT_FAILED
     summary.extra = {

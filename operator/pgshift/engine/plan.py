@@ -107,6 +107,32 @@ class DbState:
             raise problem
 
 
+def partial_drift(state: DbState, partial: Mapping[str, set[str]]) -> list[Drift]:
+    """A pending file that an earlier run left partly applied, edited since: its recorded steps
+    belong to another version of it, and resuming would run the new version from the middle."""
+    out = []
+    for ms in state.pending:
+        m = ms.migration
+        other = sorted(h for h in partial.get(m.name, set()) if h != m.hash)
+        if other:
+            out.append(
+                Drift(
+                    f"{m.path}: migration {m.name} was partly applied from another version "
+                    f"of the file (steps recorded for hash {other[0][:12]}, the file is "
+                    f"{m.hash[:12]}); restore that version to finish it, or pass --allow-drift "
+                    "to run the new one from the start",
+                    migration=m.name,
+                )
+            )
+    return out
+
+
+def check_partial(state: DbState, partial: Mapping[str, set[str]], allow: Allow) -> None:
+    problems = partial_drift(state, partial)
+    if problems and not allow.drift:
+        raise problems[0]
+
+
 def compare(source: Source, rows: list[Row]) -> DbState:
     """Match tracking rows to migrations: by name in a v1 table (falling back to drizzle 1.0's
     created_at/hash rule for nameless rows), by `created_at` in a stable one."""

@@ -226,6 +226,33 @@ def done_steps(conn: psycopg.Connection[Any], tracking: Tracking) -> set[str]:
     return {r[0] for r in rows}
 
 
+def partial_files(conn: psycopg.Connection[Any], tracking: Tracking) -> dict[str, set[str]]:
+    """Migration name -> the file hashes its recorded steps were made from."""
+    if not table_columns(conn, tracking, STEPS_TABLE):
+        return {}
+    out: dict[str, set[str]] = {}
+    query = sql.SQL("SELECT migration, hash FROM {}").format(_t(tracking, STEPS_TABLE))
+    for name, digest in conn.execute(query):
+        out.setdefault(name, set()).add(digest)
+    return out
+
+
+def forget_other_versions(
+    conn: psycopg.Connection[Any], tracking: Tracking, migration: Migration
+) -> int:
+    """Drop step records a different version of this file left (accepted with --allow-drift):
+    they do not describe the file that will run."""
+    if not table_columns(conn, tracking, STEPS_TABLE):
+        return 0
+    cur = conn.execute(
+        sql.SQL("DELETE FROM {} WHERE migration = %s AND hash <> %s").format(
+            _t(tracking, STEPS_TABLE)
+        ),
+        (migration.name, migration.hash),
+    )
+    return max(cur.rowcount, 0)
+
+
 def mark_step(
     conn: psycopg.Connection[Any],
     tracking: Tracking,

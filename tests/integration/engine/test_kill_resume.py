@@ -236,3 +236,30 @@ def test_sigterm_while_waiting_for_the_migration_lock(
 
     data = json.loads(result.read_text())
     assert data["stopped"]["reason"] == "Interrupted" and data["failure"]["retryable"] is True
+
+
+def test_a_partly_applied_file_edited_before_the_rerun_is_drift(
+    tmp_path: Path, database_url: str, psql, session
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [USERS])
+    assert run_pgshift("apply", "--dir", str(folder), database_url=database_url).returncode == 0
+    multi = (
+        "ALTER TABLE users ADD COLUMN name text;\n--> statement-breakpoint\n"
+        "-- pgshift:phase=contract\n" + GATE
+    )
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, multi])
+    stop = run_pgshift(
+        "apply", "--dir", str(folder), "--until-phase", "expand", database_url=database_url
+    )
+    assert stop.returncode == 0 and psql("SELECT count(*) FROM drizzle.pgshift_steps") == "1"
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, multi.replace("4242", "4243")])
+    drift = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
+    assert drift.returncode == 2
+    line = drift.stderr.strip().splitlines()[-1]
+    assert line.startswith("error[Drift]: ") and "partly applied from another version" in line
+    status = run_pgshift(
+        "status", "--dir", str(folder), "--output", "json", database_url=database_url
+    )
+    assert (
+        status.returncode == 1 and "partly applied" in result_of(status)["problems"][0]["message"]
+    )
