@@ -270,9 +270,12 @@ def apply(
                 state = compare(source, now_rows)
                 state.check(settings.allow)
                 _check_partial(conn, state, settings)
-            for ms in state.pending:  # only with --allow-drift can such records remain here
-                tracking.forget_other_versions(conn, settings.tracking, ms.migration)
                 the_plan = _plan(conn, source, state, settings, overrides, now_done)
+            # step records of another version of a pending file remain only with --allow-drift
+            stale = tracking.partial_files(conn, settings.tracking)
+            for ms in state.pending:
+                if stale.get(ms.migration.name, set()) - {ms.migration.hash}:
+                    tracking.forget_other_versions(conn, settings.tracking, ms.migration)
             outcome, after = _run(
                 conn, source, settings, overrides, form, the_plan, state, emit, lock_pid
             )

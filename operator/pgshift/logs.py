@@ -115,6 +115,12 @@ def configure(output: str = "text", *, stream: TextIO | None = None, level: str 
     last line). Text: events on stderr (stdout holds only the final table), readable on a
     terminal and JSON lines when stderr is not one (a log collector).
     """
+    # psycopg logs a warning when a failed pipeline is torn down; the runner reports the
+    # failure itself, and stderr must keep its one `error[...]` line.
+    psycopg_log = logging.getLogger("psycopg")
+    if not psycopg_log.handlers:
+        psycopg_log.addHandler(logging.NullHandler())
+        psycopg_log.propagate = False
     if output == "json":
         target, as_json = stream or sys.stdout, True
     else:
