@@ -377,8 +377,7 @@ def test_rollout_gate_opens_when_the_deployment_rolled_out(
     kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
     pg_server: PgServer,
 ) -> None:  # fmt: skip
-    # The local cluster runs no Deployment controller: the test plays it, writing the
-    # Deployment's status as the controller would after a rollout.
+    # The local cluster runs the Deployment and ReplicaSet controllers: the rollouts are real.
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -388,17 +387,19 @@ def test_rollout_gate_opens_when_the_deployment_rolled_out(
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
                 "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "web:1", "command": ["true"]}]},
+                "spec": {
+                    "containers": [{"name": "web", "image": "web:1", "command": ["sleep", "3600"]}]
+                },
             },
         },
     }
     k(kube_cluster, ns, "apply", "-f", "-", input=json.dumps(deployment))
 
     def rolled_out(generation: int) -> None:
-        status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
-                  "availableReplicas": 1, "readyReplicas": 1}  # fmt: skip
-        k(kube_cluster, ns, "patch", "deployment/web", "--subresource=status", "--type=merge",
-          "-p", json.dumps({"status": status}))  # fmt: skip
+        k(kube_cluster, ns, "rollout", "status", "deployment/web", "--timeout=120s")
+        assert get(kube_cluster, ns, "deployment", "web")["status"]["observedGeneration"] >= (
+            generation
+        )
 
     rolled_out(1)
     secret(kube_cluster, ns, database_url)
