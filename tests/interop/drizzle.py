@@ -25,7 +25,6 @@ from tests.pgserver import PG_BIN, PgServer
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tools" / "node"
 QUICKSTART = ROOT / "examples" / "quickstart"
-BREAKPOINT = "--> statement-breakpoint"
 
 Line = Literal["stable", "v1"]
 

@@ -96,7 +96,7 @@ def node_tools() -> None:
     try:
         require_node_modules()
     except NodeMissing as exc:
-        pytest.fail(f"{exc} (run make node-deps)", pytrace=False)
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
