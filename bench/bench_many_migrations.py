@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -169,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pgshift-arg", action="append", default=[],
                         help="a flag for `pgshift apply` (repeatable): --pgshift-arg=--no-rewrite")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, Ctrl-C in CI) unwinds like Ctrl-C: the private server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     require_node_modules()
     line: Line = args.line
 

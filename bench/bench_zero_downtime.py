@@ -26,8 +26,10 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -225,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--tools", default="drizzle,pgshift", help="which tools to run")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, Ctrl-C in CI) unwinds like Ctrl-C: the private server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     require_node_modules()
     scenarios = [s for s in args.scenarios.split(",") if s]
     chosen = [t for t in ("drizzle", "pgshift") if t in args.tools.split(",")]

@@ -15,6 +15,7 @@ The URL reaches pgshift through `DATABASE_URL`, as in a Job; the password is nev
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,8 @@ def old_app_writes_rows(url: str) -> None:
 
 
 def main() -> None:
+    # SIGTERM (a timeout, Ctrl-C in CI) unwinds like Ctrl-C: the private server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print("starting a throwaway PostgreSQL 15 ...", flush=True)
     with running_server() as server:
         server.create_database("shop")
