@@ -247,37 +247,50 @@ def apply(
     src: SourceOptions, url: str | None, settings: RunSettings, emit: Emit = _quiet
 ) -> Summary:
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
-    from pgshift.engine.plan import Stop, StopReason, compare
+    from pgshift.engine.analysis import backfill_finder, existing_tables, make_analyzer, quick_check
+    from pgshift.engine.apply import run_files
+    from pgshift.engine.plan import Stop, StopReason, compare, pending_up_to
+    from pgshift.engine.runner import Runner
 
     source = load_source(src)
     overrides = load_overrides(src.overrides)
     check_digest(source, settings.selection.expect_digest)
     with session(url, settings) as (conn, _db):
-        # Plan before locking: bad input (a misspelt directive, drift) is reported without
-        # waiting for or taking the lock. Under the lock the plan is reused when the tracking
-        # tables still say the same, and made again when another run got there first.
-        rows = tracking.read_rows(conn, settings.tracking)
-        done = tracking.done_steps(conn, settings.tracking)
-        state = compare(source, rows)
+        # Bad input is reported before the lock is waited for or taken: disagreements with the
+        # tracking table, and the syntax and directives of the pending files.
+        state = compare(source, tracking.read_rows(conn, settings.tracking))
         state.check(settings.allow)
         _check_partial(conn, state, settings)
-        the_plan = _plan(conn, source, state, settings, overrides, done)
+        quick_check(pending_up_to(source, state, settings.selection.target)[0])
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
-            now_rows = tracking.read_rows(conn, settings.tracking)
-            now_done = tracking.done_steps(conn, settings.tracking)
-            if now_rows != rows or now_done != done:
-                state = compare(source, now_rows)
-                state.check(settings.allow)
-                _check_partial(conn, state, settings)
-                the_plan = _plan(conn, source, state, settings, overrides, now_done)
+            # read again under the lock: another run may have applied files meanwhile.
+            state = compare(source, tracking.read_rows(conn, settings.tracking))
+            state.check(settings.allow)
+            _check_partial(conn, state, settings)
             # step records of another version of a pending file remain only with --allow-drift
             stale = tracking.partial_files(conn, settings.tracking)
             for ms in state.pending:
                 if stale.get(ms.migration.name, set()) - {ms.migration.hash}:
                     tracking.forget_other_versions(conn, settings.tracking, ms.migration)
-            outcome, after = _run(
-                conn, source, settings, overrides, form, the_plan, state, emit, lock_pid
+            done = tracking.done_steps(conn, settings.tracking)
+            pending, beyond = pending_up_to(source, state, settings.selection.target)
+            emit("plan", pending=len(pending), beyondTarget=len(beyond))
+            analyzer = make_analyzer(
+                overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
+            )
+            finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
+            runner = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid)
+            outcome = run_files(
+                runner,
+                pending,
+                lambda m: analyzer(m, frozenset()),
+                done=done,
+                selection=settings.selection,
+                beyond=beyond,
+            )
+            after = (
+                state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
             )
     summary = _base_summary("apply", source, after)
     summary.applied = outcome.done
@@ -287,29 +300,6 @@ def apply(
     summary.exit_code = outcome.exit_code
     summary.extra = {"appliedNow": outcome.applied_migrations}
     return summary
-
-
-def _run(
-    conn: psycopg.Connection[Any],
-    source: Source,
-    settings: RunSettings,
-    overrides: dict[str, Any],
-    form: Any,
-    the_plan: Plan,
-    state: DbState,
-    emit: Emit,
-    lock_pid: int,
-) -> tuple[Any, DbState]:
-    from pgshift.engine.analysis import backfill_finder
-    from pgshift.engine.plan import select
-    from pgshift.engine.runner import Runner
-
-    steps, stop = select(the_plan, settings.selection)
-    emit("plan", steps=len(the_plan.steps), willRun=len(steps), stop=stop.reason.value)
-    finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
-    outcome = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid).run(steps, stop)
-    after = state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
-    return outcome, after
 
 
 def _safe_state(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import psycopg
 
 from pgshift.engine.plan import Analyzer
+from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
 from pgshift.safety import analyze
+from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
 from pgshift.safety.names import table_key
 
@@ -74,3 +77,34 @@ def make_analyzer(
         return result
 
     return run
+
+
+def quick_check(migrations: Iterable[Migration]) -> None:
+    """Syntax and `-- pgshift:` comments of these files, at C speed (pglast's scanner and
+    parser without building Python parse trees), so bad input is reported before the lock is
+    taken or a file applied, while the full analysis can run beside the run."""
+    from pglast import parser
+
+    for m in migrations:
+        for chunk in m.chunks:
+            text = chunk.sql
+            newlines = [i for i, c in enumerate(text) if c == "\n"]
+
+            def line_at(offset: int, newlines: list[int] = newlines, base: int = chunk.line) -> int:
+                return base + bisect_left(newlines, offset)
+
+            try:
+                tokens = parser.scan(text)
+                parser.parse_sql_json(text)
+            except parser.ParseError as exc:
+                args = exc.args
+                message = str(args[0]) if args else str(exc)
+                location = args[1] if len(args) > 1 and isinstance(args[1], int) else None
+                line = line_at(location) if location is not None else chunk.line
+                raise ParseError(f"{m.path}:{line}: {message}") from None
+            for token in tokens:
+                if token.name != "SQL_COMMENT":
+                    continue
+                comment = text[token.start : token.end + 1]
+                if is_directive_comment(comment):
+                    parse_directive_comment(comment, f"{m.path}:{line_at(token.start)}")

@@ -315,6 +315,20 @@ class Plan:
 Analyzer = Callable[[Migration, frozenset[str]], Analysis]
 
 
+def pending_up_to(
+    source: Source, state: DbState, target: str | None
+) -> tuple[list[Migration], list[str]]:
+    """The pending migrations up to `target` (all when None), and the names of those after it."""
+    pending = [ms.migration for ms in state.pending]
+    if target is None:
+        return pending, []
+    if source.get(target) is None:
+        raise UnknownMigration(f"--target {target}: no migration of that name in the source")
+    limit = source.index_of(target)
+    beyond = [m.name for m in pending if source.index_of(m.name) > limit]
+    return [m for m in pending if source.index_of(m.name) <= limit], beyond
+
+
 def build_plan(
     source: Source,
     state: DbState,
@@ -328,14 +342,7 @@ def build_plan(
     `analyze(migration, created_before)` gets the tables that earlier pending migrations of this
     run create, so safety treats them as new and empty.
     """
-    pending = [ms.migration for ms in state.pending]
-    beyond: list[str] = []
-    if target is not None:
-        if source.get(target) is None:
-            raise UnknownMigration(f"--target {target}: no migration of that name in the source")
-        limit = source.index_of(target)
-        beyond = [m.name for m in pending if source.index_of(m.name) > limit]
-        pending = [m for m in pending if source.index_of(m.name) <= limit]
+    pending, beyond = pending_up_to(source, state, target)
     steps: list[Step] = []
     findings: list[Finding] = []
     analyses: dict[str, Analysis] = {}
@@ -388,6 +395,26 @@ class Stop:
 
 def select(plan: Plan, selection: Selection) -> tuple[tuple[Step, ...], Stop]:
     """The steps this run executes, in order, and where and why it stops."""
+    run, stop = select_steps(plan.steps, selection)
+    return run, stop or end_stop(plan.beyond_target)
+
+
+def end_stop(beyond_target: tuple[str, ...] | list[str]) -> Stop:
+    """Why a run that ran every selected step stopped: its target, or the end."""
+    if beyond_target:
+        return Stop(
+            StopReason.TARGET,
+            None,
+            f"--target reached; {len(beyond_target)} later migration(s) left pending",
+        )
+    return Stop(StopReason.DONE)
+
+
+def select_steps(
+    steps: tuple[Step, ...] | list[Step], selection: Selection
+) -> tuple[tuple[Step, ...], Stop | None]:
+    """The leading steps a run may execute, and the stop before the first it may not (None:
+    all of them). Evaluated step by step, so a run can apply it file by file."""
     until = None
     if selection.until_phase:
         try:
@@ -397,7 +424,7 @@ def select(plan: Plan, selection: Selection) -> tuple[tuple[Step, ...], Stop]:
                 f"--until-phase: {selection.until_phase!r} is not one of expand, backfill, contract"
             ) from None
     run: list[Step] = []
-    for step in plan.steps:
+    for step in steps:
         if selection.stop_before and step.key == selection.stop_before:
             return tuple(run), Stop(StopReason.STOP_BEFORE, step, f"--stop-before {step.key}")
         if until is not None and step.phase.rank > until.rank:
@@ -416,10 +443,4 @@ def select(plan: Plan, selection: Selection) -> tuple[tuple[Step, ...], Stop]:
                     f"(policy {selection.destructive.value})",
                 )
         run.append(step)
-    if plan.beyond_target:
-        return tuple(run), Stop(
-            StopReason.TARGET,
-            None,
-            f"--target reached; {len(plan.beyond_target)} later migration(s) left pending",
-        )
-    return tuple(run), Stop(StopReason.DONE)
+    return tuple(run), None
