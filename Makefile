@@ -53,7 +53,7 @@ chart-check: go-tools
 	tools/chart-check.sh
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests localcluster bench
+	$(VENV)/bin/ruff check operator tests localcluster bench examples tools
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.

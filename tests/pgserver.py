@@ -41,7 +41,9 @@ class PgServer:
     password: str = PASSWORD
     host: str = "127.0.0.1"
 
-    def url(self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None) -> str:
+    def url(
+        self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None
+    ) -> str:
         quoted = urllib.parse.quote(password if password is not None else self.password, safe="")
         return f"postgresql://{user or self.user}:{quoted}@{self.host}:{self.port}/{dbname}"
 
@@ -108,9 +110,11 @@ def running_server(*, max_connections: int = 100) -> Iterator[PgServer]:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {(root / 'postgres.log').read_text()[-2000:]}")
+                log_tail = (root / "postgres.log").read_text()[-2000:]
+                raise RuntimeError(f"postgres exited: {log_tail}")
             ready = subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
             )
             if ready.returncode == 0:
                 break

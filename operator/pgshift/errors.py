@@ -78,7 +78,7 @@ class DigestMismatch(SourceError):
     hint = "the source changed after it was planned; the operator re-plans"
 
 
-class ConnectionError_(PgshiftError):  # noqa: N801 - avoid shadowing the builtin
+class ConnectionError_(PgshiftError):  # trailing _: avoids shadowing the builtin
     code = "Connection"
     hint = "check --database-url / DATABASE_URL, the host, port and credentials"
 
@@ -110,7 +110,9 @@ class Drift(PgshiftError):
 
 class UnknownApplied(PgshiftError):
     code = "UnknownApplied"
-    hint = "the database is ahead of this source; deploy the newer migrations or pass --allow-unknown"
+    hint = (
+        "the database is ahead of this source; deploy the newer migrations or pass --allow-unknown"
+    )
 
 
 class UnknownMigration(PgshiftError):

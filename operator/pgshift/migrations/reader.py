@@ -141,7 +141,9 @@ def _read_journal(files: Mapping[str, str], where) -> list[Migration]:  # type: 
     try:
         journal = json.loads(files[JOURNAL_KEY])
     except json.JSONDecodeError as exc:
-        raise SourceError(f"{journal_path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+        raise SourceError(
+            f"{journal_path}: malformed JSON at line {exc.lineno}: {exc.msg}"
+        ) from None
     entries = journal.get("entries") if isinstance(journal, dict) else None
     if not isinstance(entries, list):
         raise SourceError(f"{journal_path}: no \"entries\" list")
@@ -200,7 +202,9 @@ def _v1_millis(stamp: str) -> int:
 
 
 def _migration(name: str, when: int, path: str, sql: str, layout: Layout) -> Migration:
-    return Migration(name=name, when=when, path=path, sql=sql, chunks=split_chunks(sql), layout=layout)
+    return Migration(
+        name=name, when=when, path=path, sql=sql, chunks=split_chunks(sql), layout=layout
+    )
 
 
 def _check_unique_when(migrations: list[Migration]) -> None:
@@ -219,7 +223,9 @@ def _check_unique_when(migrations: list[Migration]) -> None:
 
 def configmap_problems(data: Mapping[str, str], limit_bytes: int = 1024 * 1024) -> list[str]:
     """Why this mapping cannot be a ConfigMap: bad keys, or too large (empty when fine)."""
-    problems = [f"key {k!r} is not a valid ConfigMap key" for k in data if not CONFIGMAP_KEY.match(k)]
+    problems = [
+        f"key {k!r} is not a valid ConfigMap key" for k in data if not CONFIGMAP_KEY.match(k)
+    ]
     size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
     if size > limit_bytes:
         problems.append(f"{size} bytes exceeds the ConfigMap limit of {limit_bytes} bytes")
