@@ -115,6 +115,8 @@ class JobSpec:
     image: str | None = None
     service_account_name: str | None = None
     active_deadline_seconds: int = 3600
+    #: finished Jobs (and their Pods and logs) are deleted by Kubernetes this long after.
+    ttl_seconds_after_finished: int = 86400
     resources: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -205,6 +207,9 @@ def _parse(spec: Mapping[str, Any]) -> MigrationSpec:
             service_account_name=job.get("serviceAccountName") or None,
             active_deadline_seconds=int(
                 job.get("activeDeadlineSeconds") or d_job.active_deadline_seconds
+            ),
+            ttl_seconds_after_finished=int(
+                job.get("ttlSecondsAfterFinished") or d_job.ttl_seconds_after_finished
             ),
             resources=dict(job.get("resources") or {}),
         ),

@@ -270,6 +270,9 @@ def build_job(
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": spec.job.active_deadline_seconds,
+            # Kubernetes' ttl-after-finished controller deletes old Jobs, so they never pile up
+            # and the operator needs no delete rights; it folds a Job's result long before.
+            "ttlSecondsAfterFinished": spec.job.ttl_seconds_after_finished,
             "template": {
                 "metadata": {"labels": dict(job_labels), "annotations": pod_annotations},
                 "spec": pod_spec,

@@ -338,9 +338,18 @@ def _values(text: str) -> tuple[str, ...]:
 def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
     from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_RETRY
 
-    new = [
-        v for v in _values(obs.annotations.get(ANNOTATION_APPROVE, "")) if v not in memory.approved
+    # "*" approves what the generation it was first seen at holds, never what a later spec
+    # brings (the annotation outlives the spec change): it is kept as "*@<generation>", and a
+    # later generation needs a new approval (a name, a key or "*@<generation>").
+    # Step keys and migration names name exactly what they approve.
+    seen_wildcard = any(v.startswith("*@") for v in memory.approved)
+    wildcard = f"*@{obs.ref.generation}"
+    values = [
+        wildcard if v == "*" else v
+        for v in _values(obs.annotations.get(ANNOTATION_APPROVE, ""))
+        if not (v == "*" and seen_wildcard)
     ]
+    new = [v for v in dict.fromkeys(values) if v not in memory.approved]
     if new:
         memory = memory.with_(approved=(*memory.approved, *new))
         events.append(Event("Normal", "Approved", f"approved: {', '.join(new)}"))
@@ -505,6 +514,13 @@ def _plan_job(spec: MigrationSpec, generation: int, digest: str) -> RunJob:
     return RunJob(Action.PLAN, tuple(args), {"generation": str(generation), "digest": digest})
 
 
+def _approvals(obs: Observed, memory: Memory) -> tuple[str, ...]:
+    """What stands approved now: names and keys, and "*" if given for this generation."""
+    wildcard = f"*@{obs.ref.generation}"
+    named = tuple(v for v in memory.approved if not v.startswith("*"))
+    return (*named, "*") if wildcard in memory.approved else named
+
+
 def _approved(step: Step, approved: tuple[str, ...]) -> bool:
     return step.key in approved or step.migration in approved or "*" in approved
 
@@ -515,14 +531,14 @@ def _gate_of(obs: Observed, spec: MigrationSpec, step: Step, memory: Memory) -> 
         return "Denied"
     if step.phase == "contract":
         after = spec.contract.after
-        if after is ContractAfter.APPROVAL and not _approved(step, memory.approved):
+        if after is ContractAfter.APPROVAL and not _approved(step, _approvals(obs, memory)):
             return "Approval"
         if after is ContractAfter.ROLLOUT and not _rollout_open(obs, memory):
             return "Rollout"
     if (
         step.destructive
         and spec.safety.destructive is Destructive.REQUIRE_APPROVAL
-        and not _approved(step, memory.approved)
+        and not _approved(step, _approvals(obs, memory))
     ):
         return "Destructive"
     return ""
@@ -573,7 +589,7 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
         # the plan's list was cut: the runner itself stops at the first unseen contract step.
         args += ["--until-phase", "backfill"]
     args += ["--destructive", spec.safety.destructive.value]
-    for value in memory.approved:
+    for value in _approvals(obs, memory):
         args += ["--approve", value]
     head = runnable[0]
     memory = memory.with_(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 
 import kopf
 
@@ -35,6 +37,9 @@ def run(
     chosen = list(namespaces or settings.namespaces)
     endpoint = settings.liveness if liveness is None else liveness
     kopf.run(
+        # kopf would otherwise name itself from getpass.getuser(), which fails for a uid with no
+        # passwd entry (any runAsUser, OpenShift's random uids).
+        identity=f"pgshift@{os.environ.get('HOSTNAME') or socket.gethostname()}",  # type: ignore[arg-type]
         standalone=True,
         clusterwide=not chosen,
         namespaces=chosen,

@@ -81,6 +81,7 @@ def test_layout_enum_matches_the_reader() -> None:
         ("backfill.targetBatchTime", api.BackfillSpec().target_batch_time),
         ("backfill.pause", api.BackfillSpec().pause),
         ("job.activeDeadlineSeconds", api.JobSpec().active_deadline_seconds),
+        ("job.ttlSecondsAfterFinished", api.JobSpec().ttl_seconds_after_finished),
         ("suspend", False),
     ],
 )

@@ -61,6 +61,7 @@ def test_no_retries_by_kubernetes(job: dict[str, Any]) -> None:
     assert job["spec"]["backoffLimit"] == 0
     assert pod(job)["restartPolicy"] == "Never"
     assert job["spec"]["activeDeadlineSeconds"] == 3600
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
 
 
 def test_name_owner_labels(job: dict[str, Any]) -> None:

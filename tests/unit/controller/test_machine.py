@@ -161,6 +161,28 @@ def test_approval_flow_from_new_to_complete() -> None:
     assert again.run is None and again.reason is Reason.COMPLETE and again.events == ()
 
 
+def test_a_wildcard_approval_covers_its_generation_only() -> None:
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(C1, applied=2)))
+    assert d.reason is Reason.AWAITING_APPROVAL
+    wildcard = {"pgshift.dev/approve": "*"}
+    d = step(d.memory, annotations=wildcard)
+    assert d.run is not None and "*@1" in d.memory.approved
+
+    # a later spec brings a new gated step; the annotation is still "*": it stays shut.
+    later = replace(REF, generation=2)
+    memory = replace(d.memory, plan=None)
+    d = decide(observe(roundtrip(memory), ref=later, annotations=wildcard))
+    assert d.run and d.run.action is Action.PLAN
+    planned = finished(d, plan_result(C1))
+    d = decide(observe(roundtrip(d.memory), ref=later, annotations=wildcard, job=planned))
+    assert d.run is None and d.reason is Reason.AWAITING_APPROVAL
+
+    # naming the new generation opens it.
+    d = decide(observe(roundtrip(d.memory), ref=later, annotations={"pgshift.dev/approve": "*@2"}))
+    assert d.run is not None and d.reason is not Reason.AWAITING_APPROVAL
+
+
 def test_expand_after_a_gated_contract_is_blocked_by_gate() -> None:
     d = decide(observe())
     d = step(d.memory, job=finished(d, plan_result(C1, E2)))
