@@ -73,7 +73,13 @@ test-integration: venv system-deps node-deps
 test-e2e: deps
 	$(call run_pytest,tests/e2e)
 
-demo: deps
+# The main job end to end: a local Kubernetes control plane, PostgreSQL, the operator, and the
+# quickstart's Migration reconciled to Complete through plan, backup and apply Jobs.
+demo: venv system-deps cluster-bin
+	$(PY) -m examples.cluster_demo
+
+# The same folder with the CLI only (no Kubernetes): plan, apply expand, apply the rest, status.
+demo-cli: venv system-deps
 	$(PY) -m examples.demo
 
 clean:

@@ -103,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"Ready: only the contract step waits. Approving it: {gate}")
                     k("-n", NAMESPACE, "annotate", "migration/shop", f"pgshift.dev/approve={gate}")
                     watch(cluster, "Complete")
+                say(f"kubectl pgshift status -n {NAMESPACE}   (the kubectl plugin)")
+                plugin = Path(sys.executable).parent / "kubectl-pgshift"
+                subprocess.run(
+                    [str(plugin), "status", "-n", NAMESPACE],
+                    env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                    check=False,
+                )
                 say("kubectl get jobs")
                 print(k("-n", NAMESPACE, "get", "jobs").stdout.rstrip())
                 say("events")
@@ -118,16 +125,18 @@ def main(argv: list[str] | None = None) -> int:
                     say("the backup")
                     print(f"  {backup[0]} on claim shop-db-backups ({backup[1]} bytes, "
                           f"sha256 {backup[2]})\n  on this machine: {on_host}")  # fmt: skip
-                say("look around")
-                print(f"  export KUBECONFIG={cluster.kubeconfig}")
-                print(f"  kubectl -n {NAMESPACE} describe migration shop")
-                print(f"  kubectl -n {NAMESPACE} logs job/<name>")
-                print(f"  psql -h {pg.host} -p {pg.port} -U {pg.user} shop"
-                      "  (the password: tests/pgserver.py)")  # fmt: skip
                 if args.stay:
-                    say("running until Ctrl-C")
+                    say("look around (Ctrl-C ends the demo and removes everything)")
+                    print(f"  export KUBECONFIG={cluster.kubeconfig}")
+                    print(f"  kubectl -n {NAMESPACE} describe migration shop")
+                    print(f"  kubectl -n {NAMESPACE} logs job/<name>")
+                    print(f"  PATH=$PWD/.venv/bin:$PATH kubectl pgshift status -n {NAMESPACE}")
+                    print(f"  psql -h {pg.host} -p {pg.port} -U {pg.user} shop"
+                          "  (the password: tests/pgserver.py)")  # fmt: skip
                     with contextlib.suppress(KeyboardInterrupt):
                         signal.pause()
+                else:
+                    say("done; `.venv/bin/python -m examples.cluster_demo --stay` keeps it running")
     finally:
         cluster.stop()
     return 0
