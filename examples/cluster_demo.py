@@ -127,16 +127,19 @@ def main(argv: list[str] | None = None) -> int:
                           f"sha256 {backup[2]})\n  on this machine: {on_host}")  # fmt: skip
                 if args.stay:
                     say("look around (Ctrl-C ends the demo and removes everything)")
-                    print(f"  export KUBECONFIG={cluster.kubeconfig}")
-                    print(f"  kubectl -n {NAMESPACE} describe migration shop")
-                    print(f"  kubectl -n {NAMESPACE} logs job/<name>")
-                    print(f"  PATH=$PWD/.venv/bin:$PATH kubectl pgshift status -n {NAMESPACE}")
-                    print(f"  psql -h {pg.host} -p {pg.port} -U {pg.user} shop"
-                          "  (the password: tests/pgserver.py)")  # fmt: skip
+                else:
+                    say("look around: run `.venv/bin/python -m examples.cluster_demo --stay` "
+                        "to keep all this up, then")  # fmt: skip
+                print(f"  export KUBECONFIG={cluster.kubeconfig}")
+                print(f"  kubectl -n {NAMESPACE} get migrations,jobs,pods")
+                print(f"  kubectl -n {NAMESPACE} describe migration shop")
+                print(f"  kubectl -n {NAMESPACE} logs job/<name>")
+                print(f"  PATH=$PWD/.venv/bin:$PATH kubectl pgshift status -n {NAMESPACE}")
+                print(f"  psql -h {pg.host} -p {pg.port} -U {pg.user} shop"
+                      "  (the password: tests/pgserver.py)")  # fmt: skip
+                if args.stay:
                     with contextlib.suppress(KeyboardInterrupt):
                         signal.pause()
-                else:
-                    say("done; `.venv/bin/python -m examples.cluster_demo --stay` keeps it running")
     finally:
         cluster.stop()
     return 0
