@@ -247,7 +247,13 @@ def apply(
     src: SourceOptions, url: str | None, settings: RunSettings, emit: Emit = _quiet
 ) -> Summary:
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
-    from pgshift.engine.analysis import backfill_finder, existing_tables, make_analyzer, quick_check
+    from pgshift.engine.analysis import (
+        backfill_finder,
+        existing_tables,
+        make_analyzer,
+        make_new_table_analyzer,
+        quick_check,
+    )
     from pgshift.engine.apply import run_files
     from pgshift.engine.plan import Stop, StopReason, compare, pending_up_to
     from pgshift.engine.runner import Runner
@@ -288,6 +294,7 @@ def apply(
                 done=done,
                 selection=settings.selection,
                 beyond=beyond,
+                analyze_new=make_new_table_analyzer(overrides, rewrite=settings.selection.rewrite),
             )
             after = (
                 state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)

@@ -79,6 +79,24 @@ def make_analyzer(
     return run
 
 
+def make_new_table_analyzer(
+    overrides: Mapping[str, Directives], *, rewrite: bool
+) -> Callable[[Migration, frozenset[str]], Analysis]:
+    """`analyze(migration, new_tables)`: the form of a file in which the tables that earlier
+    files of this run created are known to be new (see `engine/apply.py`)."""
+
+    def run(migration: Migration, new_tables: frozenset[str]) -> Analysis:
+        result: Analysis = analyze(
+            migration,
+            override=overrides.get(migration.name),
+            rewrite=rewrite,
+            new_tables=new_tables,
+        )
+        return result
+
+    return run
+
+
 def quick_check(migrations: Iterable[Migration]) -> None:
     """Syntax and `-- pgshift:` comments of these files, at C speed (pglast's scanner and
     parser without building Python parse trees), so bad input is reported before the lock is

@@ -6,20 +6,78 @@ analysed one thread ahead of the run: while the server executes file k, file k+1
 (psycopg waits on the socket without the GIL). Stops are decided step by step exactly as
 `plan.select` decides them; bad syntax and directives were checked before the lock
 (`analysis.quick_check`), so a late analysis error is rare and still ends the run cleanly.
+
+Tables created earlier in the same run. The plan of a file depends on the file alone (stable
+step keys; see `safety.analyze`), so a `CREATE INDEX` or `FOREIGN KEY` on a table that an
+earlier file of this run created is planned as a safe rewrite (CONCURRENTLY, NOT VALID +
+VALIDATE, batches), as for a table that holds rows. That table is empty and private until the
+run ends: nothing has seen it yet. So a file that no run has started, that this run may run
+entirely (no stop inside it), and whose form with those tables known as new (`new_tables`) can
+share one transaction, runs in that form, as written, in one transaction under its stable
+steps' keys. It commits whole or not at all, records no step, and so never needs resuming; a
+run that stops or fails before it leaves it pending as if untouched. Only files wholly applied
+by this run count: a table created by a file that an earlier run started may have been seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
-from pgshift.engine.plan import Stop, StopReason, cut_steps, end_stop, select_steps
+from pgshift.engine.plan import (
+    Stop,
+    StopReason,
+    as_written_steps,
+    cut_steps,
+    end_stop,
+    select_steps,
+)
 from pgshift.engine.result import Failure
 from pgshift.engine.runner import Outcome, Runner
 from pgshift.errors import PgshiftError
 from pgshift.migrations.model import Migration
-from pgshift.safety.model import Analysis
+from pgshift.safety.model import Analysis, TxMode
 from pgshift.settings import Selection
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    analysis: Analysis
+    #: the file's form with `basis` known as new tables, when it may differ (see the module).
+    as_written: Analysis | None = None
+    basis: frozenset[str] = frozenset()
+
+
+def _preparer(
+    analyze: Callable[[Migration], Analysis],
+    analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None,
+    done: Collection[str],
+) -> Callable[[Migration], _Prepared]:
+    """Runs in the analysis thread, file after file in order: the stable analysis, and the
+    as-written form given the tables that the earlier untouched files will have created (the
+    main thread checks that they really were, before using it)."""
+    created: set[str] = set()
+
+    def prepare(m: Migration) -> _Prepared:
+        analysis = analyze(m)
+        prefix = f"{m.hash[:12]}-"
+        untouched = not any(k.startswith(prefix) for k in done)
+        out = _Prepared(analysis)
+        if (
+            analyze_new is not None
+            and created
+            and untouched
+            and any(s.tx is not TxMode.TRANSACTION for s in analysis.statements)
+            and any(s.rewrite for s in analysis.statements)
+        ):
+            basis = frozenset(created)
+            out = _Prepared(analysis, analyze_new(m, basis), basis)
+        if untouched:
+            created.update(analysis.created_tables)
+        return out
+
+    return prepare
 
 
 def run_files(
@@ -30,14 +88,21 @@ def run_files(
     done: Collection[str],
     selection: Selection,
     beyond: list[str],
+    analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None = None,
 ) -> Outcome:
+    """Apply `pending` in order. `analyze_new(m, tables)`: the file's analysis with `tables`
+    known as new (safety's `new_tables`); None never runs a file in that form."""
     total = Outcome()
+    #: tables created by files that this run applied whole, from their first step.
+    fresh: set[str] = set()
+    prepare = _preparer(analyze, analyze_new, done)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgshift-analyze") as pool:
-        futures: list[Future[Analysis]] = [pool.submit(analyze, m) for m in pending]
+        futures: list[Future[_Prepared]] = [pool.submit(prepare, m) for m in pending]
         try:
             for migration, future in zip(pending, futures, strict=True):
                 try:
-                    analysis = future.result()
+                    prepared = future.result()
+                    analysis = prepared.analysis
                 except PgshiftError as exc:
                     total.failure = Failure(
                         migration=migration.name,
@@ -52,10 +117,12 @@ def run_files(
                     total.stop = Stop(StopReason.FAILED, None, exc.message)
                     total.exit_code = exc.exit_code
                     return total
-                steps = tuple(
-                    s for s in cut_steps(migration, analysis.statements, done) if not s.done
-                )
+                every = cut_steps(migration, analysis.statements, done)
+                steps = tuple(s for s in every if not s.done)
                 run, stop = select_steps(steps, selection)
+                whole = stop is None and len(steps) == len(every)
+                if whole and prepared.as_written is not None and prepared.basis <= fresh:
+                    run = as_written_steps(run, prepared.as_written.statements) or run
                 if run:
                     part = runner.run(run, stop or Stop(StopReason.DONE))
                     total.done.extend(part.done)
@@ -70,6 +137,8 @@ def run_files(
                 if stop is not None:
                     total.stop = stop
                     return total
+                if whole:
+                    fresh.update(analysis.created_tables)
             total.stop = end_stop(beyond)
             return total
         except KeyboardInterrupt:  # SIGTERM while waiting for an analysis

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pgshift.engine.tracking import Row, match_row_to_migration
 from pgshift.errors import (
@@ -282,6 +282,51 @@ def cut_steps(
             )
         )
     return tuple(steps)
+
+
+def as_written_steps(
+    steps: tuple[Step, ...], statements: tuple[PlannedStatement, ...]
+) -> tuple[Step, ...] | None:
+    """A file's steps (its stable cut, keys and phases) carrying another form of the same file
+    (`statements`: safety's analysis with the run's new tables, statements run as written), all
+    in one transaction; None when that form cannot be run so.
+
+    Each statement goes into the step that held the first statement made from the same source
+    statement (a rewrite's statements take the original's place, so order is kept); a step left
+    without statements runs nothing. Refused when a statement needs its own transaction, or would
+    belong to a later phase than its step (stops are decided on the stable steps).
+    """
+    if not steps or any(st.tx is not TxMode.TRANSACTION for st in statements):
+        return None
+    home: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for st in step.statements:
+            home.setdefault(st.source_index, i)
+    groups: list[list[PlannedStatement]] = [[] for _ in steps]
+    last = 0
+    for st in statements:
+        i = home.get(st.source_index)
+        if i is None or i < last or st.phase.rank > steps[i].phase.rank:
+            return None
+        groups[i].append(st)
+        last = i
+    out = []
+    for step, group in zip(steps, groups, strict=True):
+        if not group:
+            group = [
+                PlannedStatement(
+                    sql="",
+                    phase=step.phase,
+                    tx=TxMode.TRANSACTION,
+                    lock=LockClass.WEAK,
+                    destructive=False,
+                    source_index=step.statements[0].source_index,
+                    line=step.statements[0].line,
+                    original_sql="",
+                )
+            ]
+        out.append(replace(step, tx=TxMode.TRANSACTION, statements=tuple(group)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,8 @@ class Runner:
                             )
                             current = wanted
                         self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
-                    self._record(step, clear_steps=not whole)
+                    if step.last or not whole:  # a whole file commits with its row alone
+                        self._record(step, clear_steps=not whole)
                     durations.append(int((time.monotonic() - t0) * 1000))
 
         self.with_retries(group[0].migration.name, body)
@@ -330,7 +331,7 @@ class Runner:
                             clear_steps=not whole,
                             check=False,
                         )
-                    else:
+                    elif not whole:
                         tracking.mark_step(self.conn, t, step.key, step.migration, check=False)
         except psycopg.Error as exc:
             if self.conn.broken:

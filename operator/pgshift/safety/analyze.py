@@ -47,6 +47,7 @@ def analyze(
     created_before: frozenset[str] = frozenset(),
     rewrite: bool = True,
     after_gate: bool = False,
+    new_tables: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
@@ -66,9 +67,18 @@ def analyze(
     between the first run and the resuming one, so they are accepted (callers pass them) and
     not used. The cost is small: on a fresh database, statements on tables created by an
     earlier file of the same run are rewritten too, which is harmless on an empty table.
+
+    `new_tables` (table keys) is the one exception, and not a plan: the engine passes the
+    tables that earlier files *wholly applied by this very run* created, to get the form in
+    which a file that no run has started yet can run as written (those tables are empty and
+    private until the run ends). It uses that form only when every statement of it can share
+    one transaction, so the file commits whole or not at all and no step of it is ever
+    recorded: a later run never has to resume it, and the stable plan's step keys stay valid
+    (see `engine/apply.py`).
     """
     del existing_tables, created_before, after_gate  # see above: the plan must not depend on them
     ctx = Context()
+    ctx.created.update(new_tables)
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()

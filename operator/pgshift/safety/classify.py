@@ -161,7 +161,17 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
             cmds[i] = _Cmd(added, False, cmds[i].summary, weak=True)
     summary = "; ".join(c.summary for c in cmds) or f"alter table {table}"
     if not ctx.exists(schema, name):
-        return Classification(E, TX, WEAK, False, summary, tables=(table,))
+        # a FOREIGN KEY takes SHARE ROW EXCLUSIVE on the table it references too: when that one
+        # exists, waiting for it blocks the application's writes there, so bound the wait.
+        lock = WEAK
+        for cmd in node.cmds or ():
+            con = cmd.def_ if cmd.subtype == AT.AT_AddConstraint else None
+            if (isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_FOREIGN
+                    and con.pktable is not None
+                    and table_key(*relation_name(con.pktable)) != key
+                    and ctx.exists(*relation_name(con.pktable))):
+                lock = STRONG
+        return Classification(E, TX, lock, False, summary, tables=(table,))
     phase = max((c.phase for c in cmds), key=lambda p: p.rank, default=C)
     weak = bool(cmds) and all(c.weak for c in cmds)
     return Classification(

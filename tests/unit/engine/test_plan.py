@@ -5,6 +5,7 @@ import pytest
 from pgshift.engine.plan import (
     State,
     StopReason,
+    as_written_steps,
     build_plan,
     compare,
     cut_steps,
@@ -124,6 +125,33 @@ def test_steps_cut_by_phase_and_tx_and_keys_are_stable() -> None:
     ]
     assert [s.key for s in steps] == [f"{m.hash[:12]}-{i}" for i in range(5)]
     assert [s.last for s in steps] == [False, False, False, False, True]
+
+
+def test_as_written_form_keeps_the_stable_keys_in_one_transaction() -> None:
+    (m,) = stable("x").migrations
+    # stable: ALTER (0); CREATE INDEX CONCURRENTLY (1); ADD FK NOT VALID (2) + VALIDATE (2)
+    steps = cut_steps(
+        m,
+        (
+            st("alter", index=0),
+            st("create index concurrently", tx=TxMode.AUTOCOMMIT, index=1),
+            st("add fk not valid", index=2),
+            st("validate", tx=TxMode.AUTOCOMMIT, index=2),
+        ),
+    )
+    assert len(steps) == 4
+    written = (st("alter", index=0), st("create index", index=1), st("add fk", index=2))
+    fast = as_written_steps(steps, written)
+    assert fast is not None
+    assert [s.key for s in fast] == [s.key for s in steps]
+    assert {s.tx for s in fast} == {TxMode.TRANSACTION}
+    assert [[x.sql for x in s.statements] for s in fast] == [
+        ["alter"], ["create index"], ["add fk"], [""]
+    ]
+    assert fast[-1].last
+    # a statement that still needs its own transaction, or a later phase: not so.
+    assert as_written_steps(steps, (*written[:2], st("x", tx=TxMode.AUTOCOMMIT, index=2))) is None
+    assert as_written_steps(steps, (*written[:2], st("x", phase=Phase.CONTRACT, index=2))) is None
 
 
 def test_empty_file_still_has_a_step() -> None:

@@ -1,0 +1,101 @@
+"""Tables created earlier in the same run: a later untouched file runs as written, in one
+transaction, under its stable step keys (engine/apply.py), against real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import events, result_of, run_pgshift, write_drizzle_folder
+
+pytestmark = pytest.mark.integration
+
+TABLES = (
+    "CREATE TABLE owners (id serial PRIMARY KEY, name text NOT NULL);\n--> statement-breakpoint\n"
+    "CREATE TABLE items (id serial PRIMARY KEY, owner_id integer, name text, slug text);"
+)
+# every statement here is rewritten on a table that holds rows.
+LATER = (
+    "CREATE INDEX items_name_idx ON items (name);\n--> statement-breakpoint\n"
+    "ALTER TABLE items ADD CONSTRAINT items_owner_fk FOREIGN KEY (owner_id) "
+    "REFERENCES owners (id);\n--> statement-breakpoint\n"
+    "UPDATE items SET slug = 'x' WHERE slug IS NULL;"
+)
+
+
+def run(verb: str, folder: Path, url: str, *extra: str):
+    return run_pgshift(verb, "--dir", str(folder), "--output", "json", *extra, database_url=url)
+
+
+def keys_of(summary: dict) -> dict[str, list[str]]:
+    return {a["migration"]: [s[0] for s in a["steps"]] for a in summary["applied"]}
+
+
+def test_a_file_on_tables_of_this_run_runs_as_written_in_one_transaction(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES, LATER])
+    planned = result_of(run("plan", folder, database_url))
+    stable = [s for s in planned["steps"] if s["migration"] == "0001_m1"]
+    assert {s["tx"] for s in stable} >= {"autocommit", "batched"}  # the stable plan
+
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    started = [e for e in events(proc.stdout, "step.started") if e["migration"] == "0001_m1"]
+    assert [e["step"] for e in started] == [s["key"] for s in stable]
+    assert {e["tx"] for e in started} == {"transaction"}
+    assert not events(proc.stdout, "backfill.progress")
+    assert keys_of(result_of(proc))["0001_m1"] == [s["key"] for s in stable]
+    valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_name_idx'::regclass"
+    assert psql(valid) == "t"
+    assert psql("SELECT convalidated FROM pg_constraint WHERE conname = 'items_owner_fk'") == "t"
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
+
+
+def test_tables_of_an_earlier_run_get_the_safe_rewrites(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES, LATER])
+    assert run("apply", folder, database_url, "--target", "0000_m0").returncode == 0
+    psql("INSERT INTO owners (name) VALUES ('o'); INSERT INTO items (owner_id) VALUES (1)")
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    started = events(proc.stdout, "step.started")
+    assert {e["tx"] for e in started} >= {"autocommit", "batched"}
+    assert psql("SELECT slug FROM items") == "x"
+    assert psql("SELECT convalidated FROM pg_constraint WHERE conname = 'items_owner_fk'") == "t"
+
+
+def test_a_failure_leaves_the_file_untouched(tmp_path: Path, database_url: str, psql) -> None:
+    bad = LATER + "\n--> statement-breakpoint\nSELECT 1/0;"
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES, bad])
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 1
+    failure = result_of(proc)["failure"]
+    assert failure["sqlstate"] == "22012" and failure["migration"] == "0001_m1"
+    # as written in one transaction: no index built, no step recorded, nothing to resume.
+    assert psql("SELECT to_regclass('items_name_idx') IS NULL") == "t"
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
+    assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
+
+
+def test_a_stop_inside_the_file_keeps_the_stable_steps_and_resumes(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    # the DROP COLUMN is contract: --until-phase backfill stops inside the file, so it runs in
+    # its stable steps, and the next run (the tables are now from an earlier run) resumes them.
+    later = LATER + "\n--> statement-breakpoint\nALTER TABLE items DROP COLUMN name;"
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES, later])
+    planned = [s["key"] for s in result_of(run("plan", folder, database_url))["steps"]
+               if s["migration"] == "0001_m1"]
+    first = run("apply", folder, database_url, "--until-phase", "backfill")
+    assert first.returncode == 0, first.stderr
+    assert result_of(first)["stopped"]["reason"] == "UntilPhase"
+    assert "autocommit" in {e["tx"] for e in events(first.stdout, "step.started")}
+    second = run("apply", folder, database_url, "--destructive", "Allow")
+    assert second.returncode == 0, second.stderr
+    ran = [k for s in (first, second) for k in keys_of(result_of(s)).get("0001_m1", [])]
+    assert ran == planned
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
+    assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
