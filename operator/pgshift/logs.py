@@ -7,6 +7,8 @@ summary can echo a credential even when a driver puts the URL into its message.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import re
 import sys
@@ -25,6 +27,8 @@ _URL_USERINFO = re.compile(r"(postgres(?:ql)?://)(?:[^\s@'\"]*@)+", re.IGNORECAS
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 _secrets: set[str] = set()
+#: `_secrets`, longest first (see `redact`), kept sorted as they are registered.
+_secret_order: tuple[str, ...] = ()
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -42,8 +46,10 @@ def secret_forms(secret: str) -> set[str]:
 
 def register_secret(secret: str | None) -> None:
     """Redact this secret (in all its encodings) from every later log event and message."""
+    global _secret_order
     if secret:
         _secrets.update(secret_forms(secret))
+        _secret_order = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def password_of(url: str | None) -> str | None:
@@ -63,19 +69,22 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
     encoded form is not half-replaced by a raw substring)."""
     if not text:
         return text
-    forms = set(_secrets)
-    for s in secrets:
-        forms |= secret_forms(s)
+    forms: Iterable[str] = _secret_order
     pw = password_of(url)
-    if pw:
-        forms |= secret_forms(pw)
+    if secrets or pw:
+        extra = set(_secrets)
+        for s in secrets:
+            extra |= secret_forms(s)
+        if pw:
+            extra |= secret_forms(pw)
+        forms = sorted(extra, key=len, reverse=True)
     out = text
     # cheap tests first: most lines hold neither a URL nor a password keyword.
     if "://" in out:
         out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     if "assword" in out or "ASSWORD" in out:
         out = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
-    for form in sorted(forms, key=len, reverse=True):
+    for form in forms:
         if form in out:
             out = out.replace(form, REDACTED)
     return out
@@ -108,6 +117,27 @@ def event_first(
     return {"event": name, **event}
 
 
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def render_json(_logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+    """structlog processor, the whole JSON chain in one step (a run emits a few events per
+    migration): `event` first, the fields redacted, then `level` and `timestamp`."""
+    out: dict[str, Any] = {"event": event.pop("event", None)}
+    for key, value in event.items():
+        out[key] = value if value is None or type(value) in _PLAIN else _redact_value(value)
+    out.setdefault("level", _LEVELS.get(method, method))
+    out.setdefault("timestamp", _now())
+    return json.dumps(out, default=str)
+
+
+#: structlog's names for the methods that are aliases (as its `add_log_level`).
+_LEVELS = {"warn": "warning", "exception": "error"}
+#: values that need no redaction.
+_PLAIN = frozenset({int, float, bool})
+
+
 def configure(output: str = "text", *, stream: TextIO | None = None, level: str = "info") -> None:
     """Where progress events go and how they look.
 
@@ -126,25 +156,26 @@ def configure(output: str = "text", *, stream: TextIO | None = None, level: str 
     else:
         target = stream or sys.stderr
         as_json = not target.isatty()
-    renderer: Any
+    processors: list[Any]
     if as_json:
-        renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
+        processors = [structlog.contextvars.merge_contextvars, render_json]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=target.isatty())
-    structlog.configure(
-        processors=[
+        processors = [
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_event,
             event_first,
-            renderer,
-        ],
+            structlog.dev.ConsoleRenderer(colors=target.isatty()),
+        ]
+    structlog.configure(
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=target),
-        cache_logger_on_first_use=False,
+        # a logger taken after this call binds once; configure() again for another target.
+        cache_logger_on_first_use=True,
     )
 
 

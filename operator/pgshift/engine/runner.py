@@ -301,41 +301,41 @@ class Runner:
             self._finished(step, ms, out)
 
     def _pipelined(self, group: list[Step], whole: bool, out: Outcome) -> bool:
-        """The fast path: BEGIN, every statement, the record and COMMIT in one pipeline. Any
-        error rolls it all back and returns False: the caller then runs the group statement by
+        """The fast path: BEGIN, every statement, the record and COMMIT in one query string
+        (the simple query protocol: one round trip, and one result to read back). Any error
+        rolls it all back and returns False: the caller then runs the group statement by
         statement, which retries lock timeouts and names the failing statement exactly."""
         self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
         t0 = time.monotonic()
+        parts: list[sql.Composable] = [sql.SQL("BEGIN")]
+        current = self._session_lock_timeout
+        t = self.settings.tracking
+        for step in group:
+            self._started(step)
+            for st in step.statements:
+                if not st.sql.strip():
+                    continue
+                wanted = self.lock_timeout_for(st.lock)
+                if wanted != current:
+                    parts.append(sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted)))
+                    current = wanted
+                # as written; the ";" that ends each statement here is not part of its text,
+                # whose last token is never a comment (safety.statements).
+                parts.append(sql.SQL(st.sql))  # type: ignore[arg-type] - migration SQL
+            if step.last:
+                parts.extend(
+                    tracking.insert_row_sql(t, step.migration, self.form, clear_steps=not whole)
+                )
+            elif not whole:
+                parts.append(tracking.mark_step_sql(t, step.key, step.migration))
+        parts.append(sql.SQL("COMMIT"))
         try:
-            with self.conn.pipeline(), self.conn.transaction():
-                current = self._session_lock_timeout
-                for step in group:
-                    self._started(step)
-                    for st in step.statements:
-                        if not st.sql.strip():
-                            continue
-                        wanted = self.lock_timeout_for(st.lock)
-                        if wanted != current:
-                            self.conn.execute(
-                                sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted))
-                            )
-                            current = wanted
-                        self.conn.execute(st.sql)  # type: ignore[arg-type]
-                    t = self.settings.tracking
-                    if step.last:
-                        tracking.insert_row(
-                            self.conn,
-                            t,
-                            step.migration,
-                            self.form,
-                            clear_steps=not whole,
-                            check=False,
-                        )
-                    elif not whole:
-                        tracking.mark_step(self.conn, t, step.key, step.migration, check=False)
+            self.conn.execute(sql.SQL(";\n").join(parts))
         except psycopg.Error as exc:
             if self.conn.broken:
                 raise
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
             self.emit("pipeline.fallback", migration=group[0].migration.name, sqlstate=exc.sqlstate)
             return False
         ms = int((time.monotonic() - t0) * 1000)

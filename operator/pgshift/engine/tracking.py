@@ -216,6 +216,48 @@ def insert_row(
     return True
 
 
+def insert_row_sql(
+    tracking: Tracking, migration: Migration, form: TrackingForm, *, clear_steps: bool
+) -> list[sql.Composable]:
+    """`insert_row` as statements with their values inlined (literals, never formatted text),
+    to go in one simple-protocol query string with the file's own statements."""
+    if form is TrackingForm.V1:
+        out: list[sql.Composable] = [
+            sql.SQL("INSERT INTO {} (hash, created_at, name) VALUES ({}, {}, {})").format(
+                _t(tracking),
+                sql.Literal(migration.hash),
+                sql.Literal(migration.when),
+                sql.Literal(migration.name),
+            )
+        ]
+    else:
+        out = [
+            sql.SQL("INSERT INTO {} (hash, created_at) VALUES ({}, {})").format(
+                _t(tracking), sql.Literal(migration.hash), sql.Literal(migration.when)
+            )
+        ]
+    if clear_steps:
+        out.append(
+            sql.SQL("DELETE FROM {} WHERE hash = {}").format(
+                _t(tracking, STEPS_TABLE), sql.Literal(migration.hash)
+            )
+        )
+    return out
+
+
+def mark_step_sql(tracking: Tracking, key: str, migration: Migration) -> sql.Composable:
+    """`mark_step` as one statement with its values inlined (see `insert_row_sql`)."""
+    return sql.SQL(
+        "INSERT INTO {} (step, migration, hash) VALUES ({}, {}, {}) "
+        "ON CONFLICT (step) DO UPDATE SET done_at = now()"
+    ).format(
+        _t(tracking, STEPS_TABLE),
+        sql.Literal(key),
+        sql.Literal(migration.name),
+        sql.Literal(migration.hash),
+    )
+
+
 # --- steps -------------------------------------------------------------------------------------
 
 

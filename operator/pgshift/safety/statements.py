@@ -9,6 +9,7 @@ how people write `DROP TABLE t; -- pgshift:allow=ban-drop-table`.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from dataclasses import dataclass
 
@@ -53,11 +54,31 @@ class _Pending:
         return d
 
 
+#: the last few files split, by (path, text): a run analyses a file twice when an earlier file
+#: of the run created its tables (engine/apply.py), and parsing is the larger part of the cost.
+#: Parse trees are never changed after parsing (rewrites work on copies), so sharing is safe.
+_CACHE: dict[tuple[str, str], tuple[SourceStatement, ...]] = {}
+_CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()
+
+
 def split_statements(migration: Migration) -> tuple[SourceStatement, ...]:
     """Every statement of the migration in file order.
 
     Raises ParseError / DirectiveError naming `path:line`.
     """
+    key = (migration.path, migration.sql)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _split(migration)
+        with _CACHE_LOCK:
+            while len(_CACHE) >= _CACHE_SIZE:
+                del _CACHE[next(iter(_CACHE))]
+            _CACHE[key] = found
+    return found
+
+
+def _split(migration: Migration) -> tuple[SourceStatement, ...]:
     result: list[SourceStatement] = []
     pending = _Pending()
     for chunk in migration.chunks:

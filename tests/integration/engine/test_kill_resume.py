@@ -46,10 +46,13 @@ def test_sigkill_during_a_single_transaction_migration(
     folder = write_drizzle_folder(tmp_path / "m", [USERS, slow])
     watcher = session()
     proc = start_pgshift("apply", "--dir", str(folder), database_url=database_url)
+    # the file goes to the server as one query string (BEGIN; ...; COMMIT): wait until the
+    # server is in its pg_sleep.
     wait_for(
         lambda: (
             watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "
+                "AND wait_event = 'PgSleep'"
             ).fetchone()[0]
             == 1
         ),
@@ -93,8 +96,11 @@ def test_sigkill_between_the_steps_of_a_file_resumes(
     wait_for(lambda: _waiting_on_gate(gate), "the run to reach the last step")
     proc.kill()
     proc.wait()
-    gate.execute("SELECT pg_advisory_unlock(4242)")
+    # the last step's transaction went to the server whole (BEGIN; ...; COMMIT in one query
+    # string): released before its backend notices the kill, it would commit the file whole,
+    # which is as correct, but not what this test is about.
     wait_for(lambda: _pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
+    gate.execute("SELECT pg_advisory_unlock(4242)")
     assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "2"  # the first two steps
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
     rerun = run_pgshift(
