@@ -283,7 +283,10 @@ def apply(
             pending, beyond = pending_up_to(source, state, settings.selection.target)
             emit("plan", pending=len(pending), beyondTarget=len(beyond))
             analyzer = make_analyzer(
-                overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
+                overrides,
+                rewrite=settings.selection.rewrite,
+                existing=existing_tables(conn),
+                lint=False,
             )
             finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
             runner = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid)

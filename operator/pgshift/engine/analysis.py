@@ -50,7 +50,7 @@ def backfill_finder(
         if not loaded:
             # each file alone, every table assumed to exist: as the backfill ran on a live table.
             for m in source.migrations:
-                analysis = analyze(m, override=overrides.get(m.name), rewrite=rewrite)
+                analysis = analyze(m, override=overrides.get(m.name), rewrite=rewrite, lint=False)
                 cache.extend(s.backfill for s in analysis.statements if s.backfill is not None)
             loaded = True
         for b in reversed(cache):
@@ -62,9 +62,14 @@ def backfill_finder(
 
 
 def make_analyzer(
-    overrides: Mapping[str, Directives], *, rewrite: bool, existing: Any = None
+    overrides: Mapping[str, Directives],
+    *,
+    rewrite: bool,
+    existing: Any = None,
+    lint: bool = True,
 ) -> Analyzer:
-    """`analyze(migration, created_before)` with this run's overrides and database knowledge."""
+    """`analyze(migration, created_before)` with this run's overrides and database knowledge
+    (`lint=False`: without findings, for a run)."""
 
     def run(migration: Migration, created_before: frozenset[str]) -> Analysis:
         result: Analysis = analyze(
@@ -73,6 +78,7 @@ def make_analyzer(
             existing_tables=existing,
             created_before=created_before,
             rewrite=rewrite,
+            lint=lint,
         )
         return result
 
@@ -91,6 +97,7 @@ def make_new_table_analyzer(
             override=overrides.get(migration.name),
             rewrite=rewrite,
             new_tables=new_tables,
+            lint=False,
         )
         return result
 
