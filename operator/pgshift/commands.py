@@ -293,7 +293,7 @@ def apply(
             outcome = run_files(
                 runner,
                 pending,
-                lambda m: analyzer(m, frozenset()),
+                lambda m, render=True: analyzer(m, frozenset(), render=render),
                 done=done,
                 selection=settings.selection,
                 beyond=beyond,

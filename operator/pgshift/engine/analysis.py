@@ -71,7 +71,9 @@ def make_analyzer(
     """`analyze(migration, created_before)` with this run's overrides and database knowledge
     (`lint=False`: without findings, for a run)."""
 
-    def run(migration: Migration, created_before: frozenset[str]) -> Analysis:
+    def run(
+        migration: Migration, created_before: frozenset[str], *, render: bool = True
+    ) -> Analysis:
         result: Analysis = analyze(
             migration,
             override=overrides.get(migration.name),
@@ -79,6 +81,7 @@ def make_analyzer(
             created_before=created_before,
             rewrite=rewrite,
             lint=lint,
+            render=render,
         )
         return result
 

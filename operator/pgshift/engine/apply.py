@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from pgshift.engine.plan import (
     Stop,
@@ -43,38 +44,51 @@ from pgshift.settings import Selection
 
 @dataclass(frozen=True)
 class _Prepared:
+    #: the stable analysis; its rewritten statements' SQL is left out unless `complete`.
     analysis: Analysis
-    #: the file's form with `basis` known as new tables, when it may differ (see the module).
+    #: the file's form with `basis` known as new tables, when it may run so (see the module).
     as_written: Analysis | None = None
     basis: frozenset[str] = frozenset()
+    complete: bool = True
+
+
+class Analyze(Protocol):
+    """The stable analysis of a file; `render=False`: rewritten statements' SQL left out."""
+
+    def __call__(self, migration: Migration, *, render: bool = True) -> Analysis: ...
 
 
 def _preparer(
-    analyze: Callable[[Migration], Analysis],
+    analyze: Analyze,
     analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None,
     done: Collection[str],
+    selection: Selection,
 ) -> Callable[[Migration], _Prepared]:
-    """Runs in the analysis thread, file after file in order: the stable analysis, and the
-    as-written form given the tables that the earlier untouched files will have created (the
-    main thread checks that they really were, before using it)."""
+    """Runs in the analysis thread, file after file in order: the stable analysis, or, for an
+    untouched file after untouched files that created tables, the stable plan's shape and the
+    as-written form given those tables, when the file can run in it (the main thread checks
+    again before using it)."""
     created: set[str] = set()
 
     def prepare(m: Migration) -> _Prepared:
-        analysis = analyze(m)
         prefix = f"{m.hash[:12]}-"
         untouched = not any(k.startswith(prefix) for k in done)
-        out = _Prepared(analysis)
-        if (
-            analyze_new is not None
-            and created
-            and untouched
-            and any(s.tx is not TxMode.TRANSACTION for s in analysis.statements)
-            and any(s.rewrite for s in analysis.statements)
-        ):
-            basis = frozenset(created)
-            out = _Prepared(analysis, analyze_new(m, basis), basis)
+        out: _Prepared | None = None
+        if analyze_new is not None and created and untouched:
+            shape = analyze(m, render=False)
+            if not any(s.rewrite and not s.sql for s in shape.statements):
+                out = _Prepared(shape)  # nothing was left out: the stable analysis itself
+            elif any(s.tx is not TxMode.TRANSACTION for s in shape.statements):
+                basis = frozenset(created)
+                written = analyze_new(m, basis)
+                steps = cut_steps(m, shape.statements)
+                _run, stop = select_steps(steps, selection)
+                if stop is None and as_written_steps(steps, written.statements) is not None:
+                    out = _Prepared(shape, written, basis, complete=False)
+        if out is None:
+            out = _Prepared(analyze(m))
         if untouched:
-            created.update(analysis.created_tables)
+            created.update(out.analysis.created_tables)
         return out
 
     return prepare
@@ -83,7 +97,7 @@ def _preparer(
 def run_files(
     runner: Runner,
     pending: list[Migration],
-    analyze: Callable[[Migration], Analysis],
+    analyze: Analyze,
     *,
     done: Collection[str],
     selection: Selection,
@@ -95,7 +109,7 @@ def run_files(
     total = Outcome()
     #: tables created by files that this run applied whole, from their first step.
     fresh: set[str] = set()
-    prepare = _preparer(analyze, analyze_new, done)
+    prepare = _preparer(analyze, analyze_new, done, selection)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgshift-analyze") as pool:
         futures: list[Future[_Prepared]] = [pool.submit(prepare, m) for m in pending]
         try:
@@ -121,8 +135,16 @@ def run_files(
                 steps = tuple(s for s in every if not s.done)
                 run, stop = select_steps(steps, selection)
                 whole = stop is None and len(steps) == len(every)
+                fast = None
                 if whole and prepared.as_written is not None and prepared.basis <= fresh:
-                    run = as_written_steps(run, prepared.as_written.statements) or run
+                    fast = as_written_steps(run, prepared.as_written.statements)
+                if fast is not None:
+                    run = fast
+                elif not prepared.complete:  # only the shape was analysed: the whole, now
+                    analysis = analyze(migration)
+                    every = cut_steps(migration, analysis.statements, done)
+                    steps = tuple(s for s in every if not s.done)
+                    run, stop = select_steps(steps, selection)
                 if run:
                     part = runner.run(run, stop or Stop(StopReason.DONE))
                     total.done.extend(part.done)

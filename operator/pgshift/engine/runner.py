@@ -89,6 +89,8 @@ class Runner:
         #: trip instead of one per statement. Behind a pooler the pid is the pooler's: every
         #: step then checks the lock in its own transaction.
         self.direct = self.lock_pid == conn.info.backend_pid
+        #: the tracking records as SQL text, composed on first use.
+        self._record_text: tracking.RecordText | None = None
 
     # --- timeouts and retries -------------------------------------------------------------
 
@@ -307,9 +309,11 @@ class Runner:
         statement, which retries lock timeouts and names the failing statement exactly."""
         self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
         t0 = time.monotonic()
-        parts: list[sql.Composable] = [sql.SQL("BEGIN")]
+        if self._record_text is None:
+            self._record_text = tracking.RecordText(self.conn, self.settings.tracking, self.form)
+        record = self._record_text
+        parts = ["BEGIN"]
         current = self._session_lock_timeout
-        t = self.settings.tracking
         for step in group:
             self._started(step)
             for st in step.statements:
@@ -317,20 +321,18 @@ class Runner:
                     continue
                 wanted = self.lock_timeout_for(st.lock)
                 if wanted != current:
-                    parts.append(sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted)))
+                    parts.append(f"SET LOCAL lock_timeout = '{int(wanted * 1000)}ms'")
                     current = wanted
                 # as written; the ";" that ends each statement here is not part of its text,
                 # whose last token is never a comment (safety.statements).
-                parts.append(sql.SQL(st.sql))  # type: ignore[arg-type] - migration SQL
+                parts.append(st.sql)
             if step.last:
-                parts.extend(
-                    tracking.insert_row_sql(t, step.migration, self.form, clear_steps=not whole)
-                )
+                parts.extend(record.insert_row(step.migration, clear_steps=not whole))
             elif not whole:
-                parts.append(tracking.mark_step_sql(t, step.key, step.migration))
-        parts.append(sql.SQL("COMMIT"))
+                parts.append(record.mark_step(step.key, step.migration))
+        parts.append("COMMIT")
         try:
-            self.conn.execute(sql.SQL(";\n").join(parts))
+            self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
         except psycopg.Error as exc:
             if self.conn.broken:
                 raise

@@ -216,46 +216,50 @@ def insert_row(
     return True
 
 
-def insert_row_sql(
-    tracking: Tracking, migration: Migration, form: TrackingForm, *, clear_steps: bool
-) -> list[sql.Composable]:
-    """`insert_row` as statements with their values inlined (literals, never formatted text),
-    to go in one simple-protocol query string with the file's own statements."""
-    if form is TrackingForm.V1:
-        out: list[sql.Composable] = [
-            sql.SQL("INSERT INTO {} (hash, created_at, name) VALUES ({}, {}, {})").format(
-                _t(tracking),
-                sql.Literal(migration.hash),
-                sql.Literal(migration.when),
-                sql.Literal(migration.name),
-            )
-        ]
-    else:
-        out = [
-            sql.SQL("INSERT INTO {} (hash, created_at) VALUES ({}, {})").format(
-                _t(tracking), sql.Literal(migration.hash), sql.Literal(migration.when)
-            )
-        ]
-    if clear_steps:
-        out.append(
-            sql.SQL("DELETE FROM {} WHERE hash = {}").format(
-                _t(tracking, STEPS_TABLE), sql.Literal(migration.hash)
-            )
+class RecordText:
+    """`insert_row` and `mark_step` as SQL text with the values inlined, to go in one
+    simple-protocol query string with a file's own statements (one round trip per file).
+
+    Identifiers are composed once (`psycopg.sql`); values are a sha256 hex digest, integers,
+    and names quoted as literals by psycopg, never formatted raw."""
+
+    def __init__(self, conn: psycopg.Connection[Any], tracking: Tracking, form: TrackingForm):
+        self._rows = _t(tracking).as_string(conn)
+        self._steps = _t(tracking, STEPS_TABLE).as_string(conn)
+        self._form = form
+        self._conn = conn
+
+    def _literal(self, value: str) -> str:
+        return sql.Literal(value).as_string(self._conn)
+
+    @staticmethod
+    def _hex(value: str) -> str:
+        if not all(c in "0123456789abcdef" for c in value):
+            raise ValueError("not a sha256 hex digest")
+        return f"'{value}'"
+
+    def insert_row(self, migration: Migration, *, clear_steps: bool) -> list[str]:
+        digest = self._hex(migration.hash)
+        if self._form is TrackingForm.V1:
+            out = [
+                f"INSERT INTO {self._rows} (hash, created_at, name) VALUES ({digest}, "
+                f"{int(migration.when)}, {self._literal(migration.name)})"
+            ]
+        else:
+            out = [
+                f"INSERT INTO {self._rows} (hash, created_at) VALUES ({digest}, "
+                f"{int(migration.when)})"
+            ]
+        if clear_steps:
+            out.append(f"DELETE FROM {self._steps} WHERE hash = {digest}")
+        return out
+
+    def mark_step(self, key: str, migration: Migration) -> str:
+        return (
+            f"INSERT INTO {self._steps} (step, migration, hash) VALUES ({self._literal(key)}, "
+            f"{self._literal(migration.name)}, {self._hex(migration.hash)}) "
+            "ON CONFLICT (step) DO UPDATE SET done_at = now()"
         )
-    return out
-
-
-def mark_step_sql(tracking: Tracking, key: str, migration: Migration) -> sql.Composable:
-    """`mark_step` as one statement with its values inlined (see `insert_row_sql`)."""
-    return sql.SQL(
-        "INSERT INTO {} (step, migration, hash) VALUES ({}, {}, {}) "
-        "ON CONFLICT (step) DO UPDATE SET done_at = now()"
-    ).format(
-        _t(tracking, STEPS_TABLE),
-        sql.Literal(key),
-        sql.Literal(migration.name),
-        sql.Literal(migration.hash),
-    )
 
 
 # --- steps -------------------------------------------------------------------------------------

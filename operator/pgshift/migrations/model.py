@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -55,9 +56,9 @@ class Migration:
     chunks: tuple[Chunk, ...]
     layout: Layout
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """sha256 hex of the whole file's UTF-8 text, as drizzle stores it."""
+        """sha256 hex of the whole file's UTF-8 text, as drizzle stores it (computed once)."""
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 

@@ -49,10 +49,14 @@ def analyze(
     after_gate: bool = False,
     new_tables: frozenset[str] = frozenset(),
     lint: bool = True,
+    render: bool = True,
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
     `lint=False` leaves the findings out (a run does not show them; lint is a tenth of the cost).
+    `render=False` leaves the SQL of rewritten statements empty: the plan's shape (steps, keys,
+    phases) at a quarter less cost, for a file the engine will run in another form; such an
+    analysis must never be run.
     `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`) runs every statement as
     written, UPDATEs included, unless a directive asks for a backfill. Raises ParseError /
     DirectiveError / OverridesError naming `path:line` or the migration.
@@ -92,7 +96,9 @@ def analyze(
             continue
         directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
-        for node, statement in _plan(source, cls, directives, ctx, rewrite, migration.path):
+        for node, statement in _plan(
+            source, cls, directives, ctx, rewrite, migration.path, render
+        ):
             planned.append(statement)
             if lint:
                 findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
@@ -186,6 +192,7 @@ def _plan(
     ctx: Context,
     rewrite_on: bool,
     path: str,
+    render_sql: bool = True,
 ) -> list[tuple[ast.Node, PlannedStatement]]:
     node = source.node
 
@@ -222,7 +229,7 @@ def _plan(
     rewrite_id, parts = found
     return [
         (part.node, planned(
-            render(part.node),
+            render(part.node) if render_sql else "",
             phase=d.phase or part.phase or cls.phase,
             # an explicit no-transaction still wins, except over batches (each its own
             # transaction by nature); AUTOCOMMIT parts stay so.

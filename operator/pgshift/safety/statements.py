@@ -90,14 +90,38 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
             return base + bisect_left(newlines, offset)
 
         try:
-            tokens = parser.scan(sql)
             raws = parser.parse_sql(sql)
+            # the scanner finds comments and each statement's first and last token; a chunk with
+            # no comment (most of them) is cut by the parser's own locations instead.
+            tokens = parser.scan(sql) if "--" in sql or "/*" in sql else None
         except parser.ParseError as exc:
             message, location = _parse_error(exc)
             line = line_at(location) if location is not None else chunk.line
             if sql.startswith("\ufeff"):
                 message += " (the file starts with a byte-order mark; PostgreSQL refuses it too)"
             raise ParseError(f"{migration.path}:{line}: {message}") from None
+        if tokens is None:
+            for raw in raws:
+                start = raw.stmt_location
+                end = start + raw.stmt_len if raw.stmt_len else len(sql)
+                text = sql[start:end].strip()
+                while text.endswith(";"):
+                    text = text[:-1].rstrip()
+                if not text:
+                    continue
+                first = start + (len(sql[start:end]) - len(sql[start:end].lstrip()))
+                result.append(
+                    SourceStatement(
+                        index=len(result),
+                        line=line_at(first),
+                        text=text,
+                        node=raw.stmt,
+                        directives=pending.take()
+                        if pending.directives is not None
+                        else Directives(),
+                    )
+                )
+            continue
         comments = [t for t in tokens if t.name in _COMMENTS]
         code = [t for t in tokens if t.name not in _COMMENTS]
         starts = [t.start for t in code]  # sorted: find a statement's tokens by bisection
