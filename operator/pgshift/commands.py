@@ -249,7 +249,6 @@ def apply(
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
     from pgshift.engine.analysis import (
         backfill_finder,
-        existing_tables,
         make_analyzer,
         make_new_table_analyzer,
         quick_check,
@@ -282,12 +281,8 @@ def apply(
             done = tracking.done_steps(conn, settings.tracking)
             pending, beyond = pending_up_to(source, state, settings.selection.target)
             emit("plan", pending=len(pending), beyondTarget=len(beyond))
-            analyzer = make_analyzer(
-                overrides,
-                rewrite=settings.selection.rewrite,
-                existing=existing_tables(conn),
-                lint=False,
-            )
+            # the analysis depends on the files alone (safety.analyze): no catalog query.
+            analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
             finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
             runner = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid)
             outcome = run_files(

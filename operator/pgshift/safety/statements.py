@@ -84,10 +84,8 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
     for chunk in migration.chunks:
         sql = chunk.sql
 
-        newlines = [i for i, c in enumerate(sql) if c == "\n"]
-
-        def line_at(offset: int, newlines: list[int] = newlines, base: int = chunk.line) -> int:
-            return base + bisect_left(newlines, offset)
+        def line_at(offset: int, sql: str = sql, base: int = chunk.line) -> int:
+            return base + sql.count("\n", 0, offset)
 
         try:
             raws = parser.parse_sql(sql)
