@@ -41,7 +41,9 @@ def operator(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgshift.controller", "-n", NAMESPACE],
+            # the operator ends with the demo, however the demo ends (SIGKILL included).
+            ["setpriv", "--pdeathsig", "TERM", "--",
+             sys.executable, "-m", "pgshift.controller", "-n", NAMESPACE],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
     try:
@@ -54,7 +56,7 @@ def operator(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.kill()
 
 
-def watch(cluster: Any, until: str, rounds: int = 900) -> str:
+def watch(cluster: Any, until: str, rounds: int = 300) -> str:
     """Print `kubectl get migrations` whenever it changes, until the column text appears."""
     last = ""
     for _ in range(rounds):
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.cluster_demo")
     parser.add_argument("--stay", action="store_true", help="keep running until Ctrl-C")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, CI cancelling) unwinds like Ctrl-C: operator, PostgreSQL and cluster stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from localcluster.cluster import launch
     from tests.pgserver import running_server

@@ -210,6 +210,18 @@ class Cluster:
         _remove(self.dir)
 
 
+def _check_runs_outside_tmp() -> None:
+    """Pods run this checkout's virtualenv, and Pods mount their own /tmp (emptyDir): a
+    checkout under /tmp would vanish inside them (`exec: "pgshift": executable file not found`)."""
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for what, path in (("virtualenv", Path(sys.prefix)), ("checkout", REPO_ROOT)):
+        if path.resolve().is_relative_to(tmp):
+            raise LocalClusterError(
+                f"localcluster: the {what} {path} is under {tmp}, which Pods mount as their own "
+                "emptyDir; clone pgshift elsewhere (e.g. /work or $HOME)"
+            )
+
+
 def launch(
     image_roots: dict[str, str] | None = None,
     *,
@@ -223,6 +235,7 @@ def launch(
     caller exits at once).
     """
     build.ensure_binaries()  # fail here, in the caller's terminal, if something is missing
+    _check_runs_outside_tmp()
     workdir = Path(tempfile.mkdtemp(prefix="localcluster-"))
     (workdir / "logs").mkdir()
     argv = [sys.executable, "-m", "localcluster", "serve", "--dir", str(workdir)]
