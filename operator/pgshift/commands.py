@@ -1,7 +1,7 @@
 """One typed function per verb: the Python API, and what the CLI calls.
 
 Every function returns a `Summary` (docs/runner.md) and raises `PgshiftError` for bad input.
-Progress events go through `emit(event, **fields)` (the CLI wires it to structlog).
+Progress events go through `emit(event, **fields)` (the CLI wires it to `pgshift.logs`).
 """
 
 from __future__ import annotations

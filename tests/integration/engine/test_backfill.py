@@ -74,3 +74,31 @@ def test_backfill_key_must_be_unique_not_null_indexed(
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error[BackfillKey]: 0001_m1")
     assert "logs.id is nullable" in result_of(proc)["failure"]["message"]
+
+
+def test_catch_up_before_validate_fills_rows_old_code_wrote_and_skips_when_none(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    base = ["CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, slug text);"]
+    fill = "UPDATE items SET slug = 'item-' || id WHERE slug IS NULL;"
+    not_null = "ALTER TABLE items ALTER COLUMN slug SET NOT NULL;"
+    folder = write_drizzle_folder(tmp_path / "m", base)
+    assert _apply(folder, database_url).returncode == 0
+    psql("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 3000) g")
+    folder = write_drizzle_folder(tmp_path / "m", [*base, fill, not_null])
+    first = _apply(folder, database_url, "--target", "0001_m1", "--target-batch-time", "5ms")
+    assert first.returncode == 0, first.stderr
+    # nothing left after the walk: the catch-up pass is one scan, no batch.
+    catchup = [p for p in events(first.stdout, "backfill.progress") if p["pass"] == "catchup"]
+    assert catchup == [{**catchup[0], "batchSize": 0, "done": True}]
+    # the old application still writes rows without a slug
+    psql("INSERT INTO items (name) SELECT 'late' || g FROM generate_series(1, 50) g")
+    second = _apply(folder, database_url)
+    assert second.returncode == 0, second.stderr
+    (before_validate,) = events(second.stdout, "backfill.progress")
+    assert before_validate["pass"] == "catchup" and before_validate["rows"] == 50
+    assert psql("SELECT count(*) FROM items WHERE slug IS NULL") == "0"
+    assert psql(
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'items'::regclass "
+        "AND attname = 'slug'"
+    ) == "t"
