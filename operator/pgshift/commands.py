@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,10 +351,12 @@ def lint(src: SourceOptions, settings: RunSettings) -> Summary:
     overrides = load_overrides(src.overrides)
     analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite)
     created: frozenset[str] = frozenset()
+    keyless: Mapping[str, str] = {}
     findings = []
     for m in source.migrations:
-        analysis = analyzer(m, created)
+        analysis = analyzer(m, created, keyless_before=keyless)  # type: ignore[call-arg]
         created = created | analysis.created_tables
+        keyless = analysis.keyless
         findings.extend(analysis.findings)
     errors = sum(1 for f in findings if f.severity.value == "error")
     summary = Summary(

@@ -71,7 +71,11 @@ def make_analyzer(
     (`lint=False`: without findings, for a run)."""
 
     def run(
-        migration: Migration, created_before: frozenset[str], *, render: bool = True
+        migration: Migration,
+        created_before: frozenset[str],
+        *,
+        render: bool = True,
+        keyless_before: Mapping[str, str] | None = None,
     ) -> Analysis:
         result: Analysis = analyze(
             migration,
@@ -81,6 +85,7 @@ def make_analyzer(
             rewrite=rewrite,
             lint=lint,
             render=render,
+            keyless_before=keyless_before,
         )
         return result
 

@@ -33,7 +33,7 @@ from pgshift.engine import lock, tracking
 from pgshift.engine.plan import Step, Stop, StopReason
 from pgshift.engine.result import Failure, StepDone, failure_from_db_error
 from pgshift.engine.signals import sigterm_cancels
-from pgshift.errors import PgshiftError, PooledConnection
+from pgshift.errors import BackfillKeyError, PgshiftError, PooledConnection
 from pgshift.migrations.model import TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
 from pgshift.settings import RunSettings
@@ -406,6 +406,20 @@ class Runner:
             def progress(data: dict[str, Any]) -> None:
                 self.emit("backfill.progress", **data)
 
+            try:
+                key = bf.resolve_key(self.conn, st.backfill)
+            except BackfillKeyError as exc:
+                if not st.rewrite:  # `-- pgshift:backfill` (or the override) asked for batches
+                    raise BackfillKeyError(
+                        f"{step.migration.path}:{st.line}: -- pgshift:backfill: {exc.message}"
+                    ) from None
+                # pgshift chose to batch it (an idempotent UPDATE): it runs as written instead.
+                self.emit("backfill.unbatched", step=step.key, why=exc.message)
+                self.with_retries(
+                    step.migration.name,
+                    lambda st=st, lt=lock_timeout: bf.run_unbatched(self.conn, st.sql, lt),
+                )
+                continue
             bf.run(
                 self.conn,
                 step=step.key,
@@ -416,6 +430,7 @@ class Runner:
                 lock_timeout=lock_timeout,
                 run_batch=run_batch,
                 progress=progress,
+                key=key,
             )
         self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)

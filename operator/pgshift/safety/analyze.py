@@ -50,9 +50,13 @@ def analyze(
     new_tables: frozenset[str] = frozenset(),
     lint: bool = True,
     render: bool = True,
+    keyless_before: Mapping[str, str] | None = None,
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
+    `keyless_before` (lint only, never the plan): the tables earlier files left without a
+    single-column primary key (`Analysis.keyless`), so lint can say that an UPDATE pgshift would
+    batch runs as written there, and that a `backfill` directive there needs `key=`.
     `lint=False` leaves the findings out (a run does not show them; lint is a tenth of the cost).
     `render=False` leaves the SQL of rewritten statements empty: the plan's shape (steps, keys,
     phases) at a quarter less cost, for a file the engine will run in another form; such an
@@ -85,6 +89,7 @@ def analyze(
     del existing_tables, created_before, after_gate  # see above: the plan must not depend on them
     ctx = Context()
     ctx.created.update(new_tables)
+    ctx.keyless.update(keyless_before or {})
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -105,6 +110,7 @@ def analyze(
             _remember(node, statement, ctx)
             if statement.phase is Phase.CONTRACT:
                 ctx.gated = True
+        _learn_keys(source.node, ctx)
         ctx.learn(cls.creates, cls.assumes)
         created_here.update(cls.creates)
         created_here.difference_update(cls.assumes)
@@ -114,7 +120,46 @@ def analyze(
         raise OverridesError(
             f"overrides: {migration.name}: backfill, but {migration.path} has no UPDATE to batch"
         )
-    return Analysis(tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated)
+    return Analysis(
+        tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated,
+        keyless=dict(ctx.keyless),
+    )
+
+
+def _learn_keys(node: ast.Node, ctx: Context) -> None:
+    """Which tables have no single-column primary key to batch over (for lint)."""
+    if isinstance(node, ast.CreateStmt):
+        if (node.partbound or node.inhRelations or node.ofTypename
+                or any(isinstance(e, ast.TableLikeClause) for e in node.tableElts or ())):
+            return  # the key comes from elsewhere: unknown
+        keys: list[str] = []
+        for element in node.tableElts or ():
+            if isinstance(element, ast.ColumnDef):
+                if any(isinstance(c, ast.Constraint) and c.contype == ConstrType.CONSTR_PRIMARY
+                       for c in element.constraints or ()):
+                    keys.append(element.colname)
+            elif (isinstance(element, ast.Constraint)
+                    and element.contype == ConstrType.CONSTR_PRIMARY):
+                keys.extend(k.sval for k in element.keys or ())
+        _note_keys(table_key(*relation_name(node.relation)), keys, ctx)
+    elif isinstance(node, ast.AlterTableStmt):
+        for cmd in node.cmds or ():
+            con = cmd.def_ if cmd.subtype == AlterTableType.AT_AddConstraint else None
+            if isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_PRIMARY:
+                table = table_key(*relation_name(node.relation))
+                if con.keys:
+                    _note_keys(table, [k.sval for k in con.keys], ctx)
+                else:  # USING INDEX: its columns are not known here
+                    ctx.keyless.pop(table, None)
+
+
+def _note_keys(key: str, columns: list[str], ctx: Context) -> None:
+    if len(columns) == 1:
+        ctx.keyless.pop(key, None)
+    elif not columns:
+        ctx.keyless[key] = "has no primary key"
+    else:
+        ctx.keyless[key] = "has a composite primary key (" + ", ".join(columns) + ")"
 
 
 def _transaction_wrapper(sources: tuple[SourceStatement, ...]) -> frozenset[int]:
@@ -163,11 +208,13 @@ def analyze_all(
 ) -> list[Analysis]:
     """Analyse a run's migrations in order (each on its own: see `analyze`)."""
     overrides = overrides or {}
-    return [
-        analyze(m, override=overrides.get(m.name), existing_tables=existing_tables,
-                rewrite=rewrite)
-        for m in migrations
-    ]
+    out: list[Analysis] = []
+    keyless: Mapping[str, str] = {}
+    for m in migrations:
+        out.append(analyze(m, override=overrides.get(m.name), existing_tables=existing_tables,
+                           rewrite=rewrite, keyless_before=keyless))
+        keyless = out[-1].keyless
+    return out
 
 
 def lint(

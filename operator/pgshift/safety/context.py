@@ -27,6 +27,9 @@ class Context:
     constraint_phases: dict[tuple[str, str], Phase] = field(default_factory=dict)
     #: table keys treated as existing whatever else is known (see `learn`).
     assumed: set[str] = field(default_factory=set)
+    #: for lint only: table key -> why an UPDATE of it cannot be batched (no single-column
+    #: primary key), from CREATE TABLE / ADD PRIMARY KEY here and in earlier files.
+    keyless: dict[str, str] = field(default_factory=dict)
 
     def learn(self, creates: tuple[str, ...], assumes: tuple[str, ...]) -> None:
         """What a statement just did: created tables are new; `assumes` exist from now on

@@ -10,6 +10,7 @@ mode into steps and never reorders them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -171,3 +172,6 @@ class Analysis:
     created_tables: frozenset[str] = frozenset()
     #: the migration has a contract statement (informational, like `created_tables`).
     gated: bool = False
+    #: for lint only, never the plan: table key -> why pgshift cannot batch an UPDATE of it
+    #: ("has no primary key"), as this file and the earlier ones (`keyless_before`) leave them.
+    keyless: Mapping[str, str] = field(default_factory=dict)

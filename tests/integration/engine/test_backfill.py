@@ -102,3 +102,56 @@ def test_catch_up_before_validate_fills_rows_old_code_wrote_and_skips_when_none(
         "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'items'::regclass "
         "AND attname = 'slug'"
     ) == "t"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "CREATE TABLE logs (id int, msg text);",
+        "CREATE TABLE logs (a int, b int, msg text, PRIMARY KEY (a, b));",
+    ],
+    ids=["no-primary-key", "composite-key"],
+)
+def test_automatic_batching_without_a_single_key_runs_as_written(
+    tmp_path: Path, database_url: str, psql, table: str
+) -> None:
+    cols = "a, b, msg" if "PRIMARY KEY (a, b)" in table else "id, msg"
+    folder = write_drizzle_folder(tmp_path / "m", [table])
+    assert _apply(folder, database_url).returncode == 0
+    psql(f"INSERT INTO logs ({cols}) SELECT g, {'g, ' if 'a, b' in cols else ''}NULL "
+         "FROM generate_series(1, 100) g")
+    fill = "UPDATE logs SET msg = 'x' WHERE msg IS NULL;"
+    not_null = "ALTER TABLE logs ALTER COLUMN msg SET NOT NULL;"
+    folder = write_drizzle_folder(tmp_path / "m", [table, fill, not_null])
+    proc = _apply(folder, database_url, "--target", "0001_m1")
+    assert proc.returncode == 0, proc.stderr
+    (unbatched,) = events(proc.stdout, "backfill.unbatched")
+    assert "primary key" in unbatched["why"]
+    assert not events(proc.stdout, "backfill.progress")
+    assert psql("SELECT count(*) FROM logs WHERE msg IS NULL") == "0"
+    # old code writes rows meanwhile; the set-not-null recipe's catch-up fills them, unbatched.
+    psql(f"INSERT INTO logs ({cols}) SELECT g, {'g, ' if 'a, b' in cols else ''}NULL "
+         "FROM generate_series(101, 110) g")
+    proc = _apply(folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    (caught,) = events(proc.stdout, "backfill.progress")
+    assert caught["rows"] == 10 and caught["pass"] == "catchup"
+    assert psql("SELECT count(*) FROM logs WHERE msg IS NULL") == "0"
+
+
+def test_backfill_directive_on_a_table_without_a_key_names_file_and_line(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    base = ["CREATE TABLE logs (id int, msg text);"]
+    folder = write_drizzle_folder(tmp_path / "m", base)
+    assert _apply(folder, database_url).returncode == 0
+    psql("INSERT INTO logs VALUES (1, 'a')")
+    folder = write_drizzle_folder(
+        tmp_path / "m", [*base, "-- pgshift:backfill\nUPDATE logs SET msg = upper(msg);"]
+    )
+    proc = _apply(folder, database_url)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error[BackfillKey]: 0001_m1")
+    assert "0001_m1.sql:2: -- pgshift:backfill: backfill table logs has no primary key" in lines[0]
+    assert psql("SELECT msg FROM logs") == "a"

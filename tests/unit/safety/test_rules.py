@@ -159,3 +159,29 @@ def test_what_the_user_sees_for_set_not_null() -> None:
         "docs": "docs/rules/adding-not-nullable-field.md",
     }
     assert f.severity is Severity.ERROR
+
+
+def test_batching_a_table_without_a_single_column_key_is_reported() -> None:
+    from pgshift.safety import lint
+
+    created = migration(
+        "CREATE TABLE logs (id int, msg text);\n"
+        "CREATE TABLE pairs (a int, b int, msg text, PRIMARY KEY (a, b));\n"
+        "CREATE TABLE ok (id int PRIMARY KEY, msg text);\n"
+        "CREATE TABLE later (id int, msg text);\n"
+        "ALTER TABLE later ADD CONSTRAINT later_pkey PRIMARY KEY (id);\n"
+    )
+    updates = migration(
+        "UPDATE logs SET msg = 'x' WHERE msg IS NULL;\n"
+        "UPDATE pairs SET msg = 'x' WHERE msg IS NULL;\n"
+        "UPDATE ok SET msg = 'x' WHERE msg IS NULL;\n"
+        "UPDATE later SET msg = 'x' WHERE msg IS NULL;\n"
+        "-- pgshift:backfill\nUPDATE logs SET msg = upper(msg);\n"
+        "-- pgshift:backfill key=id\nUPDATE logs SET msg = lower(msg);\n",
+        name="0002_updates",
+    )
+    found = [(f.line, f.severity) for f in lint([created, updates])
+             if f.rule == "unbatched-backfill"]
+    assert found == [(1, Severity.WARNING), (2, Severity.WARNING), (6, Severity.ERROR)]
+    # alone (no earlier file says the tables have no key), nothing is known
+    assert [f for f in analyze(updates).findings if f.rule == "unbatched-backfill"] == []

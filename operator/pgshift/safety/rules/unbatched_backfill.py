@@ -8,12 +8,16 @@ from pglast import ast
 
 from pgshift.safety.backfill import idempotent
 from pgshift.safety.model import Severity, TxMode
+from pgshift.safety.names import relation_name, table_key
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
 def check(s: Subject) -> Iterator[Violation]:
     node = s.node
-    if not isinstance(node, ast.UpdateStmt) or not s.on_existing or s.planned.tx is TxMode.BATCHED:
+    if isinstance(node, ast.UpdateStmt) and s.planned.tx is TxMode.BATCHED:
+        yield from _keyless(s, node)
+        return
+    if not isinstance(node, ast.UpdateStmt) or not s.on_existing:
         return
     table = node.relation.relname
     if node.fromClause or node.returningClause or node.withClause or node.relation.alias:
@@ -38,3 +42,30 @@ def check(s: Subject) -> Iterator[Violation]:
 
 
 RULE = Rule("unbatched-backfill", Severity.WARNING, "backfill existing rows in batches", check)
+
+
+def _keyless(s: Subject, node: ast.UpdateStmt) -> Iterator[Violation]:
+    """A batched UPDATE of a table that an earlier migration left without a single-column
+    primary key: pgshift's own batching falls back to the UPDATE as written (warning); a
+    `backfill` directive without `key=` fails when it runs (error)."""
+    bf = s.planned.backfill
+    if bf is None or bf.key is not None:
+        return
+    why = s.ctx.keyless.get(table_key(*relation_name(node.relation)))
+    if why is None:
+        return
+    table = node.relation.relname
+    if s.planned.rewrite:
+        yield Violation(
+            f"UPDATE {table} cannot be batched: {table} {why}, so it runs as written, one "
+            "transaction holding row locks on every row it changes until it ends",
+            f"name a unique, NOT NULL, indexed column: -- pgshift:backfill key=COL (or give "
+            f"{table} a single-column primary key)",
+        )
+    else:
+        yield Violation(
+            f"-- pgshift:backfill on {table}, which {why}: the run stops here with "
+            "error[BackfillKey]",
+            "name a unique, NOT NULL, indexed column: -- pgshift:backfill key=COL",
+            severity=Severity.ERROR,
+        )
