@@ -368,7 +368,12 @@ class Runner:
                     if found:  # INVALID: a failed concurrent build left it; drop it first
                         self._drop_invalid_index(found[0])
                 self.set_session_lock_timeout(self.lock_timeout_for(st.lock))
-                self.conn.execute(st.sql)  # type: ignore[arg-type]
+                try:
+                    self.conn.execute(st.sql)  # type: ignore[arg-type]
+                except BaseException:
+                    if st.index_name and st.index_unique:
+                        self._drop_failed_unique(st.index_name)
+                    raise
 
             self.with_retries(step.migration.name, body)
         self._record_alone(step)
@@ -447,6 +452,21 @@ class Runner:
             (rel.strip('"'), schema, schema.strip('"')),
         ).fetchone()
         return (row[0], bool(row[1])) if row else None
+
+    def _drop_failed_unique(self, name: str) -> None:
+        """A failed `CREATE UNIQUE INDEX CONCURRENTLY` (duplicates, a lock timeout, SIGTERM)
+        can leave an INVALID index that still rejects duplicates in new writes: the
+        application's inserts would fail until someone drops it. Drop it now, not only before
+        the retry. Best effort: the failure being reported matters more; the next run drops it
+        anyway."""
+        if self.conn.closed or self.conn.broken:
+            return
+        try:
+            found = self._index(name)
+            if found and not found[1]:
+                self._drop_invalid_index(found[0])
+        except psycopg.Error as exc:
+            self.emit("index.dropInvalidFailed", index=name, sqlstate=exc.sqlstate)
 
     def _drop_invalid_index(self, regclass: str) -> None:
         self.emit("index.dropInvalid", index=regclass)
