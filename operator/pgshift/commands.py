@@ -174,13 +174,38 @@ def _plan(
     )
     if done is None:
         done = tracking.done_steps(conn, settings.tracking)
-    return build_plan(source, state, analyzer, done=done, target=settings.selection.target)
+    return build_plan(
+        source,
+        state,
+        analyzer,
+        done=done,
+        target=settings.selection.target,
+        version_of=_versions(overrides, settings),
+    )
 
 
-def _check_partial(conn: psycopg.Connection[Any], state: DbState, settings: RunSettings) -> None:
+def _versions(overrides: dict[str, Any], settings: RunSettings) -> Callable[[Any], str]:
+    """`plan.plan_version` of each migration under these overrides and --no-rewrite."""
+    from pgshift.engine.plan import plan_version
+
+    rewrite = settings.selection.rewrite
+    return lambda m: plan_version(m, overrides.get(m.name), rewrite)
+
+
+def _check_partial(
+    conn: psycopg.Connection[Any],
+    state: DbState,
+    settings: RunSettings,
+    overrides: dict[str, Any] | None = None,
+) -> None:
     from pgshift.engine.plan import check_partial
 
-    check_partial(state, tracking.partial_files(conn, settings.tracking), settings.allow)
+    check_partial(
+        state,
+        tracking.partial_files(conn, settings.tracking),
+        settings.allow,
+        _versions(overrides or {}, settings),
+    )
 
 
 def _base_summary(command: str, source: Source, state: DbState) -> Summary:
@@ -224,7 +249,7 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
-        _check_partial(conn, state, settings)
+        _check_partial(conn, state, settings, overrides)
         the_plan = _plan(conn, source, state, settings, overrides)
     steps, stop = select(the_plan, settings.selection)
     summary = _base_summary("plan", source, state)
@@ -265,19 +290,23 @@ def apply(
         # tracking table, and the syntax and directives of the pending files.
         state = compare(source, tracking.read_rows(conn, settings.tracking))
         state.check(settings.allow)
-        _check_partial(conn, state, settings)
+        _check_partial(conn, state, settings, overrides)
         quick_check(pending_up_to(source, state, settings.selection.target)[0])
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             # read again under the lock: another run may have applied files meanwhile.
             state = compare(source, tracking.read_rows(conn, settings.tracking))
             state.check(settings.allow)
-            _check_partial(conn, state, settings)
+            _check_partial(conn, state, settings, overrides)
             # step records of another version of a pending file remain only with --allow-drift
+            version_of = _versions(overrides, settings)
             stale = tracking.partial_files(conn, settings.tracking)
             for ms in state.pending:
-                if stale.get(ms.migration.name, set()) - {ms.migration.hash}:
-                    tracking.forget_other_versions(conn, settings.tracking, ms.migration)
+                version = version_of(ms.migration)
+                if stale.get(ms.migration.name, set()) - {version}:
+                    tracking.forget_other_versions(
+                        conn, settings.tracking, ms.migration, version
+                    )
             done = tracking.done_steps(conn, settings.tracking)
             pending, beyond = pending_up_to(source, state, settings.selection.target)
             emit("plan", pending=len(pending), beyondTarget=len(beyond))
@@ -293,6 +322,7 @@ def apply(
                 selection=settings.selection,
                 beyond=beyond,
                 analyze_new=make_new_table_analyzer(overrides, rewrite=settings.selection.rewrite),
+                version_of=version_of,
             )
             after = (
                 state if conn.closed or conn.broken else _safe_state(conn, source, settings, state)
@@ -328,8 +358,9 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     summary = _base_summary("status", source, state)
     from pgshift.engine.plan import partial_drift
 
+    versions = _versions(load_overrides(src.overrides), settings)
     problems = _problems(state) + [
-        {"code": p.code, "message": p.message} for p in partial_drift(state, files)
+        {"code": p.code, "message": p.message} for p in partial_drift(state, files, versions)
     ]
     summary.ok = not problems
     summary.exit_code = 0 if summary.ok else EXIT_FAILED

@@ -63,6 +63,7 @@ def _preparer(
     analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None,
     done: Collection[str],
     selection: Selection,
+    version_of: Callable[[Migration], str] | None = None,
 ) -> Callable[[Migration], _Prepared]:
     """Runs in the analysis thread, file after file in order: the stable analysis, or, for an
     untouched file after untouched files that created tables, the stable plan's shape and the
@@ -81,7 +82,7 @@ def _preparer(
             elif any(s.tx is not TxMode.TRANSACTION for s in shape.statements):
                 basis = frozenset(created)
                 written = analyze_new(m, basis)
-                steps = cut_steps(m, shape.statements)
+                steps = cut_steps(m, shape.statements, (), version_of(m) if version_of else "")
                 _run, stop = select_steps(steps, selection)
                 if stop is None and as_written_steps(steps, written.statements) is not None:
                     out = _Prepared(shape, written, basis, complete=False)
@@ -103,13 +104,15 @@ def run_files(
     selection: Selection,
     beyond: list[str],
     analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None = None,
+    version_of: Callable[[Migration], str] | None = None,
 ) -> Outcome:
     """Apply `pending` in order. `analyze_new(m, tables)`: the file's analysis with `tables`
-    known as new (safety's `new_tables`); None never runs a file in that form."""
+    known as new (safety's `new_tables`); None never runs a file in that form. `version_of`:
+    `plan.plan_version` under this run's settings (default: the file's hash)."""
     total = Outcome()
     #: tables created by files that this run applied whole, from their first step.
     fresh: set[str] = set()
-    prepare = _preparer(analyze, analyze_new, done, selection)
+    prepare = _preparer(analyze, analyze_new, done, selection, version_of)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgshift-analyze") as pool:
         futures: list[Future[_Prepared]] = [pool.submit(prepare, m) for m in pending]
         try:
@@ -131,7 +134,8 @@ def run_files(
                     total.stop = Stop(StopReason.FAILED, None, exc.message)
                     total.exit_code = exc.exit_code
                     return total
-                every = cut_steps(migration, analysis.statements, done)
+                version = version_of(migration) if version_of is not None else ""
+                every = cut_steps(migration, analysis.statements, done, version)
                 steps = tuple(s for s in every if not s.done)
                 run, stop = select_steps(steps, selection)
                 whole = stop is None and len(steps) == len(every)
@@ -142,7 +146,7 @@ def run_files(
                     run = fast
                 elif not prepared.complete:  # only the shape was analysed: the whole, now
                     analysis = analyze(migration)
-                    every = cut_steps(migration, analysis.statements, done)
+                    every = cut_steps(migration, analysis.statements, done, version)
                     steps = tuple(s for s in every if not s.done)
                     run, stop = select_steps(steps, selection)
                 if run:

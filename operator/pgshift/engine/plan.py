@@ -8,6 +8,7 @@ runs of one phase and one transaction mode; a step never spans files; key `<hash
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +22,15 @@ from pgshift.errors import (
     UsageError,
 )
 from pgshift.migrations.model import Migration, Source, TrackingForm
-from pgshift.safety.model import Analysis, Finding, LockClass, Phase, PlannedStatement, TxMode
+from pgshift.safety.model import (
+    Analysis,
+    Directives,
+    Finding,
+    LockClass,
+    Phase,
+    PlannedStatement,
+    TxMode,
+)
 from pgshift.settings import Allow, DestructivePolicy, Selection
 
 
@@ -107,19 +116,30 @@ class DbState:
             raise problem
 
 
-def partial_drift(state: DbState, partial: Mapping[str, set[str]]) -> list[Drift]:
-    """A pending file that an earlier run left partly applied, edited since: its recorded steps
-    belong to another version of it, and resuming would run the new version from the middle."""
+def partial_drift(
+    state: DbState,
+    partial: Mapping[str, set[str]],
+    version_of: Callable[[Migration], str] | None = None,
+) -> list[Drift]:
+    """A pending file that an earlier run left partly applied, edited since or now cut under
+    other settings (`plan_version`): its recorded steps belong to another version of its plan,
+    and resuming would run the new one from the middle."""
     out = []
     for ms in state.pending:
         m = ms.migration
-        other = sorted(h for h in partial.get(m.name, set()) if h != m.hash)
+        version = version_of(m) if version_of is not None else m.hash
+        other = sorted(h for h in partial.get(m.name, set()) if h != version)
         if other:
+            what = (
+                f"the file is {m.hash[:12]}"
+                if version == m.hash
+                else f"the file is {m.hash[:12]}, cut now under other overrides or --no-rewrite"
+            )
             out.append(
                 Drift(
                     f"{m.path}: migration {m.name} was partly applied from another version "
-                    f"of the file (steps recorded for hash {other[0][:12]}, the file is "
-                    f"{m.hash[:12]}); restore that version to finish it, or pass --allow-drift "
+                    f"of the file or other settings (steps recorded for {other[0][:12]}, "
+                    f"{what}); restore them to finish it, or pass --allow-drift "
                     "to run the new one from the start",
                     migration=m.name,
                 )
@@ -127,8 +147,13 @@ def partial_drift(state: DbState, partial: Mapping[str, set[str]]) -> list[Drift
     return out
 
 
-def check_partial(state: DbState, partial: Mapping[str, set[str]], allow: Allow) -> None:
-    problems = partial_drift(state, partial)
+def check_partial(
+    state: DbState,
+    partial: Mapping[str, set[str]],
+    allow: Allow,
+    version_of: Callable[[Migration], str] | None = None,
+) -> None:
+    problems = partial_drift(state, partial, version_of)
     if problems and not allow.drift:
         raise problems[0]
 
@@ -202,6 +227,8 @@ class Step:
     last: bool
     #: finished in an earlier run (recorded in pgshift_steps).
     done: bool = False
+    #: what the file's steps were cut from (`plan_version`); recorded with the step.
+    version: str = ""
 
     @property
     def destructive(self) -> bool:
@@ -233,12 +260,42 @@ class Step:
         }
 
 
-def step_key(migration: Migration, index: int) -> str:
+def step_key(migration: Migration, index: int, version: str = "") -> str:
+    """`<hash12>-<index>`; `<hash12>.<6 hex>-<index>` when settings other than the defaults
+    shape the file's steps (see `plan_version`), so records of one cut never pass for another's."""
+    if version and version != migration.hash:
+        return f"{migration.hash[:12]}.{version[:6]}-{index}"
     return f"{migration.hash[:12]}-{index}"
 
 
+def plan_version(migration: Migration, override: Directives | None, rewrite: bool) -> str:
+    """What a file's steps were cut from: its hash, and the settings that change the cut (its
+    override's phase, transaction mode, backfill and rewrite, and `--no-rewrite`; not `allow`,
+    which only silences lint). The file's hash itself with the defaults, so records made before
+    this existed still match. Stored with each step record: a half-applied file resumed under
+    other settings would be cut differently, which is Drift, like an edited file."""
+    parts = []
+    if not rewrite:
+        parts.append("no-rewrite")
+    if override is not None:
+        parts.append(
+            f"phase={override.phase.value if override.phase else ''};"
+            f"no-transaction={override.no_transaction};backfill={override.backfill};"
+            f"key={override.backfill_key or ''};rewrite={override.rewrite}"
+        )
+    if not parts or parts == [
+        "phase=;no-transaction=False;backfill=False;key=;rewrite=True"
+    ]:
+        return migration.hash
+    text = "\0".join([migration.hash, *parts])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def cut_steps(
-    migration: Migration, statements: tuple[PlannedStatement, ...], done: Collection[str] = ()
+    migration: Migration,
+    statements: tuple[PlannedStatement, ...],
+    done: Collection[str] = (),
+    version: str = "",
 ) -> tuple[Step, ...]:
     """Cut one file's statements into steps. Autocommit and batched statements are alone."""
     groups: list[list[PlannedStatement]] = []
@@ -268,7 +325,7 @@ def cut_steps(
         groups.append([empty])
     steps = []
     for i, g in enumerate(groups):
-        key = step_key(migration, i)
+        key = step_key(migration, i, version)
         steps.append(
             Step(
                 key=key,
@@ -279,6 +336,7 @@ def cut_steps(
                 statements=tuple(g),
                 last=i == len(groups) - 1,
                 done=key in done,
+                version=version or migration.hash,
             )
         )
     return tuple(steps)
@@ -381,6 +439,7 @@ def build_plan(
     *,
     done: Collection[str] = (),
     target: str | None = None,
+    version_of: Callable[[Migration], str] | None = None,
 ) -> Plan:
     """Analyse each pending migration up to `target` and cut it into steps.
 
@@ -397,7 +456,8 @@ def build_plan(
         analyses[m.name] = analysis
         findings.extend(analysis.findings)
         created = created | analysis.created_tables
-        steps.extend(s for s in cut_steps(m, analysis.statements, done) if not s.done)
+        version = version_of(m) if version_of is not None else ""
+        steps.extend(s for s in cut_steps(m, analysis.statements, done, version) if not s.done)
     return Plan(
         source=source,
         state=state,

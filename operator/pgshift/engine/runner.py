@@ -224,7 +224,9 @@ class Runner:
                 self.conn, t, step.migration, self.form, clear_steps=clear_steps, only_if=self._held
             )
         else:
-            ok = tracking.mark_step(self.conn, t, step.key, step.migration, only_if=self._held)
+            ok = tracking.mark_step(
+                self.conn, t, step.key, step.migration, only_if=self._held, version=step.version
+            )
         if not ok:
             raise PooledConnection(lock.NOT_HELD_MESSAGE)
 
@@ -329,7 +331,7 @@ class Runner:
             if step.last:
                 parts.extend(record.insert_row(step.migration, clear_steps=not whole))
             elif not whole:
-                parts.append(record.mark_step(step.key, step.migration))
+                parts.append(record.mark_step(step.key, step.migration, step.version))
         parts.append("COMMIT")
         try:
             self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
@@ -391,7 +393,9 @@ class Runner:
             if step.last:
                 tracking.insert_row(self.conn, t, step.migration, self.form, check=False)
             else:
-                tracking.mark_step(self.conn, t, step.key, step.migration, check=False)
+                tracking.mark_step(
+                    self.conn, t, step.key, step.migration, check=False, version=step.version
+                )
 
     def _batched(self, step: Step, out: Outcome) -> None:
         self._started(step)

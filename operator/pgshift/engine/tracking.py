@@ -210,8 +210,8 @@ def insert_row(
     if clear_steps:
         # the file is whole now: its partial progress has served its purpose.
         conn.execute(
-            sql.SQL("DELETE FROM {} WHERE hash = %s").format(_t(tracking, STEPS_TABLE)),
-            (migration.hash,),
+            sql.SQL("DELETE FROM {} WHERE migration = %s").format(_t(tracking, STEPS_TABLE)),
+            (migration.name,),
         )
     return True
 
@@ -251,13 +251,15 @@ class RecordText:
                 f"{int(migration.when)})"
             ]
         if clear_steps:
-            out.append(f"DELETE FROM {self._steps} WHERE hash = {digest}")
+            out.append(
+                f"DELETE FROM {self._steps} WHERE migration = {self._literal(migration.name)}"
+            )
         return out
 
-    def mark_step(self, key: str, migration: Migration) -> str:
+    def mark_step(self, key: str, migration: Migration, version: str = "") -> str:
         return (
             f"INSERT INTO {self._steps} (step, migration, hash) VALUES ({self._literal(key)}, "
-            f"{self._literal(migration.name)}, {self._hex(migration.hash)}) "
+            f"{self._literal(migration.name)}, {self._hex(version or migration.hash)}) "
             "ON CONFLICT (step) DO UPDATE SET done_at = now()"
         )
 
@@ -284,19 +286,26 @@ def partial_files(conn: psycopg.Connection[Any], tracking: Tracking) -> dict[str
 
 
 def forget_other_versions(
-    conn: psycopg.Connection[Any], tracking: Tracking, migration: Migration
+    conn: psycopg.Connection[Any], tracking: Tracking, migration: Migration, version: str = ""
 ) -> int:
-    """Drop step records a different version of this file left (accepted with --allow-drift):
-    they do not describe the file that will run."""
+    """Drop step records a different version of this file, or of its plan (`plan_version`),
+    left (accepted with --allow-drift): they do not describe the steps that will run. Their
+    backfill checkpoints go too (keys of another cut could name another statement)."""
     if not table_columns(conn, tracking, STEPS_TABLE):
         return 0
     cur = conn.execute(
-        sql.SQL("DELETE FROM {} WHERE migration = %s AND hash <> %s").format(
+        sql.SQL("DELETE FROM {} WHERE migration = %s AND hash <> %s RETURNING step").format(
             _t(tracking, STEPS_TABLE)
         ),
-        (migration.name, migration.hash),
+        (migration.name, version or migration.hash),
     )
-    return max(cur.rowcount, 0)
+    forgotten = [r[0] for r in cur.fetchall()]
+    if forgotten and table_columns(conn, tracking, BACKFILL_TABLE):
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE step = ANY(%s)").format(_t(tracking, BACKFILL_TABLE)),
+            (forgotten,),
+        )
+    return len(forgotten)
 
 
 def mark_step(
@@ -307,6 +316,7 @@ def mark_step(
     *,
     only_if: sql.Composable | None = None,
     check: bool = True,
+    version: str = "",
 ) -> bool:
     """Record a finished step (inside its transaction); False when `only_if` does not hold."""
     cond = only_if if only_if is not None else sql.SQL("true")
@@ -315,7 +325,7 @@ def mark_step(
             "INSERT INTO {} (step, migration, hash) SELECT %s, %s, %s WHERE {} "
             "ON CONFLICT (step) DO UPDATE SET done_at = now()"
         ).format(_t(tracking, STEPS_TABLE), cond),
-        (key, migration.name, migration.hash),
+        (key, migration.name, version or migration.hash),
     )
     return not check or cur.rowcount == 1
 

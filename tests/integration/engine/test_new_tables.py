@@ -99,3 +99,30 @@ def test_a_stop_inside_the_file_keeps_the_stable_steps_and_resumes(
     assert ran == planned
     assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
+
+
+def test_resuming_under_other_settings_is_drift_not_a_silent_skip(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    # rewritten, the file is: ALTER (expand) | CREATE INDEX CONCURRENTLY | DROP (contract);
+    # with --no-rewrite its cut differs, and step 0's record would mark the whole file done.
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES])
+    assert run("apply", folder, database_url).returncode == 0
+    later = (
+        "ALTER TABLE items ADD COLUMN note text;\n--> statement-breakpoint\n"
+        "CREATE INDEX items_note_idx ON items (note);\n--> statement-breakpoint\n"
+        "ALTER TABLE items DROP COLUMN slug;"
+    )
+    folder = write_drizzle_folder(tmp_path / "m", [TABLES, later])
+    first = run("apply", folder, database_url, "--until-phase", "expand")
+    assert first.returncode == 0, first.stderr
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "2"
+    refused = run("apply", folder, database_url, "--no-rewrite")
+    assert refused.returncode == 2
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("error[Drift]:") and "other overrides or --no-rewrite" in line
+    # the same settings resume it
+    again = run("apply", folder, database_url)
+    assert again.returncode == 0, again.stderr
+    assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"

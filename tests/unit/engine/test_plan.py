@@ -233,3 +233,23 @@ def test_nameless_rows_match_like_drizzle_1_0() -> None:
     assert match_row_to_migration(Row(1, b.hash, a.when), same_second.migrations) is b
     assert match_row_to_migration(Row(1, "nomatch", a.when), same_second.migrations) is None
     assert match_row_to_migration(Row(1, m0.hash, 5), src.migrations) is m0
+
+
+def test_plan_version_and_keys_follow_the_settings_that_cut_the_file() -> None:
+    from pgshift.engine.plan import plan_version, step_key
+    from pgshift.safety.model import Directives
+
+    (m,) = stable("CREATE INDEX i ON t (a);").migrations
+    assert plan_version(m, None, True) == m.hash
+    # `allow` only silences lint: the same cut, the same records
+    assert plan_version(m, Directives(allow=frozenset({"ban-drop-column"})), True) == m.hash
+    other = {
+        plan_version(m, None, False),
+        plan_version(m, Directives(phase=Phase.CONTRACT), True),
+        plan_version(m, Directives(no_transaction=True), True),
+    }
+    assert len(other) == 3 and m.hash not in other
+    assert step_key(m, 0, m.hash) == step_key(m, 0) == f"{m.hash[:12]}-0"
+    v = plan_version(m, None, False)
+    assert step_key(m, 1, v) == f"{m.hash[:12]}.{v[:6]}-1"
+    assert [s.key for s in cut_steps(m, (st("a"),), version=v)] == [f"{m.hash[:12]}.{v[:6]}-0"]
