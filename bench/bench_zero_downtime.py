@@ -1,6 +1,6 @@
 """Benchmark: the same drizzle-kit folder under load, drizzle-orm's migrator vs pgshift (issue 6).
 
-    python -m bench.bench_zero_downtime [--rows 1000000] [--clients 4] [--rounds 1]
+    python bench/bench_zero_downtime.py [--rows 1000000] [--clients 4] [--rounds 1]
                                         [--scenarios backfill_not_null,create_index,add_fk]
 
 A 1-million-row `items` table (and 1,000 `owners`) is built once in a template database by the
@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+if not __package__:  # run as a file (python bench/x.py): the repository root holds `tests`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.interop.drizzle import (
     NODE_DIR,
