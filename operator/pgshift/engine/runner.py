@@ -11,10 +11,13 @@
   or the batch.
 - SIGTERM (like Ctrl-C) cancels the running query; the run stops with reason Interrupted and a
   rerun resumes after the last committed step or batch.
-- On a direct connection a transactional file goes to the server as one pipeline (BEGIN, its
-  statements, its record, COMMIT: one round trip); if anything fails, the same transaction is
-  run again statement by statement, which names the failing statement and retries lock
-  timeouts. Behind a proxy every step also checks it still runs on the lock holder's backend.
+- On a direct connection a transactional file goes to the server as one query string (the
+  simple query protocol: BEGIN, its statements, its record, COMMIT; one round trip); if
+  anything fails, it is rolled back and the same transaction is run again statement by
+  statement, which names the failing statement and retries lock timeouts (event
+  `pipeline.fallback`). Behind a proxy every step also checks it still runs on the lock
+  holder's backend.
+- A failed CREATE UNIQUE INDEX CONCURRENTLY drops the INVALID index it left at once.
 """
 
 from __future__ import annotations
