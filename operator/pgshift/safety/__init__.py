@@ -3,11 +3,14 @@
 The entry point the engine uses:
 
     analyze(migration, *, override=None, existing_tables=None, created_before=frozenset(),
-            rewrite=True, after_gate=False) -> Analysis
+            rewrite=True, after_gate=False, new_tables=frozenset(), lint=True, render=True,
+            keyless_before=None) -> Analysis
 
-The analysis of a migration depends on its text, override and `rewrite` only (so a resumed run
+The plan of a migration depends on its text, override and `rewrite` only (so a resumed run
 plans a half-applied file as the first run did); `existing_tables`, `created_before` and
-`after_gate` are accepted and not used — see `analyze`.
+`after_gate` are accepted and not used — see `analyze`. `new_tables` gives the form the engine
+may run an untouched file in, whole, in one transaction; `lint`/`render` leave out what a run
+does not need; `keyless_before` informs lint only.
 
 plus `analyze_all` (a run's migrations in order), `lint` (findings only, offline),
 `parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.

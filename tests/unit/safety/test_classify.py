@@ -164,3 +164,18 @@ def test_every_kind_of_statement_is_classified_without_error() -> None:
     a = analyze(migration(sql))
     assert len(a.statements) == 32
     assert all(s.summary for s in a.statements)
+
+
+def test_foreign_key_on_a_new_table_bounds_its_wait_for_an_existing_referenced_table() -> None:
+    sql = (
+        "CREATE TABLE a (id int PRIMARY KEY, u int, p int);\n"
+        "ALTER TABLE a ADD CONSTRAINT a_u_fk FOREIGN KEY (u) REFERENCES users (id);\n"
+        "ALTER TABLE a ADD CONSTRAINT a_p_fk FOREIGN KEY (p) REFERENCES a (id);\n"
+        "ALTER TABLE a ADD COLUMN n text;\n"
+    )
+    locks = [s.lock.value for s in analyze(migration(sql)).statements]
+    # users exists (it may be busy): SHARE ROW EXCLUSIVE on it is waited for under lock_timeout
+    assert locks == ["weak", "strong", "weak", "weak"]
+    # with users created earlier in the run (engine's new_tables), nothing waits on the app
+    later = analyze(migration(sql), new_tables=frozenset({"users"}))
+    assert [s.lock.value for s in later.statements] == ["weak"] * 4
