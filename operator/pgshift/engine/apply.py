@@ -33,6 +33,7 @@ from pgshift.engine.plan import (
     cut_steps,
     end_stop,
     select_steps,
+    step_key,
 )
 from pgshift.engine.result import Failure
 from pgshift.engine.runner import Outcome, Runner
@@ -72,7 +73,10 @@ def _preparer(
     created: set[str] = set()
 
     def prepare(m: Migration) -> _Prepared:
-        prefix = f"{m.hash[:12]}-"
+        # this file's keys under this run's settings (`<hash12>[.<version6>]-<index>`); records
+        # under other settings never reach here (plan: Drift).
+        version = version_of(m) if version_of else ""
+        prefix = step_key(m, 0, version).removesuffix("0")
         untouched = not any(k.startswith(prefix) for k in done)
         out: _Prepared | None = None
         if analyze_new is not None and created and untouched:
@@ -82,7 +86,7 @@ def _preparer(
             elif any(s.tx is not TxMode.TRANSACTION for s in shape.statements):
                 basis = frozenset(created)
                 written = analyze_new(m, basis)
-                steps = cut_steps(m, shape.statements, (), version_of(m) if version_of else "")
+                steps = cut_steps(m, shape.statements, (), version)
                 _run, stop = select_steps(steps, selection)
                 if stop is None and as_written_steps(steps, written.statements) is not None:
                     out = _Prepared(shape, written, basis, complete=False)
