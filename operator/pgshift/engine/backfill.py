@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pgshift.engine import tracking as trk
+from pgshift.engine.lock import lock_timeout_sql
 from pgshift.engine.tracking import Checkpoint
 from pgshift.errors import BackfillKeyError
 from pgshift.safety.model import Backfill
@@ -132,11 +133,7 @@ class _Walk:
 
         def txn() -> None:
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{int(self.lock_timeout * 1000)}ms")
-                    )
-                )
+                conn.execute(lock_timeout_sql(self.lock_timeout))
                 # index-only: the n-th key after the last one bounds this batch. The output is
                 # aliased: `ORDER BY "id"` would otherwise sort by the text output column
                 # ("99999" > "100000") instead of the key.
@@ -288,11 +285,7 @@ def run_unbatched(conn: psycopg.Connection[Any], statement: str, lock_timeout: f
     key): as written, in one transaction, its wait for row locks bounded. The UPDATE is
     idempotent (that is why it was to be batched), so a rerun after a failure is harmless."""
     with conn.transaction():
-        conn.execute(
-            sql.SQL("SET LOCAL lock_timeout = {}").format(
-                sql.Literal(f"{int(lock_timeout * 1000)}ms")
-            )
-        )
+        conn.execute(lock_timeout_sql(lock_timeout))
         cur = conn.execute(statement)  # type: ignore[arg-type] - migration SQL as written
         return max(cur.rowcount, 0)
 

@@ -25,6 +25,12 @@ _CLASSID = (LOCK_KEY >> 32) & 0xFFFFFFFF
 _OBJID = LOCK_KEY & 0xFFFFFFFF
 
 
+def lock_timeout_sql(seconds: float, *, local: bool = True) -> sql.Composed:
+    """`SET [LOCAL] lock_timeout = '<ms>ms'` (0: no limit)."""
+    scope = "SET LOCAL" if local else "SET"
+    return sql.SQL(scope + " lock_timeout = {}").format(sql.Literal(f"{int(seconds * 1000)}ms"))
+
+
 @dataclass(frozen=True)
 class Holder:
     pid: int

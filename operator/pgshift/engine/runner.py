@@ -97,9 +97,6 @@ class Runner:
 
     # --- timeouts and retries -------------------------------------------------------------
 
-    def _ms(self, seconds: float) -> sql.Composable:
-        return sql.Literal(f"{int(seconds * 1000)}ms")
-
     def lock_timeout_for(self, lock_class: LockClass) -> float:
         """Strong locks: give up fast (a waiting ALTER blocks every query queued behind it).
         Weak ones (CONCURRENTLY, VALIDATE) block nobody: no limit."""
@@ -107,7 +104,7 @@ class Runner:
 
     def set_session_lock_timeout(self, value: float) -> None:
         if value != self._session_lock_timeout:
-            self.conn.execute(sql.SQL("SET lock_timeout = {}").format(self._ms(value)))
+            self.conn.execute(lock.lock_timeout_sql(value, local=False))
             self._session_lock_timeout = value
 
     def with_retries(self, what: str, fn: Callable[[], T]) -> T:
@@ -294,9 +291,7 @@ class Runner:
                         self.current.statement = st
                         wanted = self.lock_timeout_for(st.lock)
                         if wanted != current:
-                            self.conn.execute(
-                                sql.SQL("SET LOCAL lock_timeout = {}").format(self._ms(wanted))
-                            )
+                            self.conn.execute(lock.lock_timeout_sql(wanted))
                             current = wanted
                         self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
                     if step.last or not whole:  # a whole file commits with its row alone
@@ -326,7 +321,7 @@ class Runner:
                     continue
                 wanted = self.lock_timeout_for(st.lock)
                 if wanted != current:
-                    parts.append(f"SET LOCAL lock_timeout = '{int(wanted * 1000)}ms'")
+                    parts.append(lock.lock_timeout_sql(wanted).as_string(self.conn))
                     current = wanted
                 # as written; the ";" that ends each statement here is not part of its text,
                 # whose last token is never a comment (safety.statements).
