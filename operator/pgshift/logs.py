@@ -1,6 +1,6 @@
 """Progress events (JSON lines, or structlog's console renderer) and secret redaction.
 
-Every event passes through redaction (`render_json`, or `redact_event` for the console), which
+Every event passes through redaction (`_json_line`, or `redact_event` for the console), which
 removes registered secrets (the password raw and percent-encoded) and the userinfo of any
 postgres URL, so no log line, error message or summary can echo a credential even when a driver
 puts the URL into its message.
@@ -113,23 +113,15 @@ def redact_event(
     return event
 
 
-def event_first(
-    _logger: Any, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: `event` leads each JSON line, so `grep '"event": "step.'` reads well."""
-    name = event.pop("event", None)
-    return {"event": name, **event}
-
-
 def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def render_json(_logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
-    """structlog processor, the whole JSON chain in one step (a run emits a few events per
-    migration): `event` first, the fields redacted, then `level` and `timestamp`."""
-    out: dict[str, Any] = {"event": event.pop("event", None)}
-    for key, value in event.items():
+def _json_line(method: str, event: str | None, fields: dict[str, Any]) -> str:
+    """One JSON line: `event` first (so `grep '"event": "step.'` reads well), the fields
+    redacted, then `level` and `timestamp`."""
+    out: dict[str, Any] = {"event": event}
+    for key, value in fields.items():
         out[key] = value if value is None or type(value) in _PLAIN else _redact_value(value)
     out.setdefault("level", _LEVELS.get(method, method))
     out.setdefault("timestamp", _now())
@@ -143,7 +135,7 @@ _PLAIN = frozenset({int, float, bool})
 
 
 class JsonLogger:
-    """`info(event, **fields)` & co.: one redacted JSON line per event (see `render_json`),
+    """`info(event, **fields)` & co.: one redacted JSON line per event (see `_json_line`),
     flushed at once (a Job's log is read live, and a killed Job loses nothing it printed)."""
 
     def __init__(self, target: TextIO, level: int = logging.INFO) -> None:
@@ -154,7 +146,7 @@ class JsonLogger:
     def _log(self, method: str, level: int, event: str | None, fields: dict[str, Any]) -> None:
         if level < self._level:
             return
-        line = render_json(None, method, {"event": event, **fields})
+        line = _json_line(method, event, fields)
         with self._lock:
             self._target.write(line + "\n")
             self._target.flush()
@@ -219,7 +211,6 @@ def configure(output: str = "text", *, stream: TextIO | None = None, level: str 
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_event,
-            event_first,
             structlog.dev.ConsoleRenderer(colors=target.isatty()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(minimum),
