@@ -343,7 +343,7 @@ def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memor
     # later generation needs a new approval (a name, a key or "*@<generation>").
     # Step keys and migration names name exactly what they approve.
     seen_wildcard = any(v.startswith("*@") for v in memory.approved)
-    wildcard = f"*@{obs.ref.generation}"
+    wildcard = _wildcard(obs)
     values = [
         wildcard if v == "*" else v
         for v in _values(obs.annotations.get(ANNOTATION_APPROVE, ""))
@@ -514,11 +514,15 @@ def _plan_job(spec: MigrationSpec, generation: int, digest: str) -> RunJob:
     return RunJob(Action.PLAN, tuple(args), {"generation": str(generation), "digest": digest})
 
 
+def _wildcard(obs: Observed) -> str:
+    """How a "*" approval is recorded: for the generation it was given at."""
+    return f"*@{obs.ref.generation}"
+
+
 def _approvals(obs: Observed, memory: Memory) -> tuple[str, ...]:
     """What stands approved now: names and keys, and "*" if given for this generation."""
-    wildcard = f"*@{obs.ref.generation}"
     named = tuple(v for v in memory.approved if not v.startswith("*"))
-    return (*named, "*") if wildcard in memory.approved else named
+    return (*named, "*") if _wildcard(obs) in memory.approved else named
 
 
 def _approved(step: Step, approved: tuple[str, ...]) -> bool:
