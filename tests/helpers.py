@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 PGSHIFT = REPO / ".venv" / "bin" / "pgshift"
 #: first `when` of generated stable folders (2025-11-01T00:00:00Z), one second apart.
@@ -165,6 +167,26 @@ def assert_no_secret(text: str, password: str) -> None:
         urllib.parse.quote_plus(password),
     }:
         assert form not in text, f"secret form {form!r} leaked into output:\n{text}"
+
+
+def run_example(module: str, timeout: float) -> str:
+    """`python -m <module>` from the repository, as `make demo` runs it; its output (stdout and
+    stderr). Past the timeout it gets SIGTERM, so it stops what it started, and the test fails."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=60)
+        pytest.fail(f"{module} took over {timeout} s:\n{output[-4000:]}")
+    assert proc.returncode == 0, output[-4000:]
+    return output
 
 
 def wait_for(predicate: Any, what: str, limit: float = 60.0, interval: float = 0.05) -> None:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from tests.helpers import assert_no_secret, run_example
 from tests.pgserver import PASSWORD
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
 def test_cli_demo_applies_the_quickstart() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.demo"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
+    output = run_example("examples.demo", timeout=300)
     assert "2000 rows, 0 without a slug" in output
-    assert PASSWORD not in output
+    assert_no_secret(output, PASSWORD)
