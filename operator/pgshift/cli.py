@@ -61,6 +61,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expect-digest", help="refuse a source whose digest differs (sha256:...)")
     p.add_argument("--allow-out-of-order", action="store_true")
     p.add_argument("--allow-drift", action="store_true")
+    p.add_argument(
+        "--resume-edited",
+        action="store_true",
+        help="finish a partly applied, edited file when its applied steps are unchanged",
+    )
     p.add_argument("--allow-unknown", action="store_true")
     p.add_argument("--no-rewrite", action="store_true", help="run statements exactly as written")
     p.add_argument("--lock-wait", default="5m", help="wait for the migration lock (default 5m)")
@@ -188,6 +193,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         out_of_order=get("allow_out_of_order", False),
         drift=get("allow_drift", False),
         unknown=get("allow_unknown", False),
+        resume_edited=get("resume_edited", False),
     )
     return RunSettings(
         tracking=tracking, timeouts=timeouts, backfill=backfill, allow=allow, selection=selection

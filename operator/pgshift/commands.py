@@ -291,7 +291,7 @@ def apply(
         state = compare(source, tracking.read_rows(conn, settings.tracking))
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
-        quick_check(pending_up_to(source, state, settings.selection.target)[0])
+        quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             # read again under the lock: another run may have applied files meanwhile.

@@ -123,6 +123,32 @@ class TrackingTableError(PgshiftError):
     code = "TrackingTable"
 
 
+class TransactionControl(SourceError):
+    """BEGIN, ROLLBACK, SAVEPOINT, PREPARE TRANSACTION... in a file (COMMIT cuts a step)."""
+
+    code = "TransactionControl"
+
+
+class ReleasesLock(SourceError):
+    """A file that would release pgshift's advisory lock (pg_advisory_unlock*, DISCARD ALL)."""
+
+    code = "ReleasesLock"
+    hint = (
+        "remove it; if it releases only a lock of your own, allow it with "
+        "-- pgshift:allow=releases-advisory-lock"
+    )
+
+
+class EditedAppliedStep(PgshiftError):
+    """--resume-edited, but a step an earlier run applied has other text now."""
+
+    code = "EditedAppliedStep"
+    hint = (
+        "restore the applied part of the file to finish it, or pass --allow-drift to run the "
+        "new file from its first step"
+    )
+
+
 # --- runtime: exit 1 ---------------------------------------------------------------------------
 
 
@@ -153,6 +179,17 @@ class DatabaseError(PgshiftError):
 
     code = "Database"
     exit_code = EXIT_FAILED
+
+
+class LockLost(PgshiftError):
+    """The session no longer holds the migration lock after a step (a statement released it)."""
+
+    code = "LockLost"
+    exit_code = EXIT_FAILED
+    hint = (
+        "a statement of the migration released pgshift's advisory lock (pg_advisory_unlock*, "
+        "DISCARD ALL); remove it and rerun to resume"
+    )
 
 
 class Interrupted(PgshiftError):

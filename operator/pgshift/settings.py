@@ -103,6 +103,9 @@ class Allow:
     drift: bool = False
     #: tracking rows that match no file (the database is ahead of the source).
     unknown: bool = False
+    #: a partly applied file edited since: finish its remaining steps when the applied steps'
+    #: text is unchanged (`--resume-edited`).
+    resume_edited: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import psycopg
 from pgshift.engine.plan import Analyzer
 from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
-from pgshift.safety import analyze
+from pgshift.safety import analyze, control
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
 from pgshift.safety.names import table_key
@@ -111,13 +111,18 @@ def make_new_table_analyzer(
     return run
 
 
-def quick_check(migrations: Iterable[Migration]) -> None:
+def quick_check(
+    migrations: Iterable[Migration], overrides: Mapping[str, Directives] | None = None
+) -> None:
     """Syntax and `-- pgshift:` comments of these files, at C speed (pglast's scanner and
     parser without building Python parse trees), so bad input is reported before the lock is
-    taken or a file applied, while the full analysis can run beside the run."""
+    taken or a file applied, while the full analysis can run beside the run. Also what a run
+    refuses (`safety.control`: BEGIN, SAVEPOINT..., lock releases not allowed), checked in full
+    only for a file whose text or parse tree may hold it."""
     from pglast import parser
 
     for m in migrations:
+        suspect = False
         for chunk in m.chunks:
             text = chunk.sql
 
@@ -125,7 +130,7 @@ def quick_check(migrations: Iterable[Migration]) -> None:
                 return base + text.count("\n", 0, offset)
 
             try:
-                parser.parse_sql_json(text)
+                tree = parser.parse_sql_json(text)
                 # directives are `--` comments: a chunk without one needs no scanning.
                 tokens = parser.scan(text) if "--" in text else ()
             except parser.ParseError as exc:
@@ -140,3 +145,6 @@ def quick_check(migrations: Iterable[Migration]) -> None:
                 comment = text[token.start : token.end + 1]
                 if is_directive_comment(comment):
                     parse_directive_comment(comment, f"{m.path}:{line_at(token.start)}")
+            suspect = suspect or control.may_need_check(text, tree)
+        if suspect:
+            control.check(m, (overrides or {}).get(m.name))

@@ -17,6 +17,10 @@ share one transaction, runs in that form, as written, in one transaction under i
 steps' keys. It commits whole or not at all, records no step, and so never needs resuming; a
 run that stops or fails before it leaves it pending as if untouched. Only files wholly applied
 by this run count: a table created by a file that an earlier run started may have been seen.
+
+Session settings. Before each file after the first, the session is reset (`Runner.reset_session`:
+RESET ALL, the role, temporary tables), so a `SET search_path` or `SET ROLE` in one file never
+changes where the next file's objects land; a resumed run starts in a fresh session, the same.
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ def run_files(
     #: tables created by files that this run applied whole, from their first step.
     fresh: set[str] = set()
     prepare = _preparer(analyze, analyze_new, done, selection, version_of)
+    #: a file already ran in this session: its SETs must not reach the next one.
+    ran_before = False
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgshift-analyze") as pool:
         futures: list[Future[_Prepared]] = [pool.submit(prepare, m) for m in pending]
         try:
@@ -154,6 +160,9 @@ def run_files(
                     steps = tuple(s for s in every if not s.done)
                     run, stop = select_steps(steps, selection)
                 if run:
+                    if ran_before:  # this file starts with the session as the run found it
+                        runner.reset_session()
+                    ran_before = True
                     part = runner.run(run, stop or Stop(StopReason.DONE))
                     total.done.extend(part.done)
                     total.applied_migrations.extend(part.applied_migrations)

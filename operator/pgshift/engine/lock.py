@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgshift.errors import LockNotAcquired, PooledConnection
+from pgshift.errors import LockLost, LockNotAcquired, PooledConnection
 
 #: One key for every pgshift run on a database, whatever the tracking schema: two Migration
 #: resources with different tracking tables still must not interleave DDL. (The int64 of the
@@ -124,3 +124,46 @@ def assert_held(conn: psycopg.Connection[Any]) -> None:
     ).fetchone()
     if not (row and row[0]):
         raise PooledConnection(NOT_HELD_MESSAGE)
+
+
+#: the SQLSTATE `still_held_sql` raises (a class of its own: no PostgreSQL error has it).
+LOST_SQLSTATE = "PGSLK"
+_HELD_BY = (
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = {pid} AND classid = {classid} AND objid = {objid} AND objsubid = 1 AND database = "
+    "(SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))"
+)
+
+
+def lost_message(pid: int) -> str:
+    return (
+        f"the migration lock is no longer held by this session (backend pid {pid}) after the "
+        "step: another pgshift run may have started"
+    )
+
+
+def verify(conn: psycopg.Connection[Any], pid: int) -> None:
+    """After a step: the session still holds the migration lock, as pg_locks shows it for our
+    backend and key. A statement of the migration can release it (`pg_advisory_unlock_all()`,
+    `DISCARD ALL`), and then another run could start: stop (LockLost) before the next step."""
+    row = conn.execute(
+        sql.SQL("SELECT pg_backend_pid() = {pid}, " + _HELD_BY).format(
+            pid=sql.Literal(pid), classid=sql.Literal(_CLASSID), objid=sql.Literal(_OBJID)
+        )
+    ).fetchone()
+    if not (row and row[0]):
+        raise PooledConnection(NOT_HELD_MESSAGE)
+    if not row[1]:
+        raise LockLost(lost_message(pid))
+
+
+def still_held_sql(pid: int) -> str:
+    """`verify` as one statement for a query string that ends in COMMIT: it fails the
+    transaction (SQLSTATE `LOST_SQLSTATE`) when the lock is gone, so the step never commits
+    without it."""
+    held = _HELD_BY.format(pid=int(pid), classid=int(_CLASSID), objid=int(_OBJID))
+    return (
+        "DO $pgshift$ BEGIN IF NOT " + held + " THEN RAISE EXCEPTION USING ERRCODE = '"
+        + LOST_SQLSTATE + "', MESSAGE = 'pgshift: the migration lock was released'; "
+        "END IF; END $pgshift$"
+    )

@@ -229,6 +229,12 @@ class Step:
     done: bool = False
     #: what the file's steps were cut from (`plan_version`); recorded with the step.
     version: str = ""
+    #: a top-level COMMIT in the file came right before this step: it never shares a
+    #: transaction with the step before it.
+    after_commit: bool = False
+    #: sha256 of the step's statement text (`step_text_hash`); recorded with the step, so a
+    #: rerun of an edited file can tell whether the applied steps are unchanged.
+    text_hash: str = ""
 
     @property
     def destructive(self) -> bool:
@@ -291,17 +297,29 @@ def plan_version(migration: Migration, override: Directives | None, rewrite: boo
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def step_text_hash(phase: Phase, tx: TxMode, statements: tuple[PlannedStatement, ...]) -> str:
+    """What a step runs, as the file wrote it: its phase, transaction mode and each statement's
+    source text and rewrite (the rendered SQL follows from those, and `render=False` leaves it
+    out). Independent of the file's hash, so the steps an edit did not touch keep theirs."""
+    parts = [phase.value, tx.value]
+    for st in statements:
+        parts += [str(st.source_index), st.rewrite, st.original_sql]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
 def cut_steps(
     migration: Migration,
     statements: tuple[PlannedStatement, ...],
     done: Collection[str] = (),
     version: str = "",
 ) -> tuple[Step, ...]:
-    """Cut one file's statements into steps. Autocommit and batched statements are alone."""
+    """Cut one file's statements into steps. Autocommit and batched statements are alone; a
+    top-level COMMIT in the file (`after_commit`) ends a step."""
     groups: list[list[PlannedStatement]] = []
     for st in statements:
         joinable = (
             groups
+            and not st.after_commit
             and st.tx is TxMode.TRANSACTION
             and groups[-1][-1].tx is TxMode.TRANSACTION
             and groups[-1][-1].phase is st.phase
@@ -337,6 +355,8 @@ def cut_steps(
                 last=i == len(groups) - 1,
                 done=key in done,
                 version=version or migration.hash,
+                after_commit=i > 0 and g[0].after_commit,
+                text_hash=step_text_hash(g[0].phase, g[0].tx, tuple(g)),
             )
         )
     return tuple(steps)
@@ -355,6 +375,8 @@ def as_written_steps(
     belong to a later phase than its step (stops are decided on the stable steps).
     """
     if not steps or any(st.tx is not TxMode.TRANSACTION for st in statements):
+        return None
+    if any(step.after_commit for step in steps):  # the file asked for a commit in between
         return None
     home: dict[int, int] = {}
     for i, step in enumerate(steps):

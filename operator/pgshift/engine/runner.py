@@ -129,6 +129,27 @@ class Runner:
                 )
                 time.sleep(delay)
 
+    def reset_session(self) -> None:
+        """Between files: what one file SET for the session (search_path, role, any setting,
+        temporary tables) must not change where the next file's objects land. `RESET ALL`
+        leaves the role alone (PostgreSQL exempts it), hence RESET SESSION AUTHORIZATION and
+        ROLE first; `DISCARD ALL` would release the migration lock, hence `DISCARD TEMP`. Then
+        the run's own session settings again. One round trip."""
+        ms = int(self.settings.timeouts.statement_timeout * 1000)
+        parts = [
+            "RESET SESSION AUTHORIZATION",
+            "RESET ROLE",
+            "RESET ALL",
+            "DISCARD TEMP",
+            sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{ms}ms")).as_string(
+                self.conn
+            ),
+        ]
+        if self.conn.info.server_version >= 140000:
+            parts.append("SET client_connection_check_interval = '1s'")
+        self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
+        self._session_lock_timeout = None
+
     # --- steps ------------------------------------------------------------------------------
 
     def run(self, steps: tuple[Step, ...], stop: Stop) -> Outcome:
@@ -144,6 +165,7 @@ class Runner:
                             i + len(group) < len(steps)
                             and not group[-1].last
                             and steps[i + len(group)].tx is TxMode.TRANSACTION
+                            and not steps[i + len(group)].after_commit
                             and steps[i + len(group)].migration.name == step.migration.name
                         ):
                             group.append(steps[i + len(group)])
@@ -225,7 +247,13 @@ class Runner:
             )
         else:
             ok = tracking.mark_step(
-                self.conn, t, step.key, step.migration, only_if=self._held, version=step.version
+                self.conn,
+                t,
+                step.key,
+                step.migration,
+                only_if=self._held,
+                version=step.version,
+                text_hash=step.text_hash,
             )
         if not ok:
             raise PooledConnection(lock.NOT_HELD_MESSAGE)
@@ -297,6 +325,8 @@ class Runner:
                     if step.last or not whole:  # a whole file commits with its row alone
                         self._record(step, clear_steps=not whole)
                     durations.append(int((time.monotonic() - t0) * 1000))
+                # before COMMIT: a step that released the lock rolls back (LockLost).
+                lock.verify(self.conn, self.lock_pid)
 
         self.with_retries(group[0].migration.name, body)
         for step, ms in zip(group, durations, strict=True):
@@ -329,7 +359,11 @@ class Runner:
             if step.last:
                 parts.extend(record.insert_row(step.migration, clear_steps=not whole))
             elif not whole:
-                parts.append(record.mark_step(step.key, step.migration, step.version))
+                parts.append(
+                    record.mark_step(step.key, step.migration, step.version, step.text_hash)
+                )
+        # the lock is still ours, or the transaction fails before COMMIT (see `lock.verify`).
+        parts.append(lock.still_held_sql(self.lock_pid))
         parts.append("COMMIT")
         try:
             self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
@@ -338,6 +372,9 @@ class Runner:
                 raise
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
+            # the statements may have released the lock before failing (a release is not
+            # undone by ROLLBACK): never run them again without it.
+            lock.verify(self.conn, self.lock_pid)
             self.emit("pipeline.fallback", migration=group[0].migration.name, sqlstate=exc.sqlstate)
             return False
         ms = int((time.monotonic() - t0) * 1000)
@@ -376,6 +413,7 @@ class Runner:
                     raise
 
             self.with_retries(step.migration.name, body)
+        lock.verify(self.conn, self.lock_pid)  # not recorded, and no next step, without it
         self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
 
@@ -392,7 +430,13 @@ class Runner:
                 tracking.insert_row(self.conn, t, step.migration, self.form, check=False)
             else:
                 tracking.mark_step(
-                    self.conn, t, step.key, step.migration, check=False, version=step.version
+                    self.conn,
+                    t,
+                    step.key,
+                    step.migration,
+                    check=False,
+                    version=step.version,
+                    text_hash=step.text_hash,
                 )
 
     def _batched(self, step: Step, out: Outcome) -> None:
@@ -427,6 +471,10 @@ class Runner:
                     lambda st=st, lt=lock_timeout: bf.run_unbatched(self.conn, st.sql, lt),
                 )
                 continue
+            # the checkpoint carries the step's text hash (--resume-edited compares it).
+            tracking.tag_checkpoint(
+                self.conn, self.settings.tracking, step.key, step.migration.name, step.text_hash
+            )
             bf.run(
                 self.conn,
                 step=step.key,
@@ -439,6 +487,7 @@ class Runner:
                 progress=progress,
                 key=key,
             )
+        lock.verify(self.conn, self.lock_pid)
         self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
 

@@ -6,6 +6,14 @@ Shapes (drizzle-compat.md):
 pgshift keeps `pgshift_steps` (a partly applied file's finished steps) and `pgshift_backfill`
 (batched backfill checkpoints) beside it, in the tracking schema. Every name is composed with
 `sql.Identifier`.
+
+pgshift's own tables carry a schema version (`pgshift_schema`, one row) and are upgraded in
+place, under the migration lock, in one transaction (`ensure`):
+- 1 (no `pgshift_schema` table): `pgshift_steps (step, migration, hash, done_at)` and
+  `pgshift_backfill (step, migration, last_key, rows, batches, walked, updated_at)`;
+- 2: both gain `text_hash` (the step's statement-text hash, `plan.step_text_hash`; NULL in
+  records older than the upgrade), so a rerun of an edited file can resume (`--resume-edited`).
+A database whose version is newer than this pgshift's is refused (TrackingTable).
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from pgshift.settings import Tracking
 
 STEPS_TABLE = "pgshift_steps"
 BACKFILL_TABLE = "pgshift_backfill"
+SCHEMA_TABLE = "pgshift_schema"
+#: the version of pgshift's own tables this code writes (see the module's docstring).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,18 @@ class Row:
     created_at: int | None
     #: v1 tables only; None in stable tables or rows written by a stable-line tool.
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One row of `pgshift_steps`: a finished step of a partly applied file."""
+
+    step: str
+    migration: str
+    #: the plan version (`plan.plan_version`) the step was cut from.
+    hash: str
+    #: the step's statement-text hash; None in records made before schema version 2.
+    text_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -110,20 +133,69 @@ def ensure(conn: psycopg.Connection[Any], tracking: Tracking, source: Source) ->
     elif form is TrackingForm.STABLE and source.tracking_form is TrackingForm.V1:
         upgrade_to_v1(conn, tracking, source)
         form = TrackingForm.V1
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
-            "hash text NOT NULL, done_at timestamptz NOT NULL DEFAULT now())"
-        ).format(_t(tracking, STEPS_TABLE))
-    )
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
-            "last_key text, rows bigint NOT NULL DEFAULT 0, batches bigint NOT NULL DEFAULT 0, "
-            "walked boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now())"
-        ).format(_t(tracking, BACKFILL_TABLE))
-    )
+    ensure_own_tables(conn, tracking)
     return form
+
+
+def schema_version(conn: psycopg.Connection[Any], tracking: Tracking) -> int:
+    """The version of pgshift's own tables: 0 none yet, 1 before `pgshift_schema` existed."""
+    if table_columns(conn, tracking, SCHEMA_TABLE):
+        row = conn.execute(
+            sql.SQL("SELECT max(version) FROM {}").format(_t(tracking, SCHEMA_TABLE))
+        ).fetchone()
+        if row and row[0] is not None:
+            return int(row[0])
+    return 1 if table_columns(conn, tracking, STEPS_TABLE) else 0
+
+
+def ensure_own_tables(conn: psycopg.Connection[Any], tracking: Tracking) -> int:
+    """Create pgshift's own tables, or upgrade them in place to `SCHEMA_VERSION` (one
+    transaction: a failure leaves them as they were). Returns the version found."""
+    found = schema_version(conn, tracking)
+    if found > SCHEMA_VERSION:
+        raise TrackingTableError(
+            f"{tracking.schema}.{SCHEMA_TABLE}: pgshift's tables have schema version {found}, "
+            f"this pgshift knows up to {SCHEMA_VERSION}",
+            hint="run a pgshift at least as new as the one that last applied migrations here",
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
+                "hash text NOT NULL, done_at timestamptz NOT NULL DEFAULT now(), text_hash text)"
+            ).format(_t(tracking, STEPS_TABLE))
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (step text PRIMARY KEY, migration text NOT NULL, "
+                "last_key text, rows bigint NOT NULL DEFAULT 0, batches bigint NOT NULL DEFAULT 0, "
+                "walked boolean NOT NULL DEFAULT false, "
+                "updated_at timestamptz NOT NULL DEFAULT now(), text_hash text)"
+            ).format(_t(tracking, BACKFILL_TABLE))
+        )
+        # version 1 -> 2: the statement-text hash of each step (NULL in older records).
+        for table in (STEPS_TABLE, BACKFILL_TABLE):
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS text_hash text").format(
+                    _t(tracking, table)
+                )
+            )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (one boolean PRIMARY KEY DEFAULT true CHECK (one), "
+                "version integer NOT NULL, upgraded_at timestamptz NOT NULL DEFAULT now())"
+            ).format(_t(tracking, SCHEMA_TABLE))
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (version) VALUES (%s) ON CONFLICT (one) DO UPDATE "
+                "SET version = EXCLUDED.version, upgraded_at = now()"
+            ).format(_t(tracking, SCHEMA_TABLE)),
+            (SCHEMA_VERSION,),
+        )
+    return found
 
 
 def upgrade_to_v1(conn: psycopg.Connection[Any], tracking: Tracking, source: Source) -> None:
@@ -256,10 +328,14 @@ class RecordText:
             )
         return out
 
-    def mark_step(self, key: str, migration: Migration, version: str = "") -> str:
+    def mark_step(
+        self, key: str, migration: Migration, version: str = "", text_hash: str = ""
+    ) -> str:
+        text = self._hex(text_hash) if text_hash else "NULL"
         return (
-            f"INSERT INTO {self._steps} (step, migration, hash) VALUES ({self._literal(key)}, "
-            f"{self._literal(migration.name)}, {self._hex(version or migration.hash)}) "
+            f"INSERT INTO {self._steps} (step, migration, hash, text_hash) VALUES "
+            f"({self._literal(key)}, {self._literal(migration.name)}, "
+            f"{self._hex(version or migration.hash)}, {text}) "
             "ON CONFLICT (step) DO UPDATE SET done_at = now()"
         )
 
@@ -283,6 +359,80 @@ def partial_files(conn: psycopg.Connection[Any], tracking: Tracking) -> dict[str
     for name, digest in conn.execute(query):
         out.setdefault(name, set()).add(digest)
     return out
+
+
+def step_records(conn: psycopg.Connection[Any], tracking: Tracking) -> list[StepRecord]:
+    """Every step record; `text_hash` None where the table predates schema version 2 (`plan`
+    and `status` read without upgrading)."""
+    cols = table_columns(conn, tracking, STEPS_TABLE)
+    if not cols:
+        return []
+    text = sql.SQL("text_hash") if "text_hash" in cols else sql.SQL("NULL::text")
+    query = sql.SQL("SELECT step, migration, hash, {} FROM {} ORDER BY step").format(
+        text, _t(tracking, STEPS_TABLE)
+    )
+    return [StepRecord(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+
+
+def checkpoint_text_hashes(
+    conn: psycopg.Connection[Any], tracking: Tracking
+) -> dict[str, tuple[str, str | None, int]]:
+    """Backfill checkpoint step -> (migration, its text hash or None, rows done so far)."""
+    cols = table_columns(conn, tracking, BACKFILL_TABLE)
+    if not cols:
+        return {}
+    text = sql.SQL("text_hash") if "text_hash" in cols else sql.SQL("NULL::text")
+    query = sql.SQL("SELECT step, migration, {}, rows FROM {}").format(
+        text, _t(tracking, BACKFILL_TABLE)
+    )
+    return {r[0]: (r[1], r[2], int(r[3])) for r in conn.execute(query)}
+
+
+def tag_checkpoint(
+    conn: psycopg.Connection[Any], tracking: Tracking, step: str, migration: str, text_hash: str
+) -> None:
+    """Before a backfill runs: its checkpoint row carries the step's text hash (a row with no
+    progress reads as no checkpoint), so an edited file can tell whether it may resume it."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (step, migration, text_hash) VALUES (%s, %s, %s) "
+            "ON CONFLICT (step) DO UPDATE SET text_hash = EXCLUDED.text_hash"
+        ).format(_t(tracking, BACKFILL_TABLE)),
+        (step, migration, text_hash),
+    )
+
+
+def rekey_steps(
+    conn: psycopg.Connection[Any],
+    tracking: Tracking,
+    renames: list[tuple[str, str]],
+    version: str,
+) -> None:
+    """Move step records and checkpoints from their old keys to the keys of the edited file's
+    plan (`version`), in one transaction (--resume-edited)."""
+    with conn.transaction():
+        for old, new in renames:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} (step, migration, hash, done_at, text_hash) "
+                    "SELECT %s, migration, %s, done_at, text_hash FROM {t} WHERE step = %s "
+                    "ON CONFLICT (step) DO NOTHING"
+                ).format(t=_t(tracking, STEPS_TABLE)),
+                (new, version, old),
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} (step, migration, last_key, rows, batches, walked, "
+                    "updated_at, text_hash) SELECT %s, migration, last_key, rows, batches, "
+                    "walked, updated_at, text_hash FROM {t} WHERE step = %s "
+                    "ON CONFLICT (step) DO NOTHING"
+                ).format(t=_t(tracking, BACKFILL_TABLE)),
+                (new, old),
+            )
+            for table in (STEPS_TABLE, BACKFILL_TABLE):
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE step = %s").format(_t(tracking, table)), (old,)
+                )
 
 
 def forget_other_versions(
@@ -317,15 +467,16 @@ def mark_step(
     only_if: sql.Composable | None = None,
     check: bool = True,
     version: str = "",
+    text_hash: str = "",
 ) -> bool:
     """Record a finished step (inside its transaction); False when `only_if` does not hold."""
     cond = only_if if only_if is not None else sql.SQL("true")
     cur = conn.execute(
         sql.SQL(
-            "INSERT INTO {} (step, migration, hash) SELECT %s, %s, %s WHERE {} "
+            "INSERT INTO {} (step, migration, hash, text_hash) SELECT %s, %s, %s, %s WHERE {} "
             "ON CONFLICT (step) DO UPDATE SET done_at = now()"
         ).format(_t(tracking, STEPS_TABLE), cond),
-        (key, migration.name, version or migration.hash),
+        (key, migration.name, version or migration.hash, text_hash or None),
     )
     return not check or cur.rowcount == 1
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, NullTestType, TransactionStmtKind
+from pglast.enums import AlterTableType, ConstrType, NullTestType
 
 from pgshift.errors import DirectiveError, OverridesError
 from pgshift.migrations.model import Migration, Source
@@ -20,6 +20,7 @@ from pgshift.safety import rewrites
 from pgshift.safety.backfill import backfill_for, batchable, idempotent
 from pgshift.safety.classify import Classification, classify
 from pgshift.safety.context import Context, ExistingTables
+from pgshift.safety.control import check as check_control
 from pgshift.safety.directives import merge
 from pgshift.safety.model import (
     Analysis,
@@ -28,11 +29,11 @@ from pgshift.safety.model import (
     LockClass,
     Phase,
     PlannedStatement,
-    Severity,
     TxMode,
 )
 from pgshift.safety.names import relation_name, render, table_key
 from pgshift.safety.rules import RULES, Subject
+from pgshift.safety.rules.transaction_nesting import is_step_boundary
 from pgshift.safety.statements import SourceStatement, split_statements
 
 #: `PlannedStatement.rewrite` of an UPDATE that pgshift batches on its own (its SQL is unchanged).
@@ -63,7 +64,9 @@ def analyze(
     analysis must never be run.
     `rewrite=False` (`--no-rewrite`, `spec.safety.rewrite: false`) runs every statement as
     written, UPDATEs included, unless a directive asks for a backfill. Raises ParseError /
-    DirectiveError / OverridesError naming `path:line` or the migration.
+    DirectiveError / OverridesError naming `path:line` or the migration; with `lint=False` (a
+    run) also TransactionControl / ReleasesLock (`safety.control`), which lint reports as
+    findings. A top-level `COMMIT` is not a statement: the one after it has `after_commit`.
 
     **The analysis depends on the file alone** (and its override and `rewrite`): a table is new
     — empty and private, its statements run as written — only when this file created it, and
@@ -93,17 +96,23 @@ def analyze(
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
+    if not lint:  # a run: refused before anything runs (lint reports them as findings)
+        check_control(migration, override)
     sources = split_statements(migration)
-    wrapper = _transaction_wrapper(sources)
+    #: a top-level COMMIT before the next statement: it starts a new step.
+    after_commit = False
     for source in sources:
-        if source.index in wrapper:
-            findings.append(_wrapper_finding(source, migration.path))
+        if is_step_boundary(source.node):
+            after_commit = True
             continue
         directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
         for node, statement in _plan(
             source, cls, directives, ctx, rewrite, migration.path, render
         ):
+            if after_commit:
+                statement = replace(statement, after_commit=True)
+                after_commit = False
             planned.append(statement)
             if lint:
                 findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
@@ -160,36 +169,6 @@ def _note_keys(key: str, columns: list[str], ctx: Context) -> None:
         ctx.keyless[key] = "has no primary key"
     else:
         ctx.keyless[key] = "has a composite primary key (" + ", ".join(columns) + ")"
-
-
-def _transaction_wrapper(sources: tuple[SourceStatement, ...]) -> frozenset[int]:
-    """The indexes of a `BEGIN; ... COMMIT;` pair around a whole hand-written file.
-
-    The author asked for one transaction, which pgshift gives every file whose statements can
-    share one: the pair is left out rather than run inside pgshift's own transaction (where the
-    COMMIT would end it early). Transaction control anywhere else stays, and lint reports it.
-    """
-    if len(sources) < 2:
-        return frozenset()
-    first, last = sources[0].node, sources[-1].node
-    kinds = TransactionStmtKind
-    if (isinstance(first, ast.TransactionStmt) and isinstance(last, ast.TransactionStmt)
-            and first.kind in (kinds.TRANS_STMT_BEGIN, kinds.TRANS_STMT_START)
-            and not first.options
-            and last.kind == kinds.TRANS_STMT_COMMIT and not last.chain
-            and not any(isinstance(s.node, ast.TransactionStmt) for s in sources[1:-1])):
-        return frozenset({sources[0].index, sources[-1].index})
-    return frozenset()
-
-
-def _wrapper_finding(source: SourceStatement, path: str) -> Finding:
-    rule = RULES["transaction-nesting"]
-    return Finding(
-        rule=rule.id, severity=Severity.INFO,
-        message=f"{source.text.split()[0].upper()} around the whole file is left out: pgshift "
-                "runs the file in one transaction when all its statements can share one",
-        path=path, line=source.line, docs=rule.docs,
-    )
 
 
 def _for_statement(override: Directives | None, node: ast.Node) -> Directives | None:

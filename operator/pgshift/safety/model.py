@@ -159,6 +159,9 @@ class PlannedStatement:
     index_unique: bool = False
     #: run a backfill's catch-up pass first (see `CatchUp`).
     catch_up: CatchUp | None = None
+    #: a top-level `COMMIT` came right before it in the file: it starts a new step, and what
+    #: came before is committed first.
+    after_commit: bool = False
 
 
 @dataclass(frozen=True)

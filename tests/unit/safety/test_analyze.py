@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from pgshift.safety import AUTO_BACKFILL, Directives, LockClass, Phase, TxMode, analyze
 from pgshift.safety.analyze import analyze_all
 from tests.unit.safety.helpers import KEY_CASE, migration
@@ -211,19 +213,63 @@ def test_override_backfill_applies_to_the_update_only() -> None:
         analyze(migration("SELECT 1;"), override=override)
 
 
-def test_begin_commit_around_the_whole_file_is_left_out() -> None:
+def test_a_top_level_commit_is_a_step_boundary_and_is_not_sent() -> None:
+    sql = ("ALTER TABLE t ADD COLUMN a int;\nCOMMIT;\nALTER TABLE t ADD COLUMN b int;\nEND;\n"
+           "ALTER TABLE t ADD COLUMN c int;\nCOMMIT;\n")
+    a = analyze(migration(sql), lint=False)
+    assert [(s.sql, s.after_commit) for s in a.statements] == [
+        ("ALTER TABLE t ADD COLUMN a int", False), ("ALTER TABLE t ADD COLUMN b int", True),
+        ("ALTER TABLE t ADD COLUMN c int", True)]
+    assert not analyze(migration(sql)).findings  # lint: nothing to report
+
+
+@pytest.mark.parametrize("statement", [
+    "BEGIN", "START TRANSACTION", "ROLLBACK", "ABORT", "SAVEPOINT s", "RELEASE SAVEPOINT s",
+    "ROLLBACK TO SAVEPOINT s", "PREPARE TRANSACTION 'x'", "COMMIT PREPARED 'x'",
+    "ROLLBACK PREPARED 'x'", "COMMIT AND CHAIN",
+])
+def test_other_transaction_control_is_refused_by_a_run_and_an_error_for_lint(
+    statement: str,
+) -> None:
+    from pgshift.errors import TransactionControl
     from pgshift.safety import Severity
 
-    sql = "BEGIN;\nALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b int;\nCOMMIT;\n"
-    a = analyze(migration(sql))
-    assert [(s.source_index, s.sql) for s in a.statements] == [
-        (1, "ALTER TABLE t ADD COLUMN a int"), (2, "ALTER TABLE t ADD COLUMN b int")]
-    assert [(f.rule, f.severity, f.line) for f in a.findings] == [
-        ("transaction-nesting", Severity.INFO, 1), ("transaction-nesting", Severity.INFO, 4)]
-    # anywhere else it stays, and is an error.
-    mid = analyze(migration("ALTER TABLE t ADD COLUMN a int;\nCOMMIT;\nBEGIN;\nSELECT 1;\n"))
-    assert len(mid.statements) == 4
-    assert {f.severity for f in mid.findings} == {Severity.ERROR}
+    m = migration(f"ALTER TABLE t ADD COLUMN a int;\n{statement};\nSELECT 1;\n")
+    with pytest.raises(TransactionControl) as raised:
+        analyze(m, lint=False)
+    assert raised.value.message.startswith(f"{m.path}:2: ")
+    assert "COMMIT; marks a step boundary" in (raised.value.hint or "")
+    assert [(f.rule, f.severity, f.line) for f in analyze(m).findings] == [
+        ("transaction-nesting", Severity.ERROR, 2)]
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT pg_advisory_unlock_all()", "SELECT pg_catalog.pg_advisory_unlock(42)",
+    "SELECT pg_advisory_unlock_shared(1, 2)", "DISCARD ALL",
+    "DO $$ BEGIN PERFORM pg_advisory_unlock_all(); END $$",
+    "DO $$ BEGIN EXECUTE 'discard   all'; END $$",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM "
+    "pg_advisory_unlock(1); END $$",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_advisory_unlock(1); END",
+])
+def test_releasing_advisory_locks_is_refused_unless_allowed(statement: str) -> None:
+    from pgshift.errors import ReleasesLock
+
+    m = migration(f"SELECT 1;\n{statement};\n")
+    with pytest.raises(ReleasesLock) as raised:
+        analyze(m, lint=False)
+    assert raised.value.message.startswith(f"{m.path}:2: ")
+    allowed = migration(f"SELECT 1;\n-- pgshift:allow=releases-advisory-lock\n{statement};\n")
+    assert len(analyze(allowed, lint=False).statements) == 2
+    by_override = analyze(m, lint=False, override=Directives(allow=frozenset({
+        "releases-advisory-lock"})))
+    assert len(by_override.statements) == 2
+
+
+def test_what_only_looks_like_a_lock_release_is_not_refused() -> None:
+    m = migration("SELECT pg_advisory_xact_lock(1);\nDISCARD TEMP;\n"
+                  "COMMENT ON TABLE t IS 'we never call pg_advisory_unlock_all()';\n")
+    assert len(analyze(m, lint=False).statements) == 3
 
 
 def test_a_renamed_existing_table_still_exists_under_its_new_name() -> None:

@@ -19,6 +19,7 @@ from pgshift.safety.rules import (
     changing_column_type,
     constraint_missing_not_valid,
     disallowed_unique_constraint,
+    releases_advisory_lock,
     renaming_column,
     renaming_table,
     require_concurrent_index_creation,
@@ -50,6 +51,7 @@ RULES: dict[str, Rule] = {
         ban_reindex_without_concurrently,
         ban_truncate_cascade,
         transaction_nesting,
+        releases_advisory_lock,
         ban_drop_database,
         unclassified_statement,
     )
