@@ -208,6 +208,31 @@ def _check_partial(
     )
 
 
+def _resume_edited(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    state: DbState,
+    settings: RunSettings,
+    overrides: dict[str, Any],
+    *,
+    write: bool,
+) -> dict[str, list[tuple[str, str]]]:
+    """--resume-edited (engine.apply.resume_edited) over this run's pending files."""
+    from pgshift.engine.analysis import make_analyzer
+    from pgshift.engine.apply import resume_edited
+    from pgshift.engine.plan import pending_up_to
+
+    analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
+    return resume_edited(
+        conn,
+        settings.tracking,
+        pending_up_to(source, state, settings.selection.target)[0],
+        lambda m, render=True: analyzer(m, frozenset(), render=render),
+        _versions(overrides, settings),
+        write=write,
+    )
+
+
 def _base_summary(command: str, source: Source, state: DbState) -> Summary:
     pending = [ms.migration.name for ms in state.pending]
     return Summary(
@@ -250,7 +275,16 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
-        the_plan = _plan(conn, source, state, settings, overrides)
+        from pgshift.engine.analysis import quick_check
+        from pgshift.engine.plan import pending_up_to
+
+        # what apply refuses before anything runs, plan names too (BEGIN, lock releases...)
+        quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
+        done = tracking.done_steps(conn, settings.tracking)
+        if settings.allow.resume_edited:  # what apply --resume-edited would count as done
+            moved = _resume_edited(conn, source, state, settings, overrides, write=False)
+            done |= {new for renames in moved.values() for _old, new in renames if new}
+        the_plan = _plan(conn, source, state, settings, overrides, done)
     steps, stop = select(the_plan, settings.selection)
     summary = _base_summary("plan", source, state)
     errors = sum(1 for f in the_plan.findings if f.severity.value == "error")
@@ -292,14 +326,22 @@ def apply(
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
         quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
+        # the analysis depends on the files alone (safety.analyze): no catalog query.
+        analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
+        version_of = _versions(overrides, settings)
+        if settings.allow.resume_edited:  # an edited applied step is named before the lock
+            _resume_edited(conn, source, state, settings, overrides, write=False)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             # read again under the lock: another run may have applied files meanwhile.
             state = compare(source, tracking.read_rows(conn, settings.tracking))
             state.check(settings.allow)
             _check_partial(conn, state, settings, overrides)
+            if settings.allow.resume_edited:
+                moved = _resume_edited(conn, source, state, settings, overrides, write=True)
+                for name, renames in moved.items():
+                    emit("steps.resumedEdited", migration=name, moved=len(renames))
             # step records of another version of a pending file remain only with --allow-drift
-            version_of = _versions(overrides, settings)
             stale = tracking.partial_files(conn, settings.tracking)
             for ms in state.pending:
                 version = version_of(ms.migration)
@@ -310,8 +352,6 @@ def apply(
             done = tracking.done_steps(conn, settings.tracking)
             pending, beyond = pending_up_to(source, state, settings.selection.target)
             emit("plan", pending=len(pending), beyondTarget=len(beyond))
-            # the analysis depends on the files alone (safety.analyze): no catalog query.
-            analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
             finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
             runner = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid)
             outcome = run_files(

@@ -28,14 +28,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import psycopg
+
+from pgshift.engine import tracking
 from pgshift.engine.plan import (
     Stop,
     StopReason,
     as_written_steps,
     cut_steps,
     end_stop,
+    resume_renames,
     select_steps,
     step_key,
 )
@@ -44,7 +48,7 @@ from pgshift.engine.runner import Outcome, Runner
 from pgshift.errors import PgshiftError
 from pgshift.migrations.model import Migration
 from pgshift.safety.model import Analysis, TxMode
-from pgshift.settings import Selection
+from pgshift.settings import Selection, Tracking
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,42 @@ def _preparer(
         return out
 
     return prepare
+
+
+def resume_edited(
+    conn: psycopg.Connection[Any],
+    tracking_settings: Tracking,
+    pending: list[Migration],
+    analyze: Analyze,
+    version_of: Callable[[Migration], str],
+    *,
+    write: bool,
+) -> dict[str, list[tuple[str, str]]]:
+    """--resume-edited: for each pending file that an earlier run left partly applied under
+    another version of its text (or settings), move the records of its applied steps to the
+    keys of its plan now, when their statement text is unchanged (`plan.resume_renames`;
+    EditedAppliedStep otherwise). `write=False` only checks (before the lock). Returns
+    migration name -> the (old key, new key) moves."""
+    records = tracking.step_records(conn, tracking_settings)
+    checkpoints = tracking.checkpoint_text_hashes(conn, tracking_settings)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for m in pending:
+        version = version_of(m)
+        prefix = step_key(m, 0, version).removesuffix("0")
+        old = [r for r in records if r.migration == m.name and not r.step.startswith(prefix)]
+        old_checkpoints = {
+            key: (text_hash, rows)
+            for key, (name, text_hash, rows) in checkpoints.items()
+            if name == m.name and not key.startswith(prefix)
+        }
+        if not old and not old_checkpoints:
+            continue
+        steps = cut_steps(m, analyze(m, render=False).statements, (), version)
+        renames = resume_renames(m, steps, old, old_checkpoints)
+        if write:
+            tracking.rekey_steps(conn, tracking_settings, renames, version)
+        out[m.name] = renames
+    return out
 
 
 def run_files(

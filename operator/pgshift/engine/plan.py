@@ -12,9 +12,10 @@ import hashlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
-from pgshift.engine.tracking import Row, match_row_to_migration
+from pgshift.engine.tracking import Row, StepRecord, match_row_to_migration
 from pgshift.errors import (
     Drift,
+    EditedAppliedStep,
     OutOfOrder,
     PgshiftError,
     UnknownApplied,
@@ -139,8 +140,12 @@ def partial_drift(
                 Drift(
                     f"{m.path}: migration {m.name} was partly applied from another version "
                     f"of the file or other settings (steps recorded for {other[0][:12]}, "
-                    f"{what}); restore them to finish it, or pass --allow-drift "
-                    "to run the new one from the start",
+                    f"{what})",
+                    hint=(
+                        "pass --resume-edited to run its remaining steps when the applied "
+                        "ones are unchanged; or restore the file or settings to finish it; or "
+                        "--allow-drift to run the new one from its first step"
+                    ),
                     migration=m.name,
                 )
             )
@@ -154,7 +159,8 @@ def check_partial(
     version_of: Callable[[Migration], str] | None = None,
 ) -> None:
     problems = partial_drift(state, partial, version_of)
-    if problems and not allow.drift:
+    # --resume-edited: the engine compares the applied steps' text under the lock instead.
+    if problems and not allow.drift and not allow.resume_edited:
         raise problems[0]
 
 
@@ -360,6 +366,64 @@ def cut_steps(
             )
         )
     return tuple(steps)
+
+
+def step_index(key: str) -> int:
+    """The index in a step key `<hash12>[.<6 hex>]-<index>`."""
+    return int(key.rsplit("-", 1)[1])
+
+
+def resume_renames(
+    migration: Migration,
+    steps: tuple[Step, ...],
+    records: list[StepRecord],
+    checkpoints: Mapping[str, tuple[str | None, int]],
+) -> list[tuple[str, str]]:
+    """--resume-edited: the step records (and backfill checkpoints: key -> (text hash, rows))
+    that an earlier version of this file (or of its plan) left, moved to the keys of `steps`,
+    the file's plan now. Each record's step must exist now with the same statement text
+    (`text_hash`), else EditedAppliedStep lists every step that differs: resuming would skip
+    text that never ran, or run a step's statements twice. A checkpoint without progress
+    (only tagged) that no longer matches is dropped instead."""
+    by_index = {s.index: s for s in steps}
+    renames: list[tuple[str, str]] = []
+    changed: list[str] = []
+
+    def match(key: str, text_hash: str | None, what: str) -> str | None:
+        index = step_index(key)
+        now = by_index.get(index)
+        if text_hash is None:
+            changed.append(f"{key} ({what}; recorded before pgshift kept step text hashes)")
+        elif now is None:
+            changed.append(f"{key} ({what}; the file has no step {index} now)")
+        elif now.text_hash != text_hash:
+            changed.append(f"{key} ({what}; now step {now.key} at line {now.statements[0].line})")
+        else:
+            return now.key
+        return None
+
+    recorded = {r.step for r in records}
+    for r in sorted(records, key=lambda r: step_index(r.step)):
+        new = match(r.step, r.text_hash, "applied")
+        if new is not None:
+            renames.append((r.step, new))
+    for key, (text_hash, rows) in sorted(checkpoints.items()):
+        if key in recorded:
+            continue  # the step's record decides; its checkpoint follows it
+        now = by_index.get(step_index(key))
+        if rows == 0 and (now is None or now.text_hash != text_hash):
+            renames.append((key, ""))  # no progress: nothing to keep
+            continue
+        new = match(key, text_hash, f"backfill, {rows} rows done")
+        if new is not None:
+            renames.append((key, new))
+    if changed:
+        raise EditedAppliedStep(
+            f"{migration.path}: --resume-edited: migration {migration.name} was edited in "
+            f"steps an earlier run applied: {'; '.join(changed)}",
+            migration=migration.name,
+        )
+    return [(old, new) for old, new in renames if old != new]
 
 
 def as_written_steps(

@@ -409,9 +409,16 @@ def rekey_steps(
     version: str,
 ) -> None:
     """Move step records and checkpoints from their old keys to the keys of the edited file's
-    plan (`version`), in one transaction (--resume-edited)."""
+    plan (`version`), in one transaction (--resume-edited); a new key "" forgets the old."""
     with conn.transaction():
         for old, new in renames:
+            if not new:  # forget it
+                for table in (STEPS_TABLE, BACKFILL_TABLE):
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE step = %s").format(_t(tracking, table)),
+                        (old,),
+                    )
+                continue
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {t} (step, migration, hash, done_at, text_hash) "

@@ -253,3 +253,68 @@ def test_plan_version_and_keys_follow_the_settings_that_cut_the_file() -> None:
     v = plan_version(m, None, False)
     assert step_key(m, 1, v) == f"{m.hash[:12]}.{v[:6]}-1"
     assert [s.key for s in cut_steps(m, (st("a"),), version=v)] == [f"{m.hash[:12]}.{v[:6]}-0"]
+
+
+# --- COMMIT as a step boundary, statement-text hashes, --resume-edited (issue 9) ------------
+
+
+def _steps(sql: str):
+    from pgshift.safety import analyze
+
+    (m,) = stable(sql).migrations
+    return m, cut_steps(m, analyze(m, lint=False).statements)
+
+
+def test_a_commit_in_the_file_cuts_a_step_that_never_shares_the_transaction_before_it() -> None:
+    _m, steps = _steps("CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n")
+    assert [(s.index, s.tx, s.after_commit) for s in steps] == [
+        (0, TxMode.TRANSACTION, False), (1, TxMode.TRANSACTION, True)]
+    _m, whole = _steps("CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n")
+    assert len(whole) == 1
+
+
+def test_a_file_with_a_commit_is_never_run_whole_in_one_transaction() -> None:
+    from pgshift.safety import analyze
+
+    (m,) = stable("CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n").migrations
+    statements = analyze(m, lint=False).statements
+    assert as_written_steps(cut_steps(m, statements), statements) is None
+
+
+def test_step_text_hashes_survive_an_edit_of_a_later_step() -> None:
+    head = "ALTER TABLE t ADD COLUMN a int;\n--> statement-breakpoint\nVACUUM t;\n"
+    m1, before = _steps(head + "--> statement-breakpoint\nSELECT 1/0;\n")
+    m2, after = _steps(head + "--> statement-breakpoint\nSELECT 1;\n")
+    assert m1.hash != m2.hash and before[0].key != after[0].key
+    assert [s.text_hash for s in before[:2]] == [s.text_hash for s in after[:2]]
+    assert before[2].text_hash != after[2].text_hash
+
+
+def test_resume_renames_moves_unchanged_applied_steps_and_names_changed_ones() -> None:
+    from pgshift.engine.plan import resume_renames
+    from pgshift.engine.tracking import StepRecord
+    from pgshift.errors import EditedAppliedStep
+
+    m1, old = _steps("ALTER TABLE t ADD COLUMN a int;\n--> statement-breakpoint\nVACUUM t;\n"
+                     "--> statement-breakpoint\nSELECT 1/0;\n")
+    m2, new = _steps("ALTER TABLE t ADD COLUMN a int;\n--> statement-breakpoint\nVACUUM t;\n"
+                     "--> statement-breakpoint\nSELECT 1;\n")
+    records = [StepRecord(s.key, m1.name, m1.hash, s.text_hash) for s in old[:2]]
+    assert resume_renames(m2, new, records, {}) == [
+        (old[0].key, new[0].key), (old[1].key, new[1].key)]
+    # a checkpoint with no progress that no longer matches is forgotten, not an error
+    assert resume_renames(m2, new, [], {old[2].key: (old[2].text_hash, 0)}) == [(old[2].key, "")]
+
+    m3, edited = _steps("ALTER TABLE t ADD COLUMN a bigint;\n--> statement-breakpoint\n"
+                        "VACUUM t;\n--> statement-breakpoint\nSELECT 1;\n")
+    with pytest.raises(EditedAppliedStep) as raised:
+        resume_renames(m3, edited, records, {})
+    assert f"{old[0].key} (applied; now step {edited[0].key} at line 1)" in raised.value.message
+    assert old[1].key not in raised.value.message  # unchanged
+    # records from before text hashes were kept cannot be vouched for
+    legacy = [StepRecord(old[0].key, m1.name, m1.hash, None)]
+    with pytest.raises(EditedAppliedStep, match="before pgshift kept step text hashes"):
+        resume_renames(m2, new, legacy, {})
+    # a half-done backfill whose text changed is an applied step too
+    with pytest.raises(EditedAppliedStep, match="backfill, 10 rows done"):
+        resume_renames(m2, new, [], {old[2].key: (old[2].text_hash, 10)})
