@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,18 @@ T = TypeVar("T")
 Emit = Callable[..., None]
 
 _RETRYABLE_LOCK = (pgerr.LockNotAvailable, pgerr.DeadlockDetected)
+
+#: before a step's records, in its transaction: pgshift's tables are written as the session's
+#: own user even when the file did `SET ROLE` (LOCAL: the file's role is back after COMMIT, for
+#: its later steps; the next file starts after `reset_session`).
+_AS_SESSION_USER = "SET LOCAL SESSION AUTHORIZATION DEFAULT"
+_ROLE_WORDS = re.compile(r"\b(?:role|authorization)\b", re.IGNORECASE)
+
+
+def _may_set_role(step: Step) -> bool:
+    """The file may change the current role (`SET ROLE`, `SET SESSION AUTHORIZATION`, also in a
+    DO block): a cheap, conservative test of its text."""
+    return _ROLE_WORDS.search(step.migration.sql) is not None
 
 
 @dataclass
@@ -322,9 +335,14 @@ class Runner:
                             self.conn.execute(lock.lock_timeout_sql(wanted))
                             current = wanted
                         self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
+                    durations.append(int((time.monotonic() - t0) * 1000))
+                # the records after every statement of the group (one transaction either way):
+                # written as the session's own user, whatever role the file SET.
+                if _may_set_role(group[0]):
+                    self.conn.execute(_AS_SESSION_USER)
+                for step in group:
                     if step.last or not whole:  # a whole file commits with its row alone
                         self._record(step, clear_steps=not whole)
-                    durations.append(int((time.monotonic() - t0) * 1000))
                 # before COMMIT: a step that released the lock rolls back (LockLost).
                 lock.verify(self.conn, self.lock_pid)
 
@@ -356,6 +374,9 @@ class Runner:
                 # as written; the ";" that ends each statement here is not part of its text,
                 # whose last token is never a comment (safety.statements).
                 parts.append(st.sql)
+        if _may_set_role(group[0]):
+            parts.append(_AS_SESSION_USER)
+        for step in group:
             if step.last:
                 parts.extend(record.insert_row(step.migration, clear_steps=not whole))
             elif not whole:
@@ -422,10 +443,14 @@ class Runner:
         connection as one pipeline: one round trip)."""
         if not self.direct:
             with self.conn.transaction():
+                if _may_set_role(step):
+                    self.conn.execute(_AS_SESSION_USER)
                 self._record(step)
             return
         t = self.settings.tracking
         with self.conn.pipeline(), self.conn.transaction():
+            if _may_set_role(step):
+                self.conn.execute(_AS_SESSION_USER)
             if step.last:
                 tracking.insert_row(self.conn, t, step.migration, self.form, check=False)
             else:
