@@ -49,7 +49,13 @@ def backfill_finder(
         if not loaded:
             # each file alone, every table assumed to exist: as the backfill ran on a live table.
             for m in source.migrations:
-                analysis = analyze(m, override=overrides.get(m.name), rewrite=rewrite, lint=False)
+                analysis = analyze(
+                    m,
+                    override=overrides.get(m.name),
+                    rewrite=rewrite,
+                    lint=False,
+                    refuse_control=False,  # applied files too: they are read, not run
+                )
                 cache.extend(s.backfill for s in analysis.statements if s.backfill is not None)
             loaded = True
         for b in reversed(cache):

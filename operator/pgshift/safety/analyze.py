@@ -52,6 +52,7 @@ def analyze(
     lint: bool = True,
     render: bool = True,
     keyless_before: Mapping[str, str] | None = None,
+    refuse_control: bool = True,
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
@@ -66,7 +67,9 @@ def analyze(
     written, UPDATEs included, unless a directive asks for a backfill. Raises ParseError /
     DirectiveError / OverridesError naming `path:line` or the migration; with `lint=False` (a
     run) also TransactionControl / ReleasesLock (`safety.control`), which lint reports as
-    findings. A top-level `COMMIT` is not a statement: the one after it has `after_commit`.
+    findings (`refuse_control=False`: not for a file that is not going to run, e.g. an
+    applied one read for its backfill). A top-level `COMMIT` is not a statement: the one
+    after it has `after_commit`.
 
     **The analysis depends on the file alone** (and its override and `rewrite`): a table is new
     — empty and private, its statements run as written — only when this file created it, and
@@ -96,7 +99,7 @@ def analyze(
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
-    if not lint:  # a run: refused before anything runs (lint reports them as findings)
+    if not lint and refuse_control:  # a run: refused before anything runs (lint: findings)
         check_control(migration, override)
     sources = split_statements(migration)
     #: a top-level COMMIT before the next statement: it starts a new step.

@@ -45,7 +45,9 @@ def test_an_allowed_lock_release_stops_the_run_before_the_next_step(
     directives = "-- pgshift:allow=releases-advisory-lock\n" + (
         "-- pgshift:no-transaction\n" if mode == "no-transaction" else ""
     )
-    release = "CREATE TABLE a (id int);\nCOMMIT;\n" + directives + "SELECT pg_advisory_unlock_all();"
+    release = (
+        "CREATE TABLE a (id int);\nCOMMIT;\n" + directives + "SELECT pg_advisory_unlock_all();"
+    )
     folder = write_drizzle_folder(
         tmp_path / "m", [USERS, release + "\nCOMMIT;\nCREATE TABLE b (id int);",
                          "CREATE TABLE c (id int);"]

@@ -266,6 +266,12 @@ def test_releasing_advisory_locks_is_refused_unless_allowed(statement: str) -> N
     assert len(by_override.statements) == 2
 
 
+def test_a_file_read_but_not_run_is_not_refused() -> None:
+    # the backfill finder reads applied files too (drizzle may have applied a BEGIN long ago)
+    m = migration("BEGIN;\nUPDATE t SET a = 1 WHERE a IS NULL;\nCOMMIT;\n")
+    assert len(analyze(m, lint=False, refuse_control=False).statements) == 2
+
+
 def test_what_only_looks_like_a_lock_release_is_not_refused() -> None:
     m = migration("SELECT pg_advisory_xact_lock(1);\nDISCARD TEMP;\n"
                   "COMMENT ON TABLE t IS 'we never call pg_advisory_unlock_all()';\n")
