@@ -260,6 +260,11 @@ def render_text(summary: Summary) -> str:
         out.append(
             f"backup {b['file']}: {b['size']} bytes, sha256 {b['sha256']}, scope {b['scope']}"
         )
+        if b.get("skipped"):
+            out.append(
+                f"skipped (not in the database yet, nothing to back up): {', '.join(b['skipped'])}"
+                + ("" if b.get("tables") else "; the dump holds no table")
+            )
     if "restore" in d:
         out.append(f"restored {d['restore']['file']} into {d['restore']['database']}")
     for p in d.get("problems") or []:
@@ -296,6 +301,29 @@ def _write_result(path: str | None, data: dict[str, Any]) -> None:
         Path(path).write_text(bounded_json(data) + "\n", encoding="utf-8")
     except OSError as exc:
         print(f"error[Usage]: --result-file {path}: cannot write ({exc.strerror})", file=sys.stderr)
+
+
+def check_result_file(path: str | None) -> None:
+    """Refuse a `--result-file` that cannot be written before anything runs: found only at the
+    end, the run's outcome would be lost (a Job's termination message) after it was applied.
+    An existing file is opened for appending (not changed); a new one needs a writable folder."""
+    if not path:
+        return
+    target = Path(path)
+    try:
+        if target.exists() or target.is_symlink():
+            if target.is_dir():
+                raise UsageError(f"--result-file {path}: is a folder")
+            with target.open("a", encoding="utf-8"):
+                pass
+            return
+    except OSError as exc:
+        raise UsageError(f"--result-file {path}: cannot write ({exc.strerror})") from None
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"--result-file {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--result-file {path}: cannot write in folder {folder}")
 
 
 def _operator(args: list[str]) -> int:
@@ -362,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     configure("json" if output == "json" else "text")
     emit = _emit_factory()
     result_file = getattr(args, "result_file", None)
+    try:
+        check_result_file(result_file)
+    except UsageError as exc:
+        print(redact(exc.one_line()), file=sys.stderr)
+        return exc.exit_code
     try:
         # SIGTERM anywhere (waiting for the lock, planning, pg_dump) ends as cleanly as Ctrl-C;
         # inside a run the runner turns it into a summary with reason Interrupted.

@@ -22,6 +22,7 @@ from pgshift.engine.connect import Database, check_session, connect, parse_url
 from pgshift.engine.result import Summary
 from pgshift.errors import (
     EXIT_FAILED,
+    BackfillKeyError,
     DatabaseError,
     DigestMismatch,
     OverridesError,
@@ -30,7 +31,7 @@ from pgshift.errors import (
     UnknownMigration,
 )
 from pgshift.logs import redact
-from pgshift.migrations import Layout, Source, read_source
+from pgshift.migrations import Layout, Migration, Source, read_source
 from pgshift.settings import RunSettings, Tracking
 
 if TYPE_CHECKING:  # the planner pulls in safety (pglast): backup and restore need neither
@@ -82,6 +83,49 @@ def load_overrides(path: str | None) -> dict[str, Any]:
             f"--overrides {path}: not YAML/JSON ({str(exc).splitlines()[0]})"
         ) from None
     return parse_overrides(data, path)
+
+
+def source_overrides(source: Source, path: str | None) -> dict[str, Any]:
+    """`--overrides` for this source: a key that names no migration of it is an error (a typo
+    would silently leave the file it meant without its settings)."""
+    from pgshift.migrations.names import unmatched_names
+
+    overrides = load_overrides(path)
+    unmatched = unmatched_names(
+        source, [(f"--overrides {path}:", name) for name in overrides], step_keys=False
+    )
+    if unmatched:
+        raise UnknownMigration(unmatched[0].message(source.origin), name=unmatched[0].name)
+    return overrides
+
+
+#: the id of the finding for files the source holds but drizzle's migrator never reads.
+UNLISTED_RULE = "unlisted-migration-file"
+
+
+def source_findings(source: Source) -> list[Any]:
+    """Findings about the source itself, beside the rules' findings on statements: each file
+    drizzle ignores (not in the journal; a v1 folder without migration.sql), pgshift ignores too
+    (compatibility), and says so, since a backfill lost that way goes unnoticed."""
+    from pgshift.safety.model import Finding, Severity
+
+    why = (
+        "not listed in meta/_journal.json: drizzle and pgshift never apply it"
+        if source.layout is Layout.DRIZZLE
+        else "has no migration.sql: drizzle and pgshift never apply it"
+    )
+    return [
+        Finding(
+            rule=UNLISTED_RULE,
+            severity=Severity.WARNING,
+            message=f"{path} {why}",
+            path=path,
+            line=1,
+            help="add it with drizzle-kit (generate --custom) or delete it",
+            docs="docs/drizzle.md",
+        )
+        for path in source.unlisted
+    ]
 
 
 def check_digest(source: Source, expected: str | None) -> None:
@@ -233,6 +277,79 @@ def _resume_edited(
     )
 
 
+def _check_names(
+    source: Source, state: DbState, settings: RunSettings, overrides: Mapping[str, Any]
+) -> None:
+    """Every migration name and step key given to this run names something (plan.check_names);
+    only a pending file that a key's hash names is analysed, to know its steps' keys."""
+    from pgshift.engine.analysis import make_analyzer
+    from pgshift.engine.plan import check_names, cut_steps
+
+    analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
+    version_of = _versions(dict(overrides), settings)
+
+    def keys_of(m: Migration) -> list[str]:
+        statements = analyzer(m, frozenset()).statements
+        return [s.key for s in cut_steps(m, statements, (), version_of(m))]
+
+    # override names were checked when they were read (source_overrides)
+    check_names(source, state, settings.selection, keys_of)
+
+
+def _preflight(
+    conn: psycopg.Connection[Any],
+    pending: list[Migration],
+    settings: RunSettings,
+    overrides: Mapping[str, Any],
+) -> None:
+    """What `analysis.quick_check` cannot see, before the lock and the first statement: the
+    full analysis of each pending file that has `-- pgshift:` directives or an override (the
+    checks of a directive against its statement, an override's backfill without an UPDATE),
+    and the key of each backfill they ask for on a table that exists now and that no earlier
+    statement of the run mentions (tables the run creates or alters are checked when their
+    step runs: the catalog cannot know them yet)."""
+    from pglast import parser
+
+    from pgshift.engine import backfill as bf
+    from pgshift.engine.analysis import existing_tables, make_analyzer
+
+    analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
+    exists: Any = None
+    trees: list[str] = []  # parse trees (JSON) of the files before this one, when first needed
+    parsed = [0]  # how many files `trees` holds
+
+    def mentioned_before(position: int, name: str) -> bool:
+        for m in pending[parsed[0] : position]:
+            trees.extend(parser.parse_sql_json(c.sql) for c in m.chunks)
+        parsed[0] = max(parsed[0], position)
+        needle = f'"relname":{json.dumps(name)}'
+        return any(needle in tree for tree in trees)
+
+    for position, m in enumerate(pending):
+        if m.name not in overrides and "pgshift:" not in m.sql:
+            continue
+        analysis = analyzer(m, frozenset())
+        for i, st in enumerate(analysis.statements):
+            b = st.backfill
+            if b is None or st.rewrite:  # pgshift's own batching falls back when it can't
+                continue
+            schema, name = b.table
+            if any(
+                t.split(".")[-1] == name for prior in analysis.statements[:i] for t in prior.tables
+            ) or mentioned_before(position, name):
+                continue
+            if exists is None:
+                exists = existing_tables(conn)
+            if not exists(schema, name):
+                continue
+            try:
+                bf.resolve_key(conn, b)
+            except BackfillKeyError as exc:
+                raise BackfillKeyError(
+                    f"{m.path}:{st.line}: -- pgshift:backfill: {exc.message}"
+                ) from None
+
+
 def _base_summary(command: str, source: Source, state: DbState) -> Summary:
     pending = [ms.migration.name for ms in state.pending]
     return Summary(
@@ -269,10 +386,11 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     from pgshift.engine.plan import select
 
     source = load_source(src)
-    overrides = load_overrides(src.overrides)
+    overrides = source_overrides(source, src.overrides)
     check_digest(source, settings.selection.expect_digest)
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
+        _check_names(source, state, settings, overrides)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
         from pgshift.engine.analysis import quick_check
@@ -287,8 +405,9 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
         the_plan = _plan(conn, source, state, settings, overrides, done)
     steps, stop = select(the_plan, settings.selection)
     summary = _base_summary("plan", source, state)
-    errors = sum(1 for f in the_plan.findings if f.severity.value == "error")
-    warnings = sum(1 for f in the_plan.findings if f.severity.value == "warning")
+    findings = [*source_findings(source), *the_plan.findings]
+    errors = sum(1 for f in findings if f.severity.value == "error")
+    warnings = sum(1 for f in findings if f.severity.value == "warning")
     summary.stopped = stop.as_dict()
     summary.extra = {
         "steps": [s.as_dict() for s in the_plan.steps],
@@ -297,7 +416,7 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
         "findings": {"error": errors, "warning": warnings},
         "migrations": _migrations_table(state),
         "problems": _problems(state),
-        "findingList": [f.as_dict() for f in the_plan.findings],
+        "findingList": [f.as_dict() for f in findings],
     }
     return summary
 
@@ -317,12 +436,13 @@ def apply(
     from pgshift.engine.runner import Runner
 
     source = load_source(src)
-    overrides = load_overrides(src.overrides)
+    overrides = source_overrides(source, src.overrides)
     check_digest(source, settings.selection.expect_digest)
     with session(url, settings) as (conn, _db):
         # Bad input is reported before the lock is waited for or taken: disagreements with the
         # tracking table, and the syntax and directives of the pending files.
         state = compare(source, tracking.read_rows(conn, settings.tracking))
+        _check_names(source, state, settings, overrides)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
         quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
@@ -331,6 +451,11 @@ def apply(
         version_of = _versions(overrides, settings)
         if settings.allow.resume_edited:  # an edited applied step is named before the lock
             _resume_edited(conn, source, state, settings, overrides, write=False)
+
+
+        pending_now = pending_up_to(source, state, settings.selection.target)[0]
+        quick_check(pending_now)
+        _preflight(conn, pending_now, settings, overrides)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             # read again under the lock: another run may have applied files meanwhile.
@@ -390,6 +515,7 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     """What the database holds against the source (the `db:check`): never raises on
     disagreement; reports it, with `ok: false` and exit 1."""
     source = load_source(src)
+    overrides = source_overrides(source, src.overrides)
     with session(url, settings) as (conn, _db):
         state = _state(conn, source, settings.tracking)
         partial = sorted(tracking.done_steps(conn, settings.tracking))
@@ -398,7 +524,7 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     summary = _base_summary("status", source, state)
     from pgshift.engine.plan import partial_drift
 
-    versions = _versions(load_overrides(src.overrides), settings)
+    versions = _versions(overrides, settings)
     problems = _problems(state) + [
         {"code": p.code, "message": p.message} for p in partial_drift(state, files, versions)
     ]
@@ -419,11 +545,11 @@ def lint(src: SourceOptions, settings: RunSettings) -> Summary:
     from pgshift.engine.analysis import make_analyzer
 
     source = load_source(src)
-    overrides = load_overrides(src.overrides)
+    overrides = source_overrides(source, src.overrides)
     analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite)
     created: frozenset[str] = frozenset()
     keyless: Mapping[str, str] = {}
-    findings = []
+    findings = source_findings(source)
     for m in source.migrations:
         analysis = analyzer(m, created, keyless_before=keyless)  # type: ignore[call-arg]
         created = created | analysis.created_tables

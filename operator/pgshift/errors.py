@@ -116,7 +116,16 @@ class UnknownApplied(PgshiftError):
 
 
 class UnknownMigration(PgshiftError):
+    """An option, approval or override names a migration the source does not have."""
+
     code = "UnknownMigration"
+
+
+class UnknownStep(PgshiftError):
+    """A step key (`--stop-before`, `--approve`) that no file of the source is cut into."""
+
+    code = "UnknownStep"
+    hint = "step keys are listed by `pgshift plan` (STEP column, `steps[].key`)"
 
 
 class TrackingTableError(PgshiftError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,96 @@ def test_configmap_problems() -> None:
     assert configmap_problems({"ok.sql": "x"}) == []
     problems = configmap_problems({"bad/key.sql": "x", "big.sql": "x" * 2000}, limit_bytes=1000)
     assert any("bad/key.sql" in p for p in problems) and any("exceeds" in p for p in problems)
+
+
+# --- issue 9: nothing is skipped silently, no layout contradicts its folder ---------------------
+
+
+def test_nul_byte_and_byte_order_mark_are_refused() -> None:
+    with pytest.raises(SourceError, match=r"0001_a.sql:2: a NUL byte"):
+        read_mapping({"0001_a.sql": "SELECT 1;\nSELECT\x002;"}, Layout.PLAIN)
+    with pytest.raises(SourceError, match="byte-order mark"):
+        read_mapping({"0001_a.sql": "\ufeffSELECT 1;"})
+
+
+def test_duplicate_tags_and_huge_when_in_the_journal(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    entry = {"tag": "0000_m0", "when": 1}
+    (folder / "meta" / "_journal.json").write_text(
+        json.dumps({"entries": [entry, {**entry, "when": 2}]})
+    )
+    with pytest.raises(SourceError, match=r"entries\[1\]: tag '0000_m0' is also entries\[0\]"):
+        read_source(folder)
+    (folder / "meta" / "_journal.json").write_text(
+        json.dumps({"entries": [{**entry, "when": 2**63}]})
+    )
+    with pytest.raises(SourceError, match="does not fit the tracking table's bigint"):
+        read_source(folder)
+    with pytest.raises(SourceError, match="does not fit"):
+        read_mapping({f"{2**63}_x.sql": "SELECT 1;"})
+
+
+def test_journal_without_idx_is_read_like_drizzle(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    (folder / "meta" / "_journal.json").write_text(
+        json.dumps({"entries": [{"tag": "0000_m0", "when": 5}]})
+    )
+    assert [m.when for m in read_source(folder).migrations] == [5]
+
+
+def test_entries_that_look_like_migrations_are_never_skipped(tmp_path: Path) -> None:
+    write_plain_folder(tmp_path, ["SELECT 1;"])
+    (tmp_path / "0002_x.sql").mkdir()
+    with pytest.raises(SourceError, match=r"0002_x\.sql: is a folder"):
+        read_source(tmp_path)
+    (tmp_path / "0002_x.sql").rmdir()
+    (tmp_path / "0002_x.sql").symlink_to(tmp_path / "0002_x.sql")
+    with pytest.raises(SourceError, match="symlink loop"):
+        read_source(tmp_path)
+    (tmp_path / "0002_x.sql").unlink()
+    (tmp_path / "0002_x.SQL").write_text("SELECT 2;")
+    with pytest.raises(SourceError, match="lower-case"):
+        read_source(tmp_path)
+    (tmp_path / "0002_x.SQL").unlink()
+    # other entries are not migrations, for drizzle either: not read
+    (tmp_path / "README.md").symlink_to(tmp_path / "gone")
+    (tmp_path / "snapshots").mkdir()
+    assert [m.name for m in read_source(tmp_path).migrations] == ["0001_m0"]
+
+
+@pytest.mark.parametrize(
+    ("layout", "writer", "needle"),
+    [
+        (Layout.PLAIN, write_drizzle_folder, "layout plain, but the folder has drizzle-kit's"),
+        (Layout.DRIZZLE, write_plain_folder, "layout drizzle, but there is no meta/_journal"),
+        (Layout.PLAIN, write_v1_folder, "drizzle-kit 1.0 migration folder"),
+        (Layout.DRIZZLE_V1, write_plain_folder, "is a file, not a"),
+    ],
+)
+def test_layout_contradicting_the_folder(
+    tmp_path: Path, layout: Layout, writer, needle: str
+) -> None:
+    writer(tmp_path, ["SELECT 1;"])
+    with pytest.raises(SourceError, match=re.escape(needle)):
+        read_source(tmp_path, layout)
+
+
+def test_explicit_layout_that_matches_is_accepted(tmp_path: Path) -> None:
+    for layout, writer in (
+        (Layout.DRIZZLE, write_drizzle_folder),
+        (Layout.DRIZZLE_V1, write_v1_folder),
+        (Layout.PLAIN, write_plain_folder),
+    ):
+        folder = writer(tmp_path / layout.value, ["SELECT 1;"])
+        assert read_source(folder, layout).layout is layout
+
+
+def test_files_drizzle_never_reads_are_listed(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path / "s", ["SELECT 1;"])
+    (folder / "0001_lost_backfill.sql").write_text("UPDATE t SET v = 1;")
+    source = read_source(folder)
+    assert [m.name for m in source.migrations] == ["0000_m0"]
+    assert source.unlisted == (str(folder / "0001_lost_backfill.sql"),)
+    v1 = write_v1_folder(tmp_path / "v", ["SELECT 1;"])
+    (v1 / "20251101000009_empty").mkdir()
+    assert read_source(v1).unlisted == (str(v1 / "20251101000009_empty"),)

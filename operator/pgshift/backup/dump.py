@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from pgshift.backup.retention import to_prune
 from pgshift.backup.tools import find_tool, run_tool
 from pgshift.engine.connect import Database, connect
@@ -26,6 +28,26 @@ def server_major(db: Database) -> int:
     with connect(db, application_name="pgshift-backup") as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
     return int(row[0]) // 10000 if row else 0
+
+
+def existing_tables(db: Database, tables: list[str]) -> tuple[list[str], list[str]]:
+    """`tables` split into those that exist now and those that do not (yet): the affected
+    tables of a plan include those its own files create, absent on a fresh database. Patterns
+    (`*`, `?`) and names the server cannot resolve are left to pg_dump, as given."""
+    present: list[str] = []
+    absent: list[str] = []
+    with connect(db, application_name="pgshift-backup") as conn:
+        for table in tables:
+            if any(c in table for c in "*?"):
+                present.append(table)
+                continue
+            try:
+                row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            except psycopg.Error:  # e.g. invalid name syntax: pg_dump names the problem
+                present.append(table)
+                continue
+            (present if row and row[0] else absent).append(table)
+    return present, absent
 
 
 def sha256_of(path: Path) -> str:
@@ -53,6 +75,9 @@ def dump(
     major = server_major(db)
     pg_dump, version = find_tool("pg_dump", major)
     pg_restore, _ = find_tool("pg_restore", major)
+    skipped: list[str] = []
+    if tables:
+        tables, skipped = existing_tables(db, tables)
     partial = to.with_name(to.name + ".partial")
     args = [
         pg_dump,
@@ -63,8 +88,14 @@ def dump(
     ]
     for table in tables:
         args.append(f"--table={table}")
+    if skipped and not tables:
+        # none of the tables exists yet (a fresh database): a valid dump that holds nothing,
+        # so a backup before the first migration succeeds; pg_dump refuses `--table`s that
+        # match nothing.
+        args += ["--schema-only", "--exclude-schema=*"]
+    scope = "tables" if tables or skipped else "database"
     started = dt.datetime.now(dt.UTC)
-    emit("backup.started", file=str(to), scope="tables" if tables else "database", tables=tables)
+    emit("backup.started", file=str(to), scope=scope, tables=tables, skipped=skipped)
     try:
         run_tool(args, db, "pg_dump")
         # verify: pg_restore must be able to read the table of contents.
@@ -76,8 +107,10 @@ def dump(
         "file": str(to),
         "sha256": sha256_of(to),
         "size": to.stat().st_size,
-        "scope": "tables" if tables else "database",
+        "scope": scope,
         "tables": tables,
+        #: asked for, but absent when the dump was taken: nothing of theirs to back up.
+        "skipped": skipped,
         "time": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "database": db.display,
         "serverMajor": major,
@@ -85,7 +118,9 @@ def dump(
     }
     sidecar = to.with_name(to.name + SIDECAR_SUFFIX)
     sidecar.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    emit("backup.finished", file=str(to), size=info["size"], sha256=info["sha256"])
+    emit(
+        "backup.finished", file=str(to), size=info["size"], sha256=info["sha256"], skipped=skipped
+    )
     if keep is not None:
         info["pruned"] = prune(to.parent, keep)
         for name in info["pruned"]:

@@ -20,9 +20,11 @@ from pgshift.errors import (
     PgshiftError,
     UnknownApplied,
     UnknownMigration,
+    UnknownStep,
     UsageError,
 )
 from pgshift.migrations.model import Migration, Source, TrackingForm
+from pgshift.migrations.names import KeysOf, unmatched_names
 from pgshift.safety.model import (
     Analysis,
     Directives,
@@ -504,6 +506,36 @@ class Plan:
 Analyzer = Callable[[Migration, frozenset[str]], Analysis]
 
 
+def check_names(
+    source: Source,
+    state: DbState,
+    selection: Selection,
+    keys_of: KeysOf,
+    overrides: Collection[str] = (),
+) -> None:
+    """Every name this run was given (`--target`, `--stop-before`, `--approve`, override keys)
+    must name a migration or step of the source, or a run could ignore a stop and run what it
+    was told not to: raise UnknownMigration / UnknownStep for the first that names nothing.
+    `keys_of(m)`: the step keys of pending migration `m` under this run's settings; names of
+    applied migrations' steps are consumed silently (`migrations.names`)."""
+    applied = {ms.migration.name for ms in state.applied}
+
+    def keys(m: Migration) -> Collection[str] | None:
+        return None if m.name in applied else keys_of(m)
+
+    names_only = [("--target", selection.target)] if selection.target else []
+    names_only += [("--overrides", name) for name in overrides]
+    either = [("--stop-before", selection.stop_before)] if selection.stop_before else []
+    either += [("--approve", name) for name in sorted(selection.approve)]
+    unmatched = unmatched_names(source, names_only, step_keys=False) + unmatched_names(
+        source, either, keys
+    )
+    if unmatched:
+        first = unmatched[0]
+        error = UnknownStep if first.is_step_key else UnknownMigration
+        raise error(first.message(source.origin), name=first.name)
+
+
 def pending_up_to(
     source: Source, state: DbState, target: str | None
 ) -> tuple[list[Migration], list[str]]:
@@ -616,7 +648,8 @@ def select_steps(
             ) from None
     run: list[Step] = []
     for step in steps:
-        if selection.stop_before and step.key == selection.stop_before:
+        # a step key, or a migration: before its first pending step (check_names: it exists).
+        if selection.stop_before in (step.key, step.migration.name):
             return tuple(run), Stop(StopReason.STOP_BEFORE, step, f"--stop-before {step.key}")
         if until is not None and step.phase.rank > until.rank:
             return tuple(run), Stop(
@@ -625,7 +658,11 @@ def select_steps(
                 f"next step is {step.phase.value}, --until-phase {until.value}",
             )
         if step.destructive and selection.destructive is not DestructivePolicy.ALLOW:
-            approved = step.key in selection.approve or step.migration.name in selection.approve
+            approved = (
+                step.key in selection.approve
+                or step.migration.name in selection.approve
+                or "*" in selection.approve  # the controller's wildcard approval
+            )
             if selection.destructive is DestructivePolicy.DENY or not approved:
                 return tuple(run), Stop(
                     StopReason.NEEDS_APPROVAL,

@@ -98,6 +98,20 @@ def current_form(conn: psycopg.Connection[Any], tracking: Tracking) -> TrackingF
             f"(no column {', '.join(sorted(missing))}); "
             "choose another --tracking-schema/--tracking-table"
         )
+    # drizzle creates `created_at bigint`; another type (text, made by hand) cannot be compared
+    # with the migrations' `when` (and drizzle would compare it wrongly too).
+    row = conn.execute(
+        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attname = 'created_at'",
+        (tracking.schema, tracking.table),
+    ).fetchone()
+    if row is not None and row[0] not in ("bigint", "integer", "smallint"):
+        raise TrackingTableError(
+            f"{tracking.schema}.{tracking.table}: column created_at is {row[0]}, drizzle's "
+            "tracking table has bigint (fix it with ALTER TABLE ... ALTER COLUMN created_at "
+            "TYPE bigint USING created_at::bigint)"
+        )
     return TrackingForm.V1 if "name" in cols else TrackingForm.STABLE
 
 

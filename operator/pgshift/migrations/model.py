@@ -70,6 +70,9 @@ class Source:
     migrations: tuple[Migration, ...]
     #: where it was read from (a folder path, or `configmap:<ns>/<name>`).
     origin: str = ""
+    #: files drizzle's migrator ignores, and so pgshift too: `.sql` files a journal does not
+    #: list, v1 folders without a `migration.sql`. Lint and plan name them (a lost backfill).
+    unlisted: tuple[str, ...] = ()
     names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -12,10 +12,13 @@ Snapshots are never read: the migrator does not read them either.
 from __future__ import annotations
 
 import calendar
+import errno
 import json
+import os
 import re
+import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pgshift.errors import SourceError
@@ -26,6 +29,9 @@ JOURNAL_KEY = "_journal.json"
 CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 V1_NAME = re.compile(r"^(\d{14})_[^/]*$")
 PLAIN_NAME = re.compile(r"^(\d+)_[^/]*$")
+#: the tracking table's `created_at` is a bigint: a larger `when` would fail its INSERT only
+#: after the file's statements ran.
+BIGINT_MAX = 2**63 - 1
 
 
 def read_source(path: str | Path, layout: Layout | str = Layout.AUTO) -> Source:
@@ -33,8 +39,8 @@ def read_source(path: str | Path, layout: Layout | str = Layout.AUTO) -> Source:
     folder = Path(path)
     if not folder.is_dir():
         raise SourceError(f"{folder}: not a folder (--dir)")
-    files, shown = _flatten_folder(folder)
-    return read_mapping(files, layout, origin=str(folder), shown=shown)
+    files, shown, skipped = _flatten_folder(folder)
+    return read_mapping(files, layout, origin=str(folder), shown=shown, skipped=skipped)
 
 
 def read_mapping(
@@ -43,27 +49,71 @@ def read_mapping(
     *,
     origin: str = "",
     shown: Mapping[str, str] | None = None,
+    skipped: Sequence[str] = (),
 ) -> Source:
     """Read the flat `key -> text` encoding (a ConfigMap's `data`).
 
-    `shown` maps keys to the paths printed in messages (the folder form, when read from disk).
+    `shown` maps keys to the paths printed in messages (the folder form, when read from disk);
+    `skipped`: v1-named folders without a `migration.sql` (drizzle skips them too).
     """
     shown = shown or {}
     chosen = Layout(layout) if isinstance(layout, str) else layout
     if chosen is Layout.AUTO:
         chosen = detect_layout(files, origin)
+    else:
+        _check_layout(chosen, files, shown, origin)
 
     def where(key: str) -> str:
         return shown.get(key) or (f"{origin}/{key}" if origin else key)
 
+    unlisted: list[str] = []
     if chosen is Layout.DRIZZLE:
         migrations = _read_journal(files, where)
+        listed = {f"{m.name}.sql" for m in migrations}
+        # drizzle's migrator reads the journal only: a file it does not list is never applied.
+        unlisted = [where(k) for k in sorted(files) if k.endswith(".sql") and k not in listed]
     elif chosen is Layout.DRIZZLE_V1:
         migrations = _read_numbered(files, where, V1_NAME, _v1_millis, chosen)
+        unlisted = list(skipped)
     else:
         migrations = _read_numbered(files, where, PLAIN_NAME, int, chosen)
     _check_unique_when(migrations)
-    return Source(layout=chosen, migrations=tuple(migrations), origin=origin)
+    return Source(
+        layout=chosen, migrations=tuple(migrations), origin=origin, unlisted=tuple(unlisted)
+    )
+
+
+def _check_layout(
+    chosen: Layout, files: Mapping[str, str], shown: Mapping[str, str], origin: str
+) -> None:
+    """A layout named explicitly must be the folder's: read otherwise, a drizzle folder would
+    record other `created_at` values than drizzle does, and drizzle would apply it all again."""
+    where = origin or "source"
+    has_journal = JOURNAL_KEY in files
+    from_v1_folders = [k for k in files if shown.get(k, "").endswith("/migration.sql")]
+    if chosen is Layout.DRIZZLE and not has_journal:
+        raise SourceError(
+            f"{where}: layout drizzle, but there is no meta/_journal.json "
+            "(use layout auto, plain or drizzle-v1 for a folder without a journal)"
+        )
+    if chosen is not Layout.DRIZZLE and has_journal:
+        raise SourceError(
+            f"{where}: layout {chosen.value}, but the folder has drizzle-kit's journal "
+            "(meta/_journal.json): drizzle records each migration by the journal's `when`; "
+            "use layout drizzle or auto"
+        )
+    if chosen is Layout.PLAIN and from_v1_folders:
+        raise SourceError(
+            f"{where}: layout plain, but {shown[from_v1_folders[0]]} is a drizzle-kit 1.0 "
+            "migration folder; use layout drizzle-v1 or auto"
+        )
+    if chosen is Layout.DRIZZLE_V1 and shown:
+        flat = [k for k in files if k.endswith(".sql") and k not in from_v1_folders]
+        if flat:
+            raise SourceError(
+                f"{where}: layout drizzle-v1, but {shown.get(flat[0], flat[0])} is a file, not a "
+                "<YYYYMMDDHHMMSS>_<name>/migration.sql folder; use layout plain or auto"
+            )
 
 
 def detect_layout(files: Mapping[str, str], origin: str = "") -> Layout:
@@ -83,24 +133,39 @@ def detect_layout(files: Mapping[str, str], origin: str = "") -> Layout:
 # --- folders -> the flat encoding -------------------------------------------------------------
 
 
-def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+def _looks_like_migration(name: str) -> bool:
+    return name.lower().endswith(".sql") or name == JOURNAL_KEY or bool(V1_NAME.match(name))
+
+
+def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The folder as `key -> text`, the paths to show, and v1-named folders without a
+    `migration.sql` (drizzle skips those). Nothing that looks like a migration is skipped
+    silently: a `*.sql` folder, a broken or looping symlink, an unreadable entry or a `.SQL`
+    file is an error naming it. Other entries (snapshots, READMEs) are not read, as by drizzle.
+    """
     files: dict[str, str] = {}
     shown: dict[str, str] = {}
+    skipped: list[str] = []
 
     def add(key: str, file: Path) -> None:
         files[key] = _read_text(file)
         shown[key] = str(file)
 
     journal = folder / "meta" / JOURNAL_KEY
-    if journal.is_file():
+    if _kind(journal, required=False) == "file":
         add(JOURNAL_KEY, journal)
     for entry in sorted(folder.iterdir()):
         # a mounted ConfigMap also holds `..data` and `..<timestamp>` entries: not keys.
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        kind = _kind(entry, required=_looks_like_migration(entry.name))
+        if kind == "dir":
+            if entry.name.lower().endswith(".sql"):
+                raise SourceError(f"{entry}: is a folder, not a migration file")
             sql = entry / "migration.sql"
-            if not sql.is_file():
+            if _kind(sql, required=sql.is_symlink()) != "file":
+                if V1_NAME.match(entry.name):
+                    skipped.append(str(entry))
                 continue
             # drizzle-orm 1.0 applies every folder that holds a migration.sql, whatever its name,
             # with `created_at` from the name's first 14 characters: never skip one silently.
@@ -110,8 +175,15 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
                     "and `_` (drizzle-kit 1.0 names them <YYYYMMDDHHMMSS>_<name>)"
                 )
             add(f"{entry.name}.sql", sql)
-        elif entry.is_file() and (entry.suffix == ".sql" or entry.name == JOURNAL_KEY):
+        elif kind == "file" and (entry.suffix == ".sql" or entry.name == JOURNAL_KEY):
             add(entry.name, entry)
+        elif kind == "file" and entry.name.lower().endswith(".sql"):
+            raise SourceError(
+                f"{entry}: migration files end in lower-case `.sql` (drizzle and pgshift read "
+                "only those); rename it"
+            )
+        elif kind == "other" and _looks_like_migration(entry.name):
+            raise SourceError(f"{entry}: not a regular file or folder")
     if (folder / "meta" / JOURNAL_KEY).is_file() and any(
         V1_NAME.match(k[:-4]) and shown[k].endswith("migration.sql") for k in files
     ):
@@ -119,7 +191,28 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
             f"{journal}: a folder has both a journal and v1 migration folders; "
             "drizzle-kit 1.0 refuses this too (run `drizzle-kit up` to finish the upgrade)"
         )
-    return files, shown
+    return files, shown, skipped
+
+
+def _kind(path: Path, *, required: bool) -> str:
+    """"file", "dir", "other" or "missing", following symlinks. A broken or looping symlink
+    (or one that cannot be followed) is an error when `required`, else "missing"."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink() and required:
+            raise SourceError(f"{path}: a symlink to nothing ({os.readlink(path)})") from None
+        return "missing"
+    except OSError as exc:
+        if required:
+            reason = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror
+            raise SourceError(f"{path}: cannot be read ({reason})") from None
+        return "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "other"
 
 
 def _read_text(file: Path) -> str:
@@ -151,6 +244,7 @@ def _read_journal(files: Mapping[str, str], where) -> list[Migration]:  # type: 
     if dialect not in (None, "postgresql", "pg"):
         raise SourceError(f"{journal_path}: dialect is {dialect!r}, pgshift applies postgresql")
     migrations: list[Migration] = []
+    position_of: dict[str, int] = {}
     for position, entry in enumerate(entries):
         label = f"{journal_path}: entries[{position}]"
         if not isinstance(entry, dict):
@@ -160,6 +254,17 @@ def _read_journal(files: Mapping[str, str], where) -> list[Migration]:  # type: 
             raise SourceError(f"{label}: \"tag\" is missing or not a string")
         if not isinstance(when, int) or isinstance(when, bool) or when < 0:
             raise SourceError(f"{label} ({tag}): \"when\" is missing or not a non-negative integer")
+        if when > BIGINT_MAX:
+            raise SourceError(
+                f"{label} ({tag}): \"when\" {when} does not fit the tracking table's bigint "
+                "created_at"
+            )
+        if tag in position_of:
+            raise SourceError(
+                f"{label}: tag {tag!r} is also entries[{position_of[tag]}]; "
+                "drizzle would apply the file twice"
+            )
+        position_of[tag] = position
         key = f"{tag}.sql"
         if key not in files:
             raise SourceError(f"{label}: file {where(key)} is missing")
@@ -183,6 +288,11 @@ def _read_numbered(files, where, pattern, when_of, layout: Layout) -> list[Migra
             when = when_of(match.group(1))
         except ValueError as exc:
             raise SourceError(f"{where(key)}: {exc}") from None
+        if when > BIGINT_MAX:
+            raise SourceError(
+                f"{where(key)}: the number {when} does not fit the tracking table's bigint "
+                "created_at"
+            )
         migrations.append(_migration(name, when, where(key), files[key], layout))
     # v1: drizzle sorts folder names; plain: by number, then name.
     if layout is Layout.DRIZZLE_V1:
@@ -202,6 +312,16 @@ def _v1_millis(stamp: str) -> int:
 
 
 def _migration(name: str, when: int, path: str, sql: str, layout: Layout) -> Migration:
+    if "\x00" in sql:
+        # libpq sends C strings: the statements after a NUL would never reach the server, and
+        # the tracking row would still say the whole file ran.
+        line = sql.count("\n", 0, sql.index("\x00")) + 1
+        raise SourceError(f"{path}:{line}: a NUL byte in the file; remove it")
+    if sql.startswith("\ufeff"):
+        raise SourceError(
+            f"{path}: starts with a UTF-8 byte-order mark, which drizzle sends to the server "
+            "and PostgreSQL refuses; save the file without it"
+        )
     return Migration(
         name=name, when=when, path=path, sql=sql, chunks=split_chunks(sql), layout=layout
     )

@@ -101,12 +101,55 @@ def test_backup_failure_is_redacted(tmp_path: Path, database_url: str) -> None:
         "--to",
         str(tmp_path / "x.dump"),
         "--tables",
-        "no_such_table",
+        "a.b.c.d",  # pg_dump: improper qualified name (a missing table is skipped instead)
         database_url=database_url,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error[Backup]: pg_dump failed")
-    assert "no_such_table" in proc.stderr
+    assert "a.b.c.d" in proc.stderr
     assert_no_secret(proc.stdout + proc.stderr, PASSWORD)
     assert not list(tmp_path.glob("x.dump*"))
     assert os.environ.get("PGPASSWORD") is None  # the test process never held it either
+
+
+def test_affected_tables_absent_on_a_fresh_database_are_skipped_and_named(
+    tmp_path: Path, database_url: str, psql, pg_server: PgServer
+) -> None:
+    """`backup.when: Always` with scope AffectedTables before the first migration: the tables
+    do not exist yet. pg_dump refused (`no matching tables were found`, BackupFailed); now the
+    dump holds what exists and the result names what was skipped."""
+    dump = tmp_path / "fresh.dump"
+    proc = run_pgshift(
+        "backup", "--to", str(dump), "--tables", "users", "public.orders", database_url=database_url
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped (not in the database yet, nothing to back up): users, public.orders" in (
+        proc.stdout
+    )
+    as_json = run_pgshift(
+        "backup", "--to", str(dump), "--tables", "users", "--output", "json",
+        database_url=database_url,
+    )
+    info = result_of(as_json)["backup"]
+    # the fields the operator reads (file, size, sha256, time) are there: a valid, empty dump.
+    assert info["tables"] == [] and info["skipped"] == ["users"] and info["scope"] == "tables"
+    assert info["size"] == dump.stat().st_size > 0
+    assert info["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "fresh.dump.json").read_text())["skipped"] == ["users"]
+
+    psql("CREATE TABLE users (id int); INSERT INTO users VALUES (1);")
+    proc = run_pgshift(
+        "backup", "--to", str(dump), "--tables", "users", "orders", "--output", "json",
+        database_url=database_url,
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = result_of(proc)["backup"]
+    assert info["tables"] == ["users"] and info["skipped"] == ["orders"]
+    target = "restore_" + tmp_path.name[-20:].replace("-", "_").lower()
+    pg_server.create_database(target)
+    try:
+        restored = run_pgshift("restore", "--from", str(dump), database_url=pg_server.url(target))
+        assert restored.returncode == 0, restored.stderr
+        assert pg_server.psql("SELECT count(*) FROM users", target) == "1"
+    finally:
+        pg_server.drop_database(target)
