@@ -199,3 +199,19 @@ def test_long_identifiers_are_truncated_by_postgresql(conn: psycopg.Connection[A
     conn.execute(sql)
     assert conn.execute("SELECT to_regclass(%s)", ("x" * 63,)).fetchone() == ("x" * 63,)
     assert "identifier-too-long" in _rules(sql)
+
+
+def test_enable_rule_turns_on_opt_in_rules_and_names_an_unknown_one(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", ["CREATE TABLE n (id serial, at timestamp);"])
+    default = result_of(run_pgshift("lint", "--dir", str(folder), "--output", "json"))
+    assert default["findingList"] == []
+    on = result_of(run_pgshift("lint", "--dir", str(folder), "--output", "json",
+                               "--enable-rule", "prefer-identity,prefer-timestamptz"))
+    assert {f["rule"] for f in on["findingList"]} == {"prefer-identity", "prefer-timestamptz"}
+    style = result_of(run_pgshift("lint", "--dir", str(folder), "--output", "json",
+                                  "--enable-rule", "style"))
+    assert {f["rule"] for f in style["findingList"]} == {
+        "prefer-identity", "prefer-timestamptz", "prefer-bigint-over-int"}
+    bad = run_pgshift("lint", "--dir", str(folder), "--enable-rule", "prefer-nothing")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--enable-rule: 'prefer-nothing' is not a lint rule" in bad.stderr
