@@ -113,13 +113,16 @@ def analyze(
             continue
         directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
+        # one finding per rule and message for a statement, however many parts its rewrite has
+        # (a rule that reads the statement's text sees the same text in each part).
+        seen: set[tuple[str, str]] = set()
         for node, statement in _plan(
             source, cls, directives, ctx, rewrite, migration.path, render
         ):
             planned.append(statement)
             if lint:
                 findings.extend(
-                    _lint(node, statement, cls, directives, ctx, migration.path, enable)
+                    _lint(node, statement, cls, directives, ctx, migration.path, enable, seen)
                 )
             _remember(node, statement, ctx)
             if statement.phase is Phase.CONTRACT:
@@ -366,6 +369,7 @@ def _lint(
     ctx: Context,
     path: str,
     enable: frozenset[str] = frozenset(),
+    seen: set[tuple[str, str]] | None = None,
 ) -> list[Finding]:
     subjects = [Subject(node=node, planned=statement, on_existing=cls.on_existing, ctx=ctx)]
     if node is not None and not statement.rewrite:
@@ -373,7 +377,7 @@ def _lint(
         subjects += [Subject(node=n, planned=statement, on_existing=e, ctx=ctx)
                      for n, e in cls.inner]
     findings: list[Finding] = []
-    seen: set[tuple[str, str]] = set()
+    seen = set() if seen is None else seen
     for rule in RULES.values():
         if rule.id in d.allow or (rule.opt_in and rule.id not in enable):
             continue

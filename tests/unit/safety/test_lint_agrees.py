@@ -141,3 +141,10 @@ def test_opt_in_rules_are_off_by_default_and_on_when_enabled() -> None:
     assert set(_rules(sql, enable=STYLE)) == STYLE
     assert set(_rules(sql, enable=frozenset({"prefer-identity"}))) == {"prefer-identity"}
     assert all(RULES[r].opt_in for r in STYLE) and len(STYLE) == 6
+
+
+def test_a_rewritten_statement_reports_a_long_identifier_once() -> None:
+    sql = f"ALTER TABLE t ADD COLUMN {'c' * 64} uuid DEFAULT gen_random_uuid() NOT NULL;\n"
+    analysis = analyze(migration(sql))
+    assert len(analysis.statements) > 1
+    assert [f.rule for f in analysis.findings] == ["identifier-too-long"]
