@@ -148,3 +148,16 @@ def test_a_rewritten_statement_reports_a_long_identifier_once() -> None:
     analysis = analyze(migration(sql))
     assert len(analysis.statements) > 1
     assert [f.rule for f in analysis.findings] == ["identifier-too-long"]
+
+
+@pytest.mark.parametrize("default", [
+    "gen_random_uuid()", "my_counter()", "app.code()", "now()", "'x'", "lower('A')", "2 + 2",
+    "clock_timestamp() - interval '1 day'", "coalesce(NULL, nextval('s'))", "CURRENT_TIMESTAMP",
+])
+def test_rule_and_rewrite_agree_on_every_default(default: str) -> None:
+    sql = f"ALTER TABLE t ADD COLUMN c text DEFAULT {default};\n"
+    fires = VOLATILE_RULE in _rules(sql)
+    rewritten = analyze(migration(sql)).statements[0].rewrite == "volatile-default"
+    assert fires == rewritten
+    assert fires == (default.split("(")[0] in (
+        "gen_random_uuid", "my_counter", "app.code", "clock_timestamp", "coalesce"))

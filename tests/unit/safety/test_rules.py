@@ -55,6 +55,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
          "ALTER TABLE t ADD COLUMN n int GENERATED ALWAYS AS (a + 1) STORED",
          # unknown functions are VOLATILE, PostgreSQL's default.
          "ALTER TABLE t ADD COLUMN a int DEFAULT my_counter()",
+         'ALTER TABLE "core_recipe" ADD COLUMN "foo" integer DEFAULT uuid()',
+         'ALTER TABLE "core_recipe" ADD COLUMN "foo" jsonb DEFAULT myjsonb()',
          "ALTER TABLE t ADD COLUMN a text DEFAULT app.make_code(8)",
          "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
          "ALTER TABLE t ADD COLUMN a int DEFAULT f()",
@@ -64,6 +66,10 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
          "ALTER TABLE t ADD COLUMN s text DEFAULT 'x'",
          "ALTER TABLE t ADD COLUMN s text DEFAULT lower(md5('x'))",
          "ALTER TABLE t ADD COLUMN d date DEFAULT CURRENT_DATE",
+         "ALTER TABLE t ADD COLUMN foo boolean DEFAULT true",
+         "ALTER TABLE t ADD COLUMN foo jsonb DEFAULT '{}'::jsonb",
+         "ALTER TABLE t ADD COLUMN foo some_enum_type DEFAULT 'my-enum-variant'",
+         "ALTER TABLE t ADD COLUMN blah integer DEFAULT 2 + 2",
          "CREATE FUNCTION app.code() RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT 1';\n"
          "ALTER TABLE t ADD COLUMN a text DEFAULT app.code()",
          "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
