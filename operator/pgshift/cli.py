@@ -68,6 +68,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--allow-unknown", action="store_true")
     p.add_argument("--no-rewrite", action="store_true", help="run statements exactly as written")
+    _enable_rule_flag(p)
     p.add_argument("--lock-wait", default="5m", help="wait for the migration lock (default 5m)")
     p.add_argument(
         "--lock-timeout", default="2s", help="lock_timeout for strong locks (default 2s)"
@@ -82,6 +83,29 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--approve", action="append", default=[], help="step key or migration (repeatable)"
     )
     p.add_argument("--destructive", default="Allow", help="Allow|RequireApproval|Deny")
+
+
+def _enable_rule_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--enable-rule", action="append", default=[], metavar="RULE",
+        help="also report this opt-in lint rule (repeatable, comma-separated; 'style' = all)",
+    )
+
+
+def _enabled_rules(values: list[str]) -> frozenset[str]:
+    """`--enable-rule` values -> opt-in rule ids; an unknown id is a usage error."""
+    from pgshift.safety.rules import RULES, STYLE
+
+    out: set[str] = set()
+    for value in values:
+        for rule in filter(None, (v.strip() for v in value.split(","))):
+            if rule == "style":
+                out |= STYLE
+            elif rule not in RULES:
+                raise UsageError(f"--enable-rule: {rule!r} is not a lint rule (docs/rules/)")
+            else:
+                out.add(rule)
+    return frozenset(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="lint findings (no database)")
     _common(p, database=False)
     p.add_argument("--no-rewrite", action="store_true")
+    _enable_rule_flag(p)
     p = sub.add_parser("baseline", help="mark every migration up to NAME applied, without running")
     _common(p)
     p.add_argument("--up-to", required=True, metavar="NAME")
@@ -196,7 +221,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         resume_edited=get("resume_edited", False),
     )
     return RunSettings(
-        tracking=tracking, timeouts=timeouts, backfill=backfill, allow=allow, selection=selection
+        tracking=tracking, timeouts=timeouts, backfill=backfill, allow=allow, selection=selection,
+        lint_rules=_enabled_rules(get("enable_rule") or []),
     )
 
 

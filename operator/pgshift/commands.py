@@ -210,11 +210,20 @@ def _plan(
     overrides: dict[str, Any],
     done: set[str] | None = None,
 ) -> Plan:
-    from pgshift.engine.analysis import existing_tables, make_analyzer
+    from pgshift.engine.analysis import (
+        existing_tables,
+        function_volatility,
+        make_analyzer,
+        source_functions,
+    )
     from pgshift.engine.plan import build_plan
 
     analyzer = make_analyzer(
-        overrides, rewrite=settings.selection.rewrite, existing=existing_tables(conn)
+        overrides,
+        rewrite=settings.selection.rewrite,
+        existing=existing_tables(conn),
+        functions=source_functions(source, function_volatility(conn)),
+        enable=settings.lint_rules,
     )
     if done is None:
         done = tracking.done_steps(conn, settings.tracking)
@@ -427,9 +436,11 @@ def apply(
     """Run the pending steps under the migration lock; stop where `settings.selection` says."""
     from pgshift.engine.analysis import (
         backfill_finder,
+        function_volatility,
         make_analyzer,
         make_new_table_analyzer,
         quick_check,
+        source_functions,
     )
     from pgshift.engine.apply import run_files
     from pgshift.engine.plan import Stop, StopReason, compare, pending_up_to
@@ -477,7 +488,15 @@ def apply(
             done = tracking.done_steps(conn, settings.tracking)
             pending, beyond = pending_up_to(source, state, settings.selection.target)
             emit("plan", pending=len(pending), beyondTarget=len(beyond))
-            finder = backfill_finder(source, overrides, rewrite=settings.selection.rewrite)
+            # the analysis depends on the files alone (safety.analyze), and on function
+            # volatility, where the source's own CREATE FUNCTIONs win over the catalog.
+            functions = source_functions(source, function_volatility(conn))
+            analyzer = make_analyzer(
+                overrides, rewrite=settings.selection.rewrite, lint=False, functions=functions
+            )
+            finder = backfill_finder(
+                source, overrides, rewrite=settings.selection.rewrite, functions=functions
+            )
             runner = Runner(conn, settings, form, emit, finder, lock_pid=lock_pid)
             outcome = run_files(
                 runner,
@@ -486,7 +505,9 @@ def apply(
                 done=done,
                 selection=settings.selection,
                 beyond=beyond,
-                analyze_new=make_new_table_analyzer(overrides, rewrite=settings.selection.rewrite),
+                analyze_new=make_new_table_analyzer(
+                    overrides, rewrite=settings.selection.rewrite, functions=functions
+                ),
                 version_of=version_of,
             )
             after = (
@@ -542,11 +563,18 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
 
 def lint(src: SourceOptions, settings: RunSettings) -> Summary:
     """Findings only, offline: every table not created by the source is assumed to exist."""
-    from pgshift.engine.analysis import make_analyzer
+    from pgshift.engine.analysis import make_analyzer, source_functions
 
     source = load_source(src)
     overrides = source_overrides(source, src.overrides)
-    analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite)
+
+    # offline: what the source's CREATE FUNCTIONs say; any other non-builtin is volatile.
+    analyzer = make_analyzer(
+        overrides,
+        rewrite=settings.selection.rewrite,
+        functions=source_functions(source),
+        enable=settings.lint_rules,
+    )
     created: frozenset[str] = frozenset()
     keyless: Mapping[str, str] = {}
     findings = source_findings(source)

@@ -138,3 +138,6 @@ class RunSettings:
     selection: Selection = field(default_factory=Selection)
     #: the `application_name` every connection reports, so a lock holder is recognisable.
     application_name: str = "pgshift"
+    #: opt-in lint rules to report too (`--enable-rule`; docs/rules/README.md): style advice
+    #: that is off by default.
+    lint_rules: frozenset[str] = frozenset()

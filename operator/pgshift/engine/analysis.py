@@ -11,6 +11,7 @@ from pgshift.engine.plan import Analyzer
 from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
 from pgshift.safety import analyze, control
+from pgshift.safety.analyze import functions_before
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
 from pgshift.safety.names import table_key
@@ -32,8 +33,41 @@ def existing_tables(conn: psycopg.Connection[Any]) -> Any:
     return exists
 
 
+def function_volatility(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """What the catalog says of the volatility of the database's own functions (not
+    pg_catalog's, which safety knows): `schema.name` and `name` -> `i`/`s`/`v`, `v` when any
+    overload (or, for the bare name, any schema's function of that name) is VOLATILE. Safety
+    takes it as data (`analyze(functions=...)`); the source's own CREATE FUNCTIONs win."""
+    rows = conn.execute(
+        "SELECT n.nspname, p.proname, string_agg(DISTINCT p.provolatile::text, '') "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind = 'f' "
+        "GROUP BY n.nspname, p.proname"
+    ).fetchall()
+    rank = {"i": 0, "s": 1, "v": 2}
+    out: dict[str, str] = {}
+    for schema, name, letters in rows:
+        letter = max(letters, key=lambda c: rank.get(c, 2))
+        out[f"{schema}.{name}"] = letter
+        if rank[letter] >= rank.get(out.get(name, "i"), 0):
+            out[name] = letter
+    return out
+
+
+def source_functions(
+    source: Source, catalog: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Migration name -> what is known of function volatility before it: the catalog, under
+    what earlier files of the source define (`safety.analyze.functions_before`)."""
+    return functions_before(source.migrations, catalog)
+
+
 def backfill_finder(
-    source: Source, overrides: Mapping[str, Directives], *, rewrite: bool
+    source: Source,
+    overrides: Mapping[str, Directives],
+    *,
+    rewrite: bool,
+    functions: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Callable[[CatchUp], Backfill | None]:
     """Find the backfill a `CatchUp` refers to: the last batched UPDATE of the source that sets
     that column of that table. The source is analysed (offline) only when first asked, because
@@ -54,6 +88,7 @@ def backfill_finder(
                     override=overrides.get(m.name),
                     rewrite=rewrite,
                     lint=False,
+                    functions=(functions or {}).get(m.name),
                     refuse_control=False,  # applied files too: they are read, not run
                 )
                 cache.extend(s.backfill for s in analysis.statements if s.backfill is not None)
@@ -72,9 +107,12 @@ def make_analyzer(
     rewrite: bool,
     existing: Any = None,
     lint: bool = True,
+    functions: Mapping[str, Mapping[str, str]] | None = None,
+    enable: frozenset[str] = frozenset(),
 ) -> Analyzer:
     """`analyze(migration, created_before)` with this run's overrides and database knowledge
-    (`lint=False`: without findings, for a run)."""
+    (`lint=False`: without findings, for a run); `functions`: `source_functions`; `enable`:
+    the opt-in rules to report."""
 
     def run(
         migration: Migration,
@@ -92,6 +130,8 @@ def make_analyzer(
             lint=lint,
             render=render,
             keyless_before=keyless_before,
+            functions=(functions or {}).get(migration.name),
+            enable=enable,
         )
         return result
 
@@ -99,7 +139,10 @@ def make_analyzer(
 
 
 def make_new_table_analyzer(
-    overrides: Mapping[str, Directives], *, rewrite: bool
+    overrides: Mapping[str, Directives],
+    *,
+    rewrite: bool,
+    functions: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Callable[[Migration, frozenset[str]], Analysis]:
     """`analyze(migration, new_tables)`: the form of a file in which the tables that earlier
     files of this run created are known to be new (see `engine/apply.py`)."""
@@ -111,6 +154,7 @@ def make_new_table_analyzer(
             rewrite=rewrite,
             new_tables=new_tables,
             lint=False,
+            functions=(functions or {}).get(migration.name),
         )
         return result
 

@@ -35,6 +35,7 @@ from pgshift.safety.names import relation_name, render, table_key
 from pgshift.safety.rules import RULES, Subject
 from pgshift.safety.rules.transaction_nesting import is_step_boundary
 from pgshift.safety.statements import SourceStatement, split_statements
+from pgshift.safety.volatility import defined, may_define
 
 #: `PlannedStatement.rewrite` of an UPDATE that pgshift batches on its own (its SQL is unchanged).
 AUTO_BACKFILL = "batched-backfill"
@@ -53,8 +54,18 @@ def analyze(
     render: bool = True,
     keyless_before: Mapping[str, str] | None = None,
     refuse_control: bool = True,
+    functions: Mapping[str, str] | None = None,
+    enable: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
+
+    `functions`: what is known of function volatility before this file (`volatility.py`:
+    `name` / `schema.name` -> `i`/`s`/`v`): what earlier files of the source define, over the
+    database catalog's `pg_proc.provolatile` (the engine looks it up; safety stays pure). A
+    default calling a function known nowhere is VOLATILE, as in PostgreSQL, and rewritten.
+    The source's own definitions must win over the catalog: they are the same when a run
+    resumes this file after earlier files (or this one's first steps) changed the catalog.
+    `enable`: opt-in rules (`Rule.opt_in`, the type-style ones) to report too.
 
     `keyless_before` (lint only, never the plan): the tables earlier files left without a
     single-column primary key (`Analysis.keyless`), so lint can say that an UPDATE pgshift would
@@ -96,6 +107,7 @@ def analyze(
     ctx = Context()
     ctx.created.update(new_tables)
     ctx.keyless.update(keyless_before or {})
+    ctx.functions.update(functions or {})
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -110,6 +122,9 @@ def analyze(
             continue
         directives = merge(source.directives, _for_statement(override, source.node))
         cls = classify(source.node, ctx)
+        # one finding per rule and message for a statement, however many parts its rewrite has
+        # (a rule that reads the statement's text sees the same text in each part).
+        seen: set[tuple[str, str]] = set()
         for node, statement in _plan(
             source, cls, directives, ctx, rewrite, migration.path, render
         ):
@@ -118,11 +133,14 @@ def analyze(
                 after_commit = False
             planned.append(statement)
             if lint:
-                findings.extend(_lint(node, statement, cls, directives, ctx, migration.path))
+                findings.extend(
+                    _lint(node, statement, cls, directives, ctx, migration.path, enable, seen)
+                )
             _remember(node, statement, ctx)
             if statement.phase is Phase.CONTRACT:
                 ctx.gated = True
         _learn_keys(source.node, ctx)
+        ctx.functions.update(defined(source.node))
         ctx.learn(cls.creates, cls.assumes)
         created_here.update(cls.creates)
         created_here.difference_update(cls.assumes)
@@ -134,7 +152,7 @@ def analyze(
         )
     return Analysis(
         tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated,
-        keyless=dict(ctx.keyless),
+        keyless=dict(ctx.keyless), functions=dict(ctx.functions),
     )
 
 
@@ -187,20 +205,43 @@ def analyze_all(
     overrides: Mapping[str, Directives] | None = None,
     existing_tables: ExistingTables | None = None,
     rewrite: bool = True,
+    functions: Mapping[str, str] | None = None,
+    enable: frozenset[str] = frozenset(),
 ) -> list[Analysis]:
-    """Analyse a run's migrations in order (each on its own: see `analyze`)."""
+    """Analyse a run's migrations in order (each on its own: see `analyze`); `functions`: what
+    is known of function volatility before the first (each file passes on what it defined)."""
     overrides = overrides or {}
     out: list[Analysis] = []
     keyless: Mapping[str, str] = {}
+    known: Mapping[str, str] = functions or {}
     for m in migrations:
         out.append(analyze(m, override=overrides.get(m.name), existing_tables=existing_tables,
-                           rewrite=rewrite, keyless_before=keyless))
-        keyless = out[-1].keyless
+                           rewrite=rewrite, keyless_before=keyless, functions=known,
+                           enable=enable))
+        keyless, known = out[-1].keyless, out[-1].functions
+    return out
+
+
+def functions_before(
+    migrations: Iterable[Migration], known: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Migration name -> what is known of function volatility before it: `known` (the
+    catalog), then what each earlier file's CREATE/ALTER FUNCTION said. Only files that
+    mention `function` are parsed, so this is cheap beside the analysis itself."""
+    out: dict[str, dict[str, str]] = {}
+    facts = dict(known or {})
+    for m in migrations:
+        out[m.name] = dict(facts)
+        if may_define(m.sql):
+            for source in split_statements(m):
+                facts.update(defined(source.node))
     return out
 
 
 def lint(
-    source: Source | Iterable[Migration], overrides: Mapping[str, Directives] | None = None
+    source: Source | Iterable[Migration],
+    overrides: Mapping[str, Directives] | None = None,
+    enable: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Every finding of every migration, offline, as `pgshift lint` shows them.
 
@@ -208,7 +249,8 @@ def lint(
     the ones before it are normally applied already and their tables hold rows.
     """
     migrations = source.migrations if isinstance(source, Source) else source
-    return [f for a in analyze_all(migrations, overrides=overrides) for f in a.findings]
+    return [f for a in analyze_all(migrations, overrides=overrides, enable=enable)
+            for f in a.findings]
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -252,7 +294,7 @@ def _plan(
             source.text, tx=TxMode.BATCHED, lock=LockClass.WEAK, rewrite=AUTO_BACKFILL,
             backfill=backfill_for(node, None),
         ))]
-    found = rewrites.rewrite(node) if may_rewrite else None
+    found = rewrites.rewrite(node, ctx.functions) if may_rewrite else None
     if found is None:
         return [(node, planned(source.text))]
     rewrite_id, parts = found
@@ -274,8 +316,8 @@ def _plan(
 
 def _remember(node: ast.Node, statement: PlannedStatement, ctx: Context) -> None:
     """Note what later statements of the file depend on: the phase each named constraint is
-    added in (its VALIDATE follows it), and `ADD ... CHECK (col IS NOT NULL)` (a later SET NOT
-    NULL on col skips its scan)."""
+    added in (its VALIDATE follows it), and a *validated* `CHECK (col IS NOT NULL)` (a later
+    SET NOT NULL on col skips its scan; PostgreSQL uses only validated checks as proof)."""
     if not isinstance(node, ast.AlterTableStmt):
         return
     key = table_key(*relation_name(node.relation))
@@ -287,7 +329,15 @@ def _remember(node: ast.Node, statement: PlannedStatement, ctx: Context) -> None
                 and isinstance(con.raw_expr, ast.NullTest)
                 and con.raw_expr.nulltesttype == NullTestType.IS_NOT_NULL
                 and isinstance(con.raw_expr.arg, ast.ColumnRef)):
-            ctx.not_null_checks.add((key, con.raw_expr.arg.fields[-1].sval))
+            column = con.raw_expr.arg.fields[-1].sval
+            if not con.skip_validation:
+                ctx.not_null_checks.add((key, column))
+            elif con.conname:
+                ctx.unvalidated_not_null[(key, con.conname)] = column
+        if cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name:
+            validated = ctx.unvalidated_not_null.pop((key, cmd.name), None)
+            if validated is not None:
+                ctx.not_null_checks.add((key, validated))
 
 
 # --- lint --------------------------------------------------------------------------------------
@@ -300,6 +350,8 @@ def _lint(
     d: Directives,
     ctx: Context,
     path: str,
+    enable: frozenset[str] = frozenset(),
+    seen: set[tuple[str, str]] | None = None,
 ) -> list[Finding]:
     subjects = [Subject(node=node, planned=statement, on_existing=cls.on_existing, ctx=ctx)]
     if node is not None and not statement.rewrite:
@@ -307,9 +359,9 @@ def _lint(
         subjects += [Subject(node=n, planned=statement, on_existing=e, ctx=ctx)
                      for n, e in cls.inner]
     findings: list[Finding] = []
-    seen: set[tuple[str, str]] = set()
+    seen = set() if seen is None else seen
     for rule in RULES.values():
-        if rule.id in d.allow:
+        if rule.id in d.allow or (rule.opt_in and rule.id not in enable):
             continue
         for subject in subjects:
             for v in rule.check(subject):

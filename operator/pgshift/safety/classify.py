@@ -11,7 +11,7 @@ take no lock that matters.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pglast import ast
 from pglast.enums import AlterTableType as AT
@@ -20,6 +20,7 @@ from pglast.enums import ConstrType, ObjectType
 from pgshift.safety.context import Context
 from pgshift.safety.model import LockClass, Phase, TxMode
 from pgshift.safety.names import index_name, relation_name, render, table_key, written
+from pgshift.safety.options import option_on
 from pgshift.safety.plpgsql import guarded_statements
 
 E, B, C = Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT
@@ -191,6 +192,9 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
 def _alter_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd:
     col = f"{table}.{cmd.name}" if cmd.name else table
     st = cmd.subtype
+    special = _detach_cmd(cmd, table) or _rewriting_cmd(cmd, table)
+    if special is not None:
+        return special
     if st == AT.AT_AddColumn:
         return _Cmd(E, False, f"add column {table}.{cmd.def_.colname}")
     if st == AT.AT_DropColumn:
@@ -216,6 +220,36 @@ def _alter_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd:
               AT.AT_SetRelOptions, AT.AT_ResetRelOptions, AT.AT_AddIdentity, AT.AT_SetIdentity):
         return _Cmd(E, False, f"alter table {table} ({_subtype_words(st)})")
     return _Cmd(C, False, f"alter table {table} ({_subtype_words(st)})")
+
+
+def _detach_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd | None:
+    """DETACH PARTITION ... CONCURRENTLY takes SHARE UPDATE EXCLUSIVE and PostgreSQL refuses
+    it inside a transaction block: its own autocommit step, like VALIDATE. The plain form takes
+    ACCESS EXCLUSIVE; FINALIZE completes an interrupted concurrent detach."""
+    if cmd.subtype not in (AT.AT_DetachPartition, AT.AT_DetachPartitionFinalize):
+        return None
+    part = cmd.def_.name if isinstance(cmd.def_, ast.PartitionCmd) else None
+    name = f" {written(*relation_name(part))}" if part is not None else ""
+    if cmd.subtype == AT.AT_DetachPartitionFinalize:
+        return _Cmd(C, False, f"finalize detach partition{name} from {table}")
+    if cmd.def_.concurrent:
+        return _Cmd(C, False, f"detach partition{name} from {table} concurrently", weak=True)
+    return _Cmd(C, False, f"detach partition{name} from {table}")
+
+
+#: ALTER TABLE forms that copy the whole table (and its indexes) under ACCESS EXCLUSIVE.
+REWRITING = {
+    AT.AT_SetLogged: "set logged", AT.AT_SetUnLogged: "set unlogged",
+    AT.AT_SetAccessMethod: "set access method", AT.AT_SetTableSpace: "set tablespace",
+}
+
+
+def _rewriting_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd | None:
+    words = REWRITING.get(cmd.subtype)
+    if words is None:
+        return None
+    target = f" {cmd.name}" if cmd.name else ""
+    return _Cmd(C, False, f"{words}{target} on {table} (rewrites the table)")
 
 
 def _subtype_words(st: AT) -> str:
@@ -362,16 +396,12 @@ def _alter_enum(node: ast.AlterEnumStmt, ctx: Context) -> Classification:
     return Classification(E, AUTO, WEAK, False, f"add value {node.newVal!r} to type {type_name}")
 
 
-def _has_option(options: object, name: str) -> bool:
-    return any(isinstance(o, ast.DefElem) and o.defname == name for o in options or ())
-
-
 def _vacuum(node: ast.VacuumStmt, ctx: Context) -> Classification:
     tables = tuple(written(*relation_name(r.relation)) for r in node.rels or () if r.relation)
     target = f" {', '.join(tables)}" if tables else ""
     if not node.is_vacuumcmd:
         return Classification(E, TX, WEAK, False, f"analyze{target}", tables=tables)
-    if _has_option(node.options, "full"):
+    if option_on(node.options, "full"):  # VACUUM (FULL FALSE) is a plain VACUUM
         return Classification(E, AUTO, STRONG, False, f"vacuum full{target}", tables=tables)
     return Classification(E, AUTO, WEAK, False, f"vacuum{target}", tables=tables)
 
@@ -382,13 +412,22 @@ def _reindex(node: ast.ReindexStmt, ctx: Context) -> Classification:
     else:
         target = f" {node.name or ''}"
     summary = f"reindex{target}".rstrip()
-    if _has_option(node.params, "concurrently"):
+    if option_on(node.params, "concurrently"):  # (CONCURRENTLY FALSE) blocks writes
         return Classification(E, AUTO, WEAK, False, summary)
     # REINDEX SCHEMA/DATABASE/SYSTEM refuse a transaction block; TABLE/INDEX do not.
     from pglast.enums import ReindexObjectType as R
 
     tx = TX if node.kind in (R.REINDEX_OBJECT_TABLE, R.REINDEX_OBJECT_INDEX) else AUTO
     return Classification(E, tx, STRONG, False, summary)
+
+
+def _explain(node: ast.ExplainStmt, ctx: Context) -> Classification:
+    """EXPLAIN ANALYZE runs its statement: classify that one. Plain EXPLAIN only plans it."""
+    if option_on(node.options, "analyze") and node.query is not None:
+        inner = classify(node.query, ctx)
+        return replace(inner, summary=f"explain analyze {inner.summary}", creates=(),
+                       assumes=())
+    return Classification(E, TX, WEAK, False, "explain")
 
 
 def _fixed(phase: Phase, tx: TxMode, lock: LockClass, destructive: bool, summary: str):  # type: ignore[no-untyped-def]
@@ -479,6 +518,7 @@ _HANDLERS: dict[type, Callable[[ast.Node, Context], Classification]] = {
     ast.AlterEnumStmt: _alter_enum,
     ast.VacuumStmt: _vacuum,
     ast.ReindexStmt: _reindex,
+    ast.ExplainStmt: _explain,
     ast.ClusterStmt: _fixed(E, TX, STRONG, False, "cluster"),
     ast.AlterSystemStmt: _fixed(E, AUTO, WEAK, False, "alter system"),
     ast.CreatedbStmt: _fixed(E, AUTO, WEAK, False, "create database"),

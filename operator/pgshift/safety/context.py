@@ -17,9 +17,16 @@ ExistingTables = Callable[[str | None, str], bool]
 class Context:
     #: table keys (`names.table_key`) created earlier in this file.
     created: set[str] = field(default_factory=set)
-    #: (table key, column) with a `CHECK (col IS NOT NULL)` added earlier in this file: a later
-    #: SET NOT NULL on it skips the scan once the check is validated.
+    #: (table key, column) with a *validated* `CHECK (col IS NOT NULL)` from earlier in this
+    #: file (added without NOT VALID, or VALIDATEd since): a later SET NOT NULL on it skips the
+    #: scan. PostgreSQL ignores a NOT VALID check for that (it proves nothing about old rows).
     not_null_checks: set[tuple[str, str]] = field(default_factory=set)
+    #: (table key, constraint name) -> column, for a `CHECK (col IS NOT NULL) NOT VALID` not
+    #: validated yet: its VALIDATE CONSTRAINT moves it to `not_null_checks`.
+    unvalidated_not_null: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: what is known of function volatility (`volatility.volatility`'s `known`): the facts the
+    #: caller passed (catalog, earlier files), then what this file's CREATE/ALTER FUNCTION said.
+    functions: dict[str, str] = field(default_factory=dict)
     #: the file has passed a contract statement: what follows runs after the gate, when the new
     #: application version may already use the tables the file created, so none is new any more.
     gated: bool = False

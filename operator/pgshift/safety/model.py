@@ -179,3 +179,6 @@ class Analysis:
     #: for lint only, never the plan: table key -> why pgshift cannot batch an UPDATE of it
     #: ("has no primary key"), as this file and the earlier ones (`keyless_before`) leave them.
     keyless: Mapping[str, str] = field(default_factory=dict)
+    #: what is known of function volatility after this file (`volatility.py`): what the caller
+    #: passed in, then what this file's CREATE/ALTER FUNCTION statements said.
+    functions: Mapping[str, str] = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """Safe rewrites: each turns one unsafe statement on an existing table into safe statements.
 
 One module per rewrite, each with an `ID` (what `PlannedStatement.rewrite` says) and a
-`rewrite(node) -> list[Part] | None`. The first that applies wins. Rewrites are only asked about
+`rewrite(node, functions) -> list[Part] | None` (`functions`: what is known of function
+volatility, see `volatility.py`). The first that applies wins. Rewrites are only asked about
 tables that exist: a table created earlier in the same file is empty and private, and its
 statements run as written, atomically.
 """
@@ -22,9 +23,9 @@ from pgshift.safety.rewrites import (
     unique_using_index,
     volatile_default,
 )
-from pgshift.safety.rewrites.base import Part
+from pgshift.safety.rewrites.base import Functions, Part
 
-REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
+REWRITES: dict[str, Callable[[ast.Node, Functions | None], list[Part] | None]] = {
     m.ID: m.rewrite
     for m in (
         concurrent_index,
@@ -39,9 +40,9 @@ REWRITES: dict[str, Callable[[ast.Node], list[Part] | None]] = {
 }
 
 
-def rewrite(node: ast.Node) -> tuple[str, list[Part]] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> tuple[str, list[Part]] | None:
     for rewrite_id, fn in REWRITES.items():
-        parts = fn(node)
+        parts = fn(node, functions)
         if parts:
             return rewrite_id, parts
     return None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pglast import ast
 from pglast.enums import AlterTableType, DropBehavior, ObjectType
 
 from pgshift.safety.model import Backfill, CatchUp, LockClass, Phase, TxMode
+
+#: what is known of functions' volatility (`volatility.volatility`'s `known`), for the rewrites
+#: whose answer depends on it.
+Functions = Mapping[str, str]
 
 
 @dataclass(frozen=True)

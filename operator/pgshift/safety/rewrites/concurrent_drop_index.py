@@ -10,12 +10,12 @@ from pglast import ast
 from pglast.enums import DropBehavior, ObjectType
 
 from pgshift.safety.model import LockClass, TxMode
-from pgshift.safety.rewrites.base import Part, copy
+from pgshift.safety.rewrites.base import Functions, Part, copy
 
 ID = "concurrent-drop-index"
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     if (not isinstance(node, ast.DropStmt) or node.removeType != ObjectType.OBJECT_INDEX
             or node.concurrent or len(node.objects or ()) != 1
             or node.behavior == DropBehavior.DROP_CASCADE):

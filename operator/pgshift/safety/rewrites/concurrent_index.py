@@ -6,12 +6,12 @@ from pglast import ast
 
 from pgshift.safety.model import LockClass, TxMode
 from pgshift.safety.names import index_name
-from pgshift.safety.rewrites.base import Part, copy
+from pgshift.safety.rewrites.base import Functions, Part, copy
 
 ID = "concurrent-index"
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     if not isinstance(node, ast.IndexStmt) or node.concurrent:
         return None
     new = copy(node)

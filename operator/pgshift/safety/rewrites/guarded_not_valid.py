@@ -18,12 +18,12 @@ from pglast import ast, parse_sql
 from pgshift.safety.names import render
 from pgshift.safety.plpgsql import guarded_statements
 from pgshift.safety.rewrites import not_valid
-from pgshift.safety.rewrites.base import Part
+from pgshift.safety.rewrites.base import Functions, Part
 
 ID = "guarded-not-valid-constraint"
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     if not isinstance(node, ast.DoStmt):
         return None
     inner = guarded_statements(node)

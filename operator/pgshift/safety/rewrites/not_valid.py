@@ -12,12 +12,12 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 
 from pgshift.safety.model import LockClass, TxMode
-from pgshift.safety.rewrites.base import Part, copy, single_cmd, validate
+from pgshift.safety.rewrites.base import Functions, Part, copy, single_cmd, validate
 
 ID = "not-valid-constraint"
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
         return None

@@ -17,13 +17,13 @@ from pglast.enums import AlterTableType, ConstrType
 from pgshift.safety.model import LockClass, TxMode
 from pgshift.safety.names import MAX_IDENTIFIER_BYTES, index_name
 from pgshift.safety.rewrites import set_not_null
-from pgshift.safety.rewrites.base import Part, alter, single_cmd
+from pgshift.safety.rewrites.base import Functions, Part, alter, single_cmd
 from pgshift.safety.rewrites.unique_using_index import index_on
 
 ID = "primary-key-using-index"
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
         return None

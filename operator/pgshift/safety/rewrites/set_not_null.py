@@ -16,7 +16,15 @@ from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 
 from pgshift.safety.model import CatchUp, LockClass, TxMode
 from pgshift.safety.names import invent, relation_name
-from pgshift.safety.rewrites.base import Part, alter, copy, drop_constraint, single_cmd, validate
+from pgshift.safety.rewrites.base import (
+    Functions,
+    Part,
+    alter,
+    copy,
+    drop_constraint,
+    single_cmd,
+    validate,
+)
 
 ID = "set-not-null"
 
@@ -25,7 +33,7 @@ def constraint_name(table: str, column: str) -> str:
     return invent(table, column, "not_null_check")
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_SetNotNull:
         return None

@@ -13,7 +13,7 @@ from pglast.enums import AlterTableType, ConstrType, SortByDir, SortByNulls
 
 from pgshift.safety.model import LockClass, TxMode
 from pgshift.safety.names import index_name
-from pgshift.safety.rewrites.base import Part, alter, single_cmd
+from pgshift.safety.rewrites.base import Functions, Part, alter, single_cmd
 
 ID = "unique-using-index"
 
@@ -40,7 +40,7 @@ def index_on(rv: ast.RangeVar, name: str, con: ast.Constraint) -> ast.IndexStmt:
     )
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
         return None

@@ -1,7 +1,8 @@
 """`ADD COLUMN c T DEFAULT volatile() [NOT NULL]` -> add, set default, batched backfill, NOT NULL.
 
-A volatile default (`gen_random_uuid()`, `clock_timestamp()`, ...) is computed for every
-existing row, so PostgreSQL rewrites the whole table under ACCESS EXCLUSIVE. Instead:
+A volatile default (`gen_random_uuid()`, `clock_timestamp()`, a function pgshift does not know
+to be IMMUTABLE or STABLE: `volatility.py`) is computed for every existing row, so PostgreSQL
+rewrites the whole table under ACCESS EXCLUSIVE. Instead:
 
     ALTER TABLE t ADD COLUMN c T                         -- catalog only
     ALTER TABLE t ALTER COLUMN c SET DEFAULT volatile()  -- new rows get it from now on
@@ -20,7 +21,7 @@ from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 from pgshift.safety.backfill import backfill_for
 from pgshift.safety.model import LockClass, Phase, TxMode
 from pgshift.safety.rewrites import set_not_null
-from pgshift.safety.rewrites.base import Part, alter, copy, single_cmd
+from pgshift.safety.rewrites.base import Functions, Part, alter, copy, single_cmd
 from pgshift.safety.volatility import SERIAL, volatile_calls
 
 ID = "volatile-default"
@@ -28,7 +29,7 @@ ID = "volatile-default"
 _ALLOWED = frozenset({ConstrType.CONSTR_DEFAULT, ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_NULL})
 
 
-def rewrite(node: ast.Node) -> list[Part] | None:
+def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddColumn or cmd.missing_ok:
         return None  # ADD COLUMN IF NOT EXISTS: the backfill would touch an existing column
@@ -41,7 +42,7 @@ def rewrite(node: ast.Node) -> list[Part] | None:
         return None
     default = next((c.raw_expr for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT),
                    None)
-    if default is None or not volatile_calls(default):
+    if default is None or not volatile_calls(default, functions):
         return None
     rv, name = node.relation, column.colname
     add = copy(node)

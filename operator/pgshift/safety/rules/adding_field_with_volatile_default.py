@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pglast.enums import AlterTableType, ConstrType
+from pglast.enums import AlterTableType
 
 from pgshift.safety.model import Severity
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
-from pgshift.safety.volatility import SERIAL, volatile_calls
+from pgshift.safety.volatility import rewrite_reason
 
 
 def check(s: Subject) -> Iterator[Violation]:
@@ -18,24 +18,17 @@ def check(s: Subject) -> Iterator[Violation]:
         if cmd.subtype != AlterTableType.AT_AddColumn:
             continue
         col, table = cmd.def_.colname, table_of(s.node)
-        type_name = cmd.def_.typeName.names[-1].sval.lower() if cmd.def_.typeName else ""
-        reason = ""
-        if type_name in SERIAL:
-            reason = f"{type_name} fills every row from a sequence (nextval() is volatile)"
-        for con in cmd.def_.constraints or ():
-            if con.contype == ConstrType.CONSTR_DEFAULT and con.raw_expr is not None:
-                calls = volatile_calls(con.raw_expr)
-                if calls:
-                    reason = f"the default calls {calls[0]}(), which is volatile"
-            elif con.contype == ConstrType.CONSTR_IDENTITY:
-                reason = "an identity column fills every row from a sequence"
-            elif con.contype == ConstrType.CONSTR_GENERATED:
-                reason = "a stored generated column is computed for every row"
+        # the same answer the volatile-default rewrite acts on.
+        reason = rewrite_reason(cmd.def_, s.ctx.functions)
         if reason:
+            unknown = "does not know" in reason
             yield Violation(
                 f"ADD COLUMN {col}: {reason}, so PostgreSQL rewrites all of {table} under an "
                 "ACCESS EXCLUSIVE lock: reads and writes wait",
-                f"ADD COLUMN {col} without the default; ALTER COLUMN {col} SET DEFAULT ...; "
+                ("if the function is IMMUTABLE or STABLE, say so where pgshift can see it "
+                 "(its CREATE FUNCTION in this or an earlier file; plan and apply also read the "
+                 "database catalog); otherwise " if unknown else "")
+                + f"ADD COLUMN {col} without the default; ALTER COLUMN {col} SET DEFAULT ...; "
                 "backfill existing rows in batches (pgshift rewrites a plain defaulted column so "
                 "unless rewrite=false)",
             )

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pglast import ast
 
 from pgshift.safety.model import Severity
+from pgshift.safety.options import option_on
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
 def check(s: Subject) -> Iterator[Violation]:
     node = s.node
-    if isinstance(node, ast.ReindexStmt) and not any(
-        isinstance(o, ast.DefElem) and o.defname == "concurrently" for o in node.params or ()
-    ):
+    # the option's value counts: REINDEX (CONCURRENTLY FALSE) blocks writes.
+    if isinstance(node, ast.ReindexStmt) and not option_on(node.params, "concurrently"):
         yield Violation(
             "REINDEX takes a SHARE lock on the table (writes wait) and ACCESS EXCLUSIVE on each "
             "index (queries that use it wait) for the whole rebuild",

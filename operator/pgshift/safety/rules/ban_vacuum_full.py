@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pglast import ast
 
 from pgshift.safety.model import Severity
+from pgshift.safety.options import option_on
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
 def check(s: Subject) -> Iterator[Violation]:
     node = s.node
-    full = isinstance(node, ast.VacuumStmt) and any(
-        isinstance(o, ast.DefElem) and o.defname == "full" for o in node.options or ()
-    )
+    # the option's value counts: VACUUM (FULL FALSE) is a plain VACUUM.
+    full = isinstance(node, ast.VacuumStmt) and option_on(node.options, "full")
     if full or isinstance(node, ast.ClusterStmt):
         verb = "VACUUM FULL" if full else "CLUSTER"
         yield Violation(

@@ -46,6 +46,8 @@ class Rule:
     #: one line for `pgshift lint --rules` and the docs index.
     title: str
     check: Callable[[Subject], Iterable[Violation]]
+    #: off unless asked for (`--enable-rule`): style advice, not a danger to a running system.
+    opt_in: bool = False
 
     @property
     def docs(self) -> str:
@@ -64,3 +66,44 @@ def alter_cmds(node: ast.Node) -> list[ast.AlterTableCmd]:
 def table_of(node: ast.AlterTableStmt) -> str:
     rv = node.relation
     return f"{rv.schemaname}.{rv.relname}" if rv.schemaname else rv.relname
+
+
+def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
+    """(column, type) for each column type a statement declares: CREATE TABLE columns,
+    ADD COLUMN, ALTER COLUMN TYPE (for the type-style rules)."""
+    from pglast.enums import AlterTableType
+
+    out: list[tuple[str, ast.TypeName]] = []
+    if isinstance(node, ast.CreateStmt):
+        for element in node.tableElts or ():
+            if isinstance(element, ast.ColumnDef) and element.typeName is not None:
+                out.append((element.colname, element.typeName))
+    for cmd in alter_cmds(node):
+        column = cmd.def_
+        if (cmd.subtype in (AlterTableType.AT_AddColumn, AlterTableType.AT_AlterColumnType)
+                and isinstance(column, ast.ColumnDef) and column.typeName is not None):
+            out.append((column.colname or cmd.name, column.typeName))
+    return out
+
+
+def type_key(type_name: ast.TypeName) -> str:
+    """`integer` -> "int4", `pg_catalog.varchar(10)` -> "varchar": the name PostgreSQL's
+    grammar gives it, without a pg_catalog qualifier ("" for another schema's type)."""
+    names = [p.sval for p in type_name.names]
+    if len(names) > 1 and names[-2] != "pg_catalog":
+        return ""
+    return names[-1].lower()
+
+
+def style_rule(rule_id: str, title: str, types: dict[str, str], advice: str,
+               why: str) -> Rule:
+    """An opt-in rule that flags declared columns of `types` (type key -> how it is shown)."""
+
+    def check(s: Subject) -> Iterable[Violation]:
+        for column, type_name in declared_types(s.node):
+            shown = types.get(type_key(type_name))
+            if shown is None or (type_key(type_name) == "varchar" and not type_name.typmods):
+                continue  # varchar without a length is text under another name
+            yield Violation(f"column {column} is {shown}: {why}", advice)
+
+    return Rule(rule_id, Severity.WARNING, title, check, opt_in=True)
