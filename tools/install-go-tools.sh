@@ -17,6 +17,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PGSHIFT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pgshift-tools}
 BIN=$CACHE/bin
 mkdir -p "$BIN"
+# one build at a time: tests of several checkouts call this script at once.
+exec 9>"$CACHE/.lock"
+flock 9
 
 GO=$(command -v go || true)
 [ -n "$GO" ] || GO=/usr/local/go/bin/go
