@@ -186,6 +186,18 @@ def test_entries_that_look_like_migrations_are_never_skipped(tmp_path: Path) -> 
     assert [m.name for m in read_source(tmp_path).migrations] == ["0001_m0"]
 
 
+def test_a_journal_that_is_not_a_file_is_not_read_as_a_plain_folder(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    (folder / "meta" / "_journal.json").unlink()
+    (folder / "meta" / "_journal.json").mkdir()
+    with pytest.raises(SourceError, match=r"_journal\.json: not a regular file"):
+        read_source(folder)
+    (folder / "meta" / "_journal.json").rmdir()
+    (folder / "meta" / "_journal.json").symlink_to(folder / "meta" / "gone.json")
+    with pytest.raises(SourceError, match="symlink to nothing"):
+        read_source(folder)
+
+
 @pytest.mark.parametrize(
     ("layout", "writer", "needle"),
     [

@@ -152,8 +152,11 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
         shown[key] = str(file)
 
     journal = folder / "meta" / JOURNAL_KEY
-    if _kind(journal, required=False) == "file":
+    journal_kind = _kind(journal, required=True)
+    if journal_kind == "file":
         add(JOURNAL_KEY, journal)
+    elif journal_kind != "missing":  # read as plain, drizzle's folder would get other created_at
+        raise SourceError(f"{journal}: not a regular file")
     for entry in sorted(folder.iterdir()):
         # a mounted ConfigMap also holds `..data` and `..<timestamp>` entries: not keys.
         if entry.name.startswith("."):
@@ -195,11 +198,11 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
 
 
 def _kind(path: Path, *, required: bool) -> str:
-    """"file", "dir", "other" or "missing", following symlinks. A broken or looping symlink
+    """One of "file", "dir", "other" or "missing", following symlinks. A broken or looping symlink
     (or one that cannot be followed) is an error when `required`, else "missing"."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if path.is_symlink() and required:
             raise SourceError(f"{path}: a symlink to nothing ({os.readlink(path)})") from None
         return "missing"
