@@ -107,13 +107,8 @@ def _check_layout(
             f"{where}: layout plain, but {shown[from_v1_folders[0]]} is a drizzle-kit 1.0 "
             "migration folder; use layout drizzle-v1 or auto"
         )
-    if chosen is Layout.DRIZZLE_V1 and shown:
-        flat = [k for k in files if k.endswith(".sql") and k not in from_v1_folders]
-        if flat:
-            raise SourceError(
-                f"{where}: layout drizzle-v1, but {shown.get(flat[0], flat[0])} is a file, not a "
-                "<YYYYMMDDHHMMSS>_<name>/migration.sql folder; use layout plain or auto"
-            )
+    # drizzle-v1 over flat `<YYYYMMDDHHMMSS>_<name>.sql` files is right: that is its ConfigMap
+    # encoding, mounted as a folder in the runner's Job; other names fail in _read_numbered.
 
 
 def detect_layout(files: Mapping[str, str], origin: str = "") -> Layout:

@@ -112,6 +112,24 @@ def test_other_names_that_name_nothing(
     untouched()
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["baseline", "--up-to", "0001_typo"], "baseline --up-to 0001_typo: no migration"),
+        (["mark-applied", "0001_typo"], "mark-applied NAME 0001_typo: no migration"),
+    ],
+)
+def test_baseline_and_mark_applied_names(
+    tmp_path: Path, database_url: str, untouched: Callable[[], None], args: list[str], needle: str
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, DROP_LEGACY])
+    line = one_error_line(
+        run_pgshift(*args, "--dir", str(folder), database_url=database_url), "UnknownMigration"
+    )
+    assert needle in line
+    untouched()
+
+
 def test_names_of_applied_steps_are_consumed_silently_and_migration_names_stop(
     tmp_path: Path, database_url: str, psql: Psql
 ) -> None:
@@ -303,7 +321,7 @@ def test_upper_case_extension(tmp_path: Path, database_url: str, untouched) -> N
         ("drizzle", write_plain_folder, "layout drizzle, but there is no meta/_journal.json"),
         ("drizzle", write_v1_folder, "layout drizzle, but there is no meta/_journal.json"),
         ("plain", write_v1_folder, "is a drizzle-kit 1.0 migration folder"),
-        ("drizzle-v1", write_plain_folder, "is a file, not a <YYYYMMDDHHMMSS>_<name>"),
+        ("drizzle-v1", write_plain_folder, "name does not match the drizzle-v1 layout"),
     ],
 )
 def test_layout_that_contradicts_the_folder(
