@@ -229,6 +229,13 @@ def test_drizzle_v1_over_its_configmap_encoding_mounted_as_a_folder(tmp_path: Pa
     assert read_source(tmp_path, Layout.DRIZZLE_V1).migrations[0].name == "20251101000000_init"
 
 
+def test_v1_folders_beside_a_plain_named_file_are_not_read_as_plain(tmp_path: Path) -> None:
+    write_v1_folder(tmp_path, ["SELECT 1;"])
+    (tmp_path / "0001_stray.sql").write_text("SELECT 2;")
+    with pytest.raises(SourceError, match="does not match the drizzle-v1 layout"):
+        read_source(tmp_path)
+
+
 def test_explicit_layout_that_matches_is_accepted(tmp_path: Path) -> None:
     for layout, writer in (
         (Layout.DRIZZLE, write_drizzle_folder),

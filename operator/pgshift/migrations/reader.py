@@ -59,7 +59,10 @@ def read_mapping(
     shown = shown or {}
     chosen = Layout(layout) if isinstance(layout, str) else layout
     if chosen is Layout.AUTO:
-        chosen = detect_layout(files, origin)
+        # a folder with drizzle-kit 1.0 migration folders is v1, whatever else lies beside them
+        # (read as plain, its folders would get other created_at values than drizzle's).
+        v1_folders = any(path.endswith("/migration.sql") for path in shown.values())
+        chosen = Layout.DRIZZLE_V1 if v1_folders else detect_layout(files, origin)
     else:
         _check_layout(chosen, files, shown, origin)
 
