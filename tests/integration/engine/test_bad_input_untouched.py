@@ -93,6 +93,10 @@ def test_mistyped_stop_before_key_is_refused_before_anything_runs(
         (["--approve", "abcdefabcdef-1"], "UnknownStep", "--approve abcdefabcdef-1: no step"),
         (["--target", "0009_x"], "UnknownMigration", "--target 0009_x"),
         (["--stop-before", "0001_m9"], "UnknownMigration", "--stop-before 0001_m9"),
+        # `--stop-before "$KEY"` with KEY unset stopped nothing
+        (["--stop-before", ""], "Usage", "--stop-before: empty"),
+        (["--approve", " "], "Usage", "--approve: empty"),
+        (["--target", ""], "Usage", "--target: empty"),
     ],
 )
 def test_other_names_that_name_nothing(
