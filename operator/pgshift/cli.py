@@ -202,6 +202,14 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
             f"--destructive: {policy_text!r} is not one of "
             f"{', '.join(p.value for p in DestructivePolicy)}"
         ) from None
+    # an empty name (`--stop-before "$KEY"` with KEY unset) would name nothing and stop nothing.
+    for option, values in (
+        ("--target", [get("target")]),
+        ("--stop-before", [get("stop_before")]),
+        ("--approve", get("approve") or []),
+    ):
+        if any(v is not None and not v.strip() for v in values):
+            raise UsageError(f"{option}: empty; give a migration name or step key")
     digest = get("expect_digest")
     if digest is not None and not (digest.startswith("sha256:") and len(digest) == 71):
         raise UsageError(f"--expect-digest: {digest!r} is not sha256:<64 hex digits>")

@@ -85,6 +85,14 @@ def test_mounted_configmap_dot_entries_are_ignored(tmp_path: Path) -> None:
         ('{"entries": [{"tag": "0000_m0", "when": "soon"}]}', '"when" is missing or not'),
         ('{"entries": [{"tag": "0009_gone", "when": 1}]}', "0009_gone.sql is missing"),
         ("[]", 'no "entries" list'),
+        # wrong types (issue 9): each named, none read as something else
+        ('{"entries": {}}', 'no "entries" list'),
+        ('{"entries": [{"tag": 5, "when": 1}]}', '"tag" is missing or not a string'),
+        ('{"entries": [{"tag": "0000_m0", "when": true}]}', '"when" is missing or not'),
+        ('{"entries": [{"tag": "0000_m0", "when": 1.5}]}', '"when" is missing or not'),
+        ('{"entries": [{"tag": "0000_m0", "when": -1}]}', '"when" is missing or not'),
+        ('{"entries": ["0000_m0"]}', "entries[0]: not an object"),
+        ('\ufeff{"entries": []}', "malformed JSON"),
     ],
 )
 def test_bad_journals_are_named(tmp_path: Path, journal: str, needle: str) -> None:
@@ -186,13 +194,25 @@ def test_entries_that_look_like_migrations_are_never_skipped(tmp_path: Path) -> 
     assert [m.name for m in read_source(tmp_path).migrations] == ["0001_m0"]
 
 
+def test_a_journal_that_is_not_a_file_is_not_read_as_a_plain_folder(tmp_path: Path) -> None:
+    folder = write_drizzle_folder(tmp_path, ["SELECT 1;"])
+    (folder / "meta" / "_journal.json").unlink()
+    (folder / "meta" / "_journal.json").mkdir()
+    with pytest.raises(SourceError, match=r"_journal\.json: not a regular file"):
+        read_source(folder)
+    (folder / "meta" / "_journal.json").rmdir()
+    (folder / "meta" / "_journal.json").symlink_to(folder / "meta" / "gone.json")
+    with pytest.raises(SourceError, match="symlink to nothing"):
+        read_source(folder)
+
+
 @pytest.mark.parametrize(
     ("layout", "writer", "needle"),
     [
         (Layout.PLAIN, write_drizzle_folder, "layout plain, but the folder has drizzle-kit's"),
         (Layout.DRIZZLE, write_plain_folder, "layout drizzle, but there is no meta/_journal"),
         (Layout.PLAIN, write_v1_folder, "drizzle-kit 1.0 migration folder"),
-        (Layout.DRIZZLE_V1, write_plain_folder, "is a file, not a"),
+        (Layout.DRIZZLE_V1, write_plain_folder, "name does not match the drizzle-v1 layout"),
     ],
 )
 def test_layout_contradicting_the_folder(
@@ -201,6 +221,19 @@ def test_layout_contradicting_the_folder(
     writer(tmp_path, ["SELECT 1;"])
     with pytest.raises(SourceError, match=re.escape(needle)):
         read_source(tmp_path, layout)
+
+
+def test_drizzle_v1_over_its_configmap_encoding_mounted_as_a_folder(tmp_path: Path) -> None:
+    """The runner's Job mounts a v1 ConfigMap (`<folder>.sql` keys) as flat files."""
+    (tmp_path / "20251101000000_init.sql").write_text("SELECT 1;")
+    assert read_source(tmp_path, Layout.DRIZZLE_V1).migrations[0].name == "20251101000000_init"
+
+
+def test_v1_folders_beside_a_plain_named_file_are_not_read_as_plain(tmp_path: Path) -> None:
+    write_v1_folder(tmp_path, ["SELECT 1;"])
+    (tmp_path / "0001_stray.sql").write_text("SELECT 2;")
+    with pytest.raises(SourceError, match="does not match the drizzle-v1 layout"):
+        read_source(tmp_path)
 
 
 def test_explicit_layout_that_matches_is_accepted(tmp_path: Path) -> None:

@@ -59,7 +59,10 @@ def read_mapping(
     shown = shown or {}
     chosen = Layout(layout) if isinstance(layout, str) else layout
     if chosen is Layout.AUTO:
-        chosen = detect_layout(files, origin)
+        # a folder with drizzle-kit 1.0 migration folders is v1, whatever else lies beside them
+        # (read as plain, its folders would get other created_at values than drizzle's).
+        v1_folders = any(path.endswith("/migration.sql") for path in shown.values())
+        chosen = Layout.DRIZZLE_V1 if v1_folders else detect_layout(files, origin)
     else:
         _check_layout(chosen, files, shown, origin)
 
@@ -107,13 +110,8 @@ def _check_layout(
             f"{where}: layout plain, but {shown[from_v1_folders[0]]} is a drizzle-kit 1.0 "
             "migration folder; use layout drizzle-v1 or auto"
         )
-    if chosen is Layout.DRIZZLE_V1 and shown:
-        flat = [k for k in files if k.endswith(".sql") and k not in from_v1_folders]
-        if flat:
-            raise SourceError(
-                f"{where}: layout drizzle-v1, but {shown.get(flat[0], flat[0])} is a file, not a "
-                "<YYYYMMDDHHMMSS>_<name>/migration.sql folder; use layout plain or auto"
-            )
+    # drizzle-v1 over flat `<YYYYMMDDHHMMSS>_<name>.sql` files is right: that is its ConfigMap
+    # encoding, mounted as a folder in the runner's Job; other names fail in _read_numbered.
 
 
 def detect_layout(files: Mapping[str, str], origin: str = "") -> Layout:
@@ -152,8 +150,11 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
         shown[key] = str(file)
 
     journal = folder / "meta" / JOURNAL_KEY
-    if _kind(journal, required=False) == "file":
+    journal_kind = _kind(journal, required=True)
+    if journal_kind == "file":
         add(JOURNAL_KEY, journal)
+    elif journal_kind != "missing":  # read as plain, drizzle's folder would get other created_at
+        raise SourceError(f"{journal}: not a regular file")
     for entry in sorted(folder.iterdir()):
         # a mounted ConfigMap also holds `..data` and `..<timestamp>` entries: not keys.
         if entry.name.startswith("."):
@@ -195,11 +196,11 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
 
 
 def _kind(path: Path, *, required: bool) -> str:
-    """"file", "dir", "other" or "missing", following symlinks. A broken or looping symlink
+    """One of "file", "dir", "other" or "missing", following symlinks. A broken or looping symlink
     (or one that cannot be followed) is an error when `required`, else "missing"."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if path.is_symlink() and required:
             raise SourceError(f"{path}: a symlink to nothing ({os.readlink(path)})") from None
         return "missing"

@@ -93,6 +93,10 @@ def test_mistyped_stop_before_key_is_refused_before_anything_runs(
         (["--approve", "abcdefabcdef-1"], "UnknownStep", "--approve abcdefabcdef-1: no step"),
         (["--target", "0009_x"], "UnknownMigration", "--target 0009_x"),
         (["--stop-before", "0001_m9"], "UnknownMigration", "--stop-before 0001_m9"),
+        # `--stop-before "$KEY"` with KEY unset stopped nothing
+        (["--stop-before", ""], "Usage", "--stop-before: empty"),
+        (["--approve", " "], "Usage", "--approve: empty"),
+        (["--target", ""], "Usage", "--target: empty"),
     ],
 )
 def test_other_names_that_name_nothing(
@@ -109,6 +113,24 @@ def test_other_names_that_name_nothing(
             run_pgshift(command, "--dir", str(folder), *args, database_url=database_url), code
         )
         assert needle in line
+    untouched()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["baseline", "--up-to", "0001_typo"], "baseline --up-to 0001_typo: no migration"),
+        (["mark-applied", "0001_typo"], "mark-applied NAME 0001_typo: no migration"),
+    ],
+)
+def test_baseline_and_mark_applied_names(
+    tmp_path: Path, database_url: str, untouched: Callable[[], None], args: list[str], needle: str
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, DROP_LEGACY])
+    line = one_error_line(
+        run_pgshift(*args, "--dir", str(folder), database_url=database_url), "UnknownMigration"
+    )
+    assert needle in line
     untouched()
 
 
@@ -303,7 +325,7 @@ def test_upper_case_extension(tmp_path: Path, database_url: str, untouched) -> N
         ("drizzle", write_plain_folder, "layout drizzle, but there is no meta/_journal.json"),
         ("drizzle", write_v1_folder, "layout drizzle, but there is no meta/_journal.json"),
         ("plain", write_v1_folder, "is a drizzle-kit 1.0 migration folder"),
-        ("drizzle-v1", write_plain_folder, "is a file, not a <YYYYMMDDHHMMSS>_<name>"),
+        ("drizzle-v1", write_plain_folder, "name does not match the drizzle-v1 layout"),
     ],
 )
 def test_layout_that_contradicts_the_folder(
@@ -358,3 +380,18 @@ def test_sql_files_missing_from_the_journal_are_named_by_lint_and_plan(
     applied = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
     assert applied.returncode == 0, applied.stderr
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
+
+
+def test_a_backfill_key_an_earlier_file_provides_is_not_refused_early(
+    tmp_path: Path, database_url: str, psql: Psql
+) -> None:
+    """The early key check leaves tables the run itself changes to the step that runs on them:
+    the catalog does not know the primary key an earlier file of the run adds."""
+    psql("CREATE TABLE pre (v int NOT NULL, w int); INSERT INTO pre VALUES (1, NULL)")
+    folder = write_drizzle_folder(
+        tmp_path / "m",
+        ["ALTER TABLE pre ADD PRIMARY KEY (v);", "-- pgshift:backfill\nUPDATE pre SET w = v;"],
+    )
+    proc = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
+    assert proc.returncode == 0, proc.stderr
+    assert psql("SELECT w FROM pre") == "1"
