@@ -456,16 +456,11 @@ def apply(
         _check_names(source, state, settings, overrides)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
-        quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
-        # the analysis depends on the files alone (safety.analyze): no catalog query.
-        analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
+        pending_now = pending_up_to(source, state, settings.selection.target)[0]
+        quick_check(pending_now, overrides)
         version_of = _versions(overrides, settings)
         if settings.allow.resume_edited:  # an edited applied step is named before the lock
             _resume_edited(conn, source, state, settings, overrides, write=False)
-
-
-        pending_now = pending_up_to(source, state, settings.selection.target)[0]
-        quick_check(pending_now)
         _preflight(conn, pending_now, settings, overrides)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
