@@ -497,7 +497,7 @@ def test_invalid_resources_are_refused_by_kubectl(
     assert "set exactly one of spec.source.configMap and spec.source.image" in err
     rollout = spec_for("src", contract={"after": "Rollout"})
     err = migration(kube_cluster, ns, "bad", rollout, check=False)
-    assert "spec.contract.rollout.deployment is required" in err
+    assert "spec.contract.rollout.deployments is required" in err
     nobackup = spec_for("src", backup={"when": "Always"})
     err = migration(kube_cluster, ns, "bad", nobackup, check=False)
     assert "spec.backup.volume.claimName is required" in err

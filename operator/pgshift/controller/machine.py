@@ -29,6 +29,8 @@ from pgshift.controller.api import (
 )
 from pgshift.controller.config import Settings
 from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.rollout import DeploymentView, Verdict, record, replace_missing
+from pgshift.controller.rollout import gate as rollout_gate
 from pgshift.controller.status import (
     RETRY_REASONS,
     RETRYABLE_CODES,
@@ -92,14 +94,6 @@ class SourceState:
 
 
 @dataclass(frozen=True)
-class RolloutState:
-    exists: bool
-    generation: int = 0
-    #: the controller observed this generation and every replica is updated and available.
-    complete: bool = False
-
-
-@dataclass(frozen=True)
 class Observed:
     ref: Ref
     spec: MigrationSpec | None
@@ -110,7 +104,8 @@ class Observed:
     annotations: Mapping[str, str] = field(default_factory=dict)
     source: SourceState = SourceState()
     job: JobState | None = None
-    rollout: RolloutState | None = None
+    #: the Rollout gate's Deployments, observed now (None unless contract.after is Rollout).
+    rollout: tuple[DeploymentView, ...] | None = None
     #: another Migration using the same database Secret and tracking table.
     conflict: str = ""
 
@@ -162,6 +157,7 @@ def decide(obs: Observed) -> Decision:
     if obs.job is not None and obs.job.phase is not JobPhase.RUNNING:
         memory = fold(obs, memory, obs.job, events)
     memory = _take_approvals(obs, memory, events)
+    memory = _record_rollout(obs, memory)
     decision = _decide(obs, memory, events)
     return Decision(
         memory=decision.memory,
@@ -328,6 +324,16 @@ def _describe(f: Failure) -> str:
     return f"{f.code}{where}{state}: {f.message}"
 
 
+def _record_rollout(obs: Observed, memory: Memory) -> Memory:
+    """The first look at a generation records the pod templates its Deployments have then."""
+    if obs.spec is None or obs.spec.contract.after is not ContractAfter.ROLLOUT:
+        return memory
+    if obs.rollout is None or (memory.rollout and memory.rollout.generation == obs.ref.generation):
+        return memory
+    rec = record(obs.ref.generation, obs.rollout)
+    return memory.with_(rollout=rec) if rec is not None else memory
+
+
 # --- actions (annotations) ---------------------------------------------------------------------
 
 
@@ -445,7 +451,7 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         )
     if not plan.steps:
         return Decision(
-            memory.with_(gate=None, rollout_baseline=None, current_step=None),
+            memory.with_(gate=None, current_step=None),
             Reason.COMPLETE,
             f"every migration is applied ({memory.applied_version or 'none'})",
         )
@@ -548,17 +554,15 @@ def _gate_of(obs: Observed, spec: MigrationSpec, step: Step, memory: Memory) -> 
     return ""
 
 
+def _rollout_verdict(obs: Observed, memory: Memory) -> Verdict:
+    rec = memory.rollout
+    if rec is not None and rec.generation != obs.ref.generation:
+        rec = None  # recorded for another generation: not this spec's baseline.
+    return rollout_gate(rec, obs.rollout or ())
+
+
 def _rollout_open(obs: Observed, memory: Memory) -> bool:
-    base = memory.rollout_baseline
-    r = obs.rollout
-    return (
-        base is not None
-        and base[0] == obs.ref.generation
-        and r is not None
-        and r.exists
-        and r.complete
-        and r.generation > base[1]
-    )
+    return _rollout_verdict(obs, memory).open
 
 
 def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) -> Decision:
@@ -665,19 +669,23 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
             "and spec.safety.destructive is Deny",
         )
     wake = None
+    events: tuple[Event, ...] = ()
     if gate == "Rollout":
-        r = obs.rollout
-        base = memory.rollout_baseline
-        if base is None or base[0] != obs.ref.generation:
-            # expand just finished: a rollout of a newer Deployment generation opens the gate.
-            memory = memory.with_(
-                rollout_baseline=(obs.ref.generation, r.generation if r and r.exists else 0)
-            )
+        verdict = _rollout_verdict(obs, memory)
         wake = obs.settings.poll_seconds
-        opens = (
-            f"Deployment {spec.contract.rollout_deployment} completing a rollout of a generation "
-            f"newer than {memory.rollout_baseline[1] if memory.rollout_baseline else 0}"
-        )
+        opens = verdict.message
+        if memory.rollout is not None:
+            gone = [n for n in verdict.missing if n not in memory.rollout.missing]
+            events = tuple(
+                Event(
+                    "Warning",
+                    "DeploymentNotFound",
+                    f"Deployment {n} not found (yet): the Rollout gate of step {step.key} "
+                    "waits for it (it may come in a later sync wave)",
+                )
+                for n in gone
+            )
+            memory = memory.with_(rollout=replace_missing(memory.rollout, verdict.missing))
     else:
         opens = (
             f"kubectl annotate migration/{name} pgshift.dev/approve={step.migration} --overwrite"
@@ -701,6 +709,7 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
             reason,
             f"ready for the new application version; {held} waits for: {opens}",
             wake_after=wake,
+            events=events,
         )
     later = next(s for s in plan.steps if s.phase != "contract")
     return Decision(
@@ -709,4 +718,5 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
         f"{later.phase} step {later.key} of {later.migration} is held behind {held}, "
         f"which waits for: {opens}",
         wake_after=wake,
+        events=events,
     )

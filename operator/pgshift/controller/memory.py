@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pgshift.controller.rollout import RolloutRecord, record_from_status, record_to_status
+
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
 MAX_STEPS = 60
 MAX_PENDING_NAMES = 20
@@ -82,8 +84,9 @@ class Memory:
     attempts: int = 0
     not_before: str = ""
     failure: Failure | None = None
-    #: (generation, Deployment generation) when a Rollout gate was first reached.
-    rollout_baseline: tuple[int, int] | None = None
+    #: the pod templates the Rollout gate's Deployments had when this generation was first
+    #: observed (`status.rollout`).
+    rollout: RolloutRecord | None = None
     retry_seen: str = ""
     approved: tuple[str, ...] = ()
     marked_applied: tuple[str, ...] = ()
@@ -148,7 +151,6 @@ def to_progress(m: Memory) -> dict[str, Any]:
         "failure": (
             {"generation": m.failure.generation, "digest": m.failure.digest} if m.failure else None
         ),
-        "rolloutBaseline": list(m.rollout_baseline) if m.rollout_baseline else None,
     }
 
 
@@ -176,7 +178,6 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
             generation=int(pf.get("generation", 0)),
             digest=str(pf.get("digest", "")),
         )
-    baseline = progress.get("rolloutBaseline")
     job = status.get("job") or {}
     return Memory(
         seq=int(progress.get("seq", 0)),
@@ -185,7 +186,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         attempts=int(progress.get("attempts", 0)),
         not_before=str(progress.get("notBefore") or ""),
         failure=failure,
-        rollout_baseline=(int(baseline[0]), int(baseline[1])) if baseline else None,
+        rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
         approved=tuple(actions.get("approved") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
@@ -221,6 +222,7 @@ def user_status(m: Memory) -> dict[str, Any]:
         )
         or None,
         "job": {"name": m.job_name, "action": m.job_action} if m.job_name else None,
+        "rollout": record_to_status(m.rollout) if m.rollout else None,
         "progress": to_progress(m),
     }
 

@@ -36,13 +36,13 @@ from pgshift.controller.machine import (
     JobPhase,
     JobState,
     Observed,
-    RolloutState,
     SourceState,
     decide,
     iso,
 )
 from pgshift.controller.memory import from_status
 from pgshift.controller.progress import progress_from_log
+from pgshift.controller.rollout import DeploymentView
 from pgshift.controller.status import REASONS, Reason, patch_for, render
 from pgshift.errors import PgshiftError
 from pgshift.migrations import configmap_problems, read_mapping
@@ -298,11 +298,10 @@ def _pod_outcome(namespace: str, job: str) -> tuple[dict[str, Any] | None, str, 
     return result, reason, message
 
 
-def _rollout(namespace: str, spec: MigrationSpec | None) -> RolloutState | None:
+def _rollout(namespace: str, spec: MigrationSpec | None) -> tuple[DeploymentView, ...] | None:
     if spec is None or spec.contract.after is not ContractAfter.ROLLOUT:
         return None
-    d = kube.get_deployment(namespace, spec.contract.rollout_deployment or "")
-    return RolloutState(exists=d.exists, generation=d.generation, complete=d.complete)
+    return tuple(kube.get_deployment_view(namespace, d) for d in spec.contract.rollout_deployments)
 
 
 def _tracking_key(spec: Mapping[str, Any]) -> tuple[str, str, str, str]:

@@ -151,6 +151,7 @@ def test_parse_applies_the_same_defaults() -> None:
         {"source": {"configMap": {"name": "a"}, "image": {"reference": "x"}}},
         {"source": {}},
         {"contract": {"after": "Rollout"}},
+        {"contract": {"after": "Rollout", "rollout": {"deployments": []}}},
         {"backup": {"when": "Always"}},
     ],
 )
@@ -177,6 +178,8 @@ SCHEMA_KEYS = {
     "minimum",
     "minLength",
     "maxLength",
+    "minItems",
+    "maxItems",
     "additionalProperties",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-validations",
