@@ -28,7 +28,16 @@ from pgshift.controller.api import (
     Ref,
 )
 from pgshift.controller.config import Settings
-from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.memory import Failure, Memory, Plan, Problem, Step
+from pgshift.controller.names import (
+    UNKNOWN_TARGET,
+    Match,
+    approval_problems,
+    cut_to_target,
+    mark_applied_problem,
+    match,
+    target_problem,
+)
 from pgshift.controller.rollout import DeploymentView, Verdict, record, replace_missing
 from pgshift.controller.rollout import gate as rollout_gate
 from pgshift.controller.status import (
@@ -159,10 +168,13 @@ def decide(obs: Observed) -> Decision:
     memory = _take_approvals(obs, memory, events)
     memory = _record_rollout(obs, memory)
     decision = _decide(obs, memory, events)
+    message = decision.message
+    if decision.memory.problems and decision.reason is not Reason.INVALID_SPEC:
+        message += " | " + "; ".join(p.message for p in decision.memory.problems)
     return Decision(
         memory=decision.memory,
         reason=decision.reason,
-        message=decision.message,
+        message=message,
         run=decision.run,
         wake_after=decision.wake_after,
         events=tuple(events) + decision.events,
@@ -195,6 +207,7 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
     if job.action is Action.PLAN:
         plan = _plan_from_result(result, generation, digest)
+        plan = cut_to_target(plan, obs.spec.target if obs.spec else "")
         events.append(
             Event(
                 "Normal",
@@ -272,6 +285,9 @@ def _plan_from_result(result: Mapping[str, Any], generation: int, digest: str) -
         last_applied=str(result.get("lastApplied") or ""),
         affected_tables=tuple(result.get("affectedTables") or ()),
         truncated=bool(result.get("truncated", False)),
+        names=tuple(
+            str(m.get("name")) for m in result.get("migrations") or () if isinstance(m, Mapping)
+        ),
     )
 
 
@@ -370,7 +386,7 @@ def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memor
 
 
 def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
-    from pgshift.controller.api import ANNOTATION_MARK_APPLIED
+    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_MARK_APPLIED
 
     job = obs.job
     if job is not None and job.phase is JobPhase.RUNNING:
@@ -396,14 +412,19 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         memory = memory.with_(failure=None, attempts=0, not_before="")
     mark = obs.annotations.get(ANNOTATION_MARK_APPLIED, "")
     if mark and mark not in memory.marked_applied:
-        memory = memory.with_(
-            marked_applied=(*memory.marked_applied, mark), failure=None, attempts=0, not_before=""
-        )
-        return _run(
-            memory,
-            RunJob(Action.MARK_APPLIED, (mark,), {"target": mark}),
-            f"marking {mark} applied",
-        )
+        memory = memory.with_(marked_applied=(*memory.marked_applied, mark))
+        same_source = memory.plan and memory.plan.digest in ("", digest_now or "")
+        known = memory.plan if same_source else None
+        if known is None or match(known, mark) not in (Match.APPLIED, Match.NOTHING):
+            # pending, or not judged here: the runner marks it (or names the error).
+            memory = memory.with_(failure=None, attempts=0, not_before="")
+            return _run(
+                memory,
+                RunJob(Action.MARK_APPLIED, (mark,), {"target": mark}),
+                f"marking {mark} applied",
+            )
+        # applied already: consumed silently; naming nothing: a problem (below), no Job.
+        memory = _with_problems(memory, _problems(obs, spec, known, memory), events)
     if spec.suspend:
         return Decision(memory, Reason.SUSPENDED, "spec.suspend is true: no new Job starts")
     if obs.source.problem:
@@ -438,6 +459,19 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         pending=plan.pending,
         applied_version=plan.last_applied or memory.applied_version,
     )
+    memory = _with_problems(memory, _problems(obs, spec, plan, memory), events)
+    matched = [
+        v
+        for v in _values(obs.annotations.get(ANNOTATION_APPROVE, ""))
+        if v not in memory.matched and match(plan, v) is Match.PENDING
+    ]
+    if matched:
+        memory = memory.with_(matched=(*memory.matched, *matched)[-50:])
+    if any(p.code == UNKNOWN_TARGET for p in memory.problems) and (
+        plan.pending or plan.pending_count
+    ):
+        problem = next(p for p in memory.problems if p.code == UNKNOWN_TARGET)
+        return Decision(memory, Reason.INVALID_SPEC, problem.message)
     if spec.baseline_up_to and (
         spec.baseline_up_to in plan.pending
         or any(s.migration == spec.baseline_up_to for s in plan.steps)
@@ -502,6 +536,26 @@ def _stall_message(f: Failure, name: str) -> str:
         text
         + f" | then: kubectl annotate migration/{name} pgshift.dev/retry=$(date +%s) --overwrite"
     )
+
+
+def _problems(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) -> list[Problem]:
+    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_MARK_APPLIED
+
+    found = approval_problems(
+        plan, _values(obs.annotations.get(ANNOTATION_APPROVE, "")), memory.matched
+    )
+    mark = mark_applied_problem(plan, obs.annotations.get(ANNOTATION_MARK_APPLIED, ""))
+    target = target_problem(plan, spec.target)
+    return [*found, *(p for p in (mark, target) if p is not None)]
+
+
+def _with_problems(memory: Memory, problems: list[Problem], events: list[Event]) -> Memory:
+    """Record the names that name nothing; a Warning Event for each one not reported yet."""
+    before = {(p.code, p.name) for p in memory.problems}
+    for p in problems:
+        if (p.code, p.name) not in before:
+            events.append(Event("Warning", p.code, p.message))
+    return memory.with_(problems=tuple(problems))
 
 
 def _run(memory: Memory, run: RunJob, message: str) -> Decision:
@@ -598,7 +652,9 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
         args += ["--until-phase", "backfill"]
     args += ["--destructive", spec.safety.destructive.value]
     for value in _approvals(obs, memory):
-        args += ["--approve", value]
+        # only names the runner will find: one that names nothing is reported, not passed on.
+        if value == "*" or match(plan, value) in (Match.PENDING, Match.UNSURE):
+            args += ["--approve", value]
     head = runnable[0]
     memory = memory.with_(
         current_step={

@@ -53,6 +53,8 @@ class Plan:
     affected_tables: tuple[str, ...] = ()
     #: the runner (or we) cut the step list: gates past the end are unknown.
     truncated: bool = False
+    #: every migration of the source, in order (the plan's `migrations` table; may be cut).
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ class Failure:
     #: what it failed for: fixing forward (a new generation or source) clears it.
     generation: int = 0
     digest: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A name that names nothing (controller/names.py): a Warning Event, `status.problems`."""
+
+    code: str
+    name: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,10 @@ class Memory:
     job_name: str = ""
     job_action: str = ""
     gate: Mapping[str, str] | None = None
+    #: approval values that matched a pending step or migration once: consumed, not unknown,
+    #: once that is applied (a step key is not in later plans).
+    matched: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)
@@ -128,6 +143,7 @@ def plan_from_dict(d: Mapping[str, Any] | None) -> Plan | None:
         last_applied=str(d.get("last_applied", "")),
         affected_tables=tuple(d.get("affected_tables") or ()),
         truncated=bool(d.get("truncated", False)),
+        names=tuple(str(n) for n in d.get("names") or ()),
     )
 
 
@@ -151,6 +167,7 @@ def to_progress(m: Memory) -> dict[str, Any]:
         "failure": (
             {"generation": m.failure.generation, "digest": m.failure.digest} if m.failure else None
         ),
+        "matched": list(m.matched[-50:]) or None,
     }
 
 
@@ -199,6 +216,11 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         job_name=str(job.get("name") or ""),
         job_action=str(job.get("action") or ""),
         gate=status.get("gate") or None,
+        matched=tuple(progress.get("matched") or ()),
+        problems=tuple(
+            Problem(str(p.get("code", "")), str(p.get("name", "")), str(p.get("message", "")))
+            for p in status.get("problems") or ()
+        ),
     )
 
 
@@ -223,8 +245,9 @@ def user_status(m: Memory) -> dict[str, Any]:
         or None,
         "job": {"name": m.job_name, "action": m.job_action} if m.job_name else None,
         "rollout": record_to_status(m.rollout) if m.rollout else None,
+        "problems": [asdict(p) for p in m.problems] or None,
         "progress": to_progress(m),
     }
 
 
-__all__ = ["Failure", "Memory", "Plan", "Step", "from_status", "user_status"]
+__all__ = ["Failure", "Memory", "Plan", "Problem", "Step", "from_status", "user_status"]
