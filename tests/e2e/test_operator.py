@@ -506,9 +506,37 @@ def test_invalid_resources_are_refused_by_kubectl(
     bad_enum = spec_for("src", contract={"after": "Whenever"})
     err = migration(kube_cluster, ns, "bad", bad_enum, check=False)
     assert "Unsupported value" in err and "Approval" in err
-    # kubectl explain teaches the fields.
+    both_rollouts = spec_for(
+        "src", contract={"after": "Rollout", "rollout": {"deployment": "a", "deployments": ["b"]}}
+    )
+    err = migration(kube_cluster, ns, "bad", both_rollouts, check=False)
+    assert (
+        "set one of spec.contract.rollout.deployments and spec.contract.rollout.deployment" in err
+    )
+    # durations out of their bounds (lockTimeout 0s would mean no timeout at all).
+    for field, value in (
+        (
+            {"safety": {"lockTimeout": "0s"}},
+            "spec.safety.lockTimeout must be between 100ms and 10m",
+        ),
+        ({"safety": {"lockTimeout": "99999h"}}, "spec.safety.lockTimeout must be between"),
+        ({"safety": {"lockWait": "25h"}}, "spec.safety.lockWait must be between 1s and 24h"),
+        ({"backfill": {"pause": "2h"}}, "spec.backfill.pause must be between 0s and 1h"),
+    ):
+        err = migration(kube_cluster, ns, "bad", spec_for("src", **field), check=False)
+        assert value in err, (field, err)
+    assert not migration(kube_cluster, ns, "fine", spec_for("src", safety={"lockTimeout": "2"}))
+    k(kube_cluster, ns, "delete", "migration/fine")
+    # kubectl explain teaches the fields, the new ones included.
     explained = kube_cluster.kubectl("explain", "migration.spec.contract").stdout
     assert "Immediately; after a pgshift.dev/approve annotation" in explained
+    for path, text in (
+        ("migration.spec.contract.rollout.deployments", "the gate waits for all of them"),
+        ("migration.spec.safety.lockTimeout", "Between 100ms and 10m"),
+        ("migration.status.rollout.knownTemplateHashes", "pod-template-hash"),
+        ("migration.status.problems", "Names that name nothing"),
+    ):
+        assert text in kube_cluster.kubectl("explain", path).stdout, path
 
 
 def test_two_migrations_on_one_database(
