@@ -217,7 +217,7 @@ DURATION_BOUNDS = {
         ["100ms", "2s", "2", "1.5s", "10m"],
     ),
     "safety.lockWait": (["0s", "500ms", "25h", "99999h"], ["1s", "5m", "24h"]),
-    "backfill.targetBatchTime": (["0s", "5ms", "2m"], ["10ms", "200ms", "1m"]),
+    "backfill.targetBatchTime": (["0s", "0.5ms", "2m"], ["1ms", "200ms", "1m"]),
     "backfill.pause": (["2h", "99999h"], ["0s", "0", "100ms", "1h"]),
 }
 
