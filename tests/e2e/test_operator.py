@@ -540,6 +540,37 @@ def test_invalid_resources_are_refused_by_kubectl(
         assert text in " ".join(kube_cluster.kubectl("explain", path).stdout.split()), path
 
 
+def test_names_that_name_nothing_warn_without_stalling_a_complete_migration(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str
+) -> None:
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    # a typo in an approval, an applied migration approved (kept in git), a mark-applied of
+    # nothing: the typos are named, the applied name is consumed silently.
+    k(
+        kube_cluster, ns, "annotate", "migration/app",
+        "pgshift.dev/approve=0002_typo,0001_create", "pgshift.dev/mark-applied=0003_nope",
+    )  # fmt: skip
+    poll(
+        lambda: len(get(kube_cluster, ns, "migration", "app")["status"].get("problems", [])) == 2,
+        "both names were never reported in status.problems",
+    )
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    assert sorted((p["code"], p["name"]) for p in status["problems"]) == [
+        ("UnknownApproval", "0002_typo"),
+        ("UnknownMarkApplied", "0003_nope"),
+    ]
+    c = conditions(status)
+    assert c["Complete"]["status"] == "True" and c["Stalled"]["status"] == "False"
+    assert "0002_typo" in c["Ready"]["message"]
+    events = get(kube_cluster, ns, "events")["items"]
+    warned = {e["reason"] for e in events if e["type"] == "Warning"}
+    assert {"UnknownApproval", "UnknownMarkApplied"} <= warned
+    assert not [j for j in jobs(kube_cluster, ns) if "-mark" in j["metadata"]["name"]]
+
+
 def test_two_migrations_on_one_database(
     kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
     pg_server: PgServer,

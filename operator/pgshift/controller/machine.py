@@ -255,8 +255,15 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
         if int(result.get("pendingCount", 1) or 0) == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
+            # The source's names stay known (names that name nothing are still told apart).
             return memory.with_(
-                plan=Plan(generation=generation, digest=digest or memory.plan.digest)
+                plan=Plan(
+                    generation=generation,
+                    digest=digest or memory.plan.digest,
+                    names=memory.plan.names,
+                    last_applied=str(result.get("lastApplied") or memory.plan.last_applied),
+                    truncated=memory.plan.truncated,
+                )
             )
         return memory.with_(plan=None)
     events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))

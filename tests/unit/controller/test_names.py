@@ -158,3 +158,17 @@ def test_cut_to_target_keeps_order() -> None:
     assert cut_to_target(plan, "nope") == plan
     assert cut_to_target(plan, "") == plan
     assert Memory().problems == ()
+
+
+def test_after_the_last_apply_the_names_are_still_known() -> None:
+    """The plan after an apply that left nothing pending is not run, but its names stay."""
+    s = spec(contract={"after": "Immediately"}, safety={"destructive": "Allow"})
+    d = planned(plan_result(E1, applied=("0000_init",)), spec=s)
+    assert d.run and d.run.action is Action.APPLY
+    done = {"ok": True, "appliedCount": 2, "pendingCount": 0, "lastApplied": "0001_add"}
+    d = step(d.memory, spec=s, job=finished(d, done))
+    assert d.reason is Reason.COMPLETE
+    ann = {"pgshift.dev/approve": "0001_add,0002_typo"}
+    a = step(d.memory, spec=s, annotations=ann)
+    assert a.reason is Reason.COMPLETE
+    assert [p.name for p in a.memory.problems] == ["0002_typo"]
