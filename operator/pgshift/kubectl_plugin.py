@@ -191,7 +191,9 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
     contract = spec.get("contract") or {}
     after = contract.get("after", "-")
     if after == "Rollout":
-        after += f" of Deployment {(contract.get('rollout') or {}).get('deployment', '?')}"
+        rollout = contract.get("rollout") or {}
+        names = list(rollout.get("deployments") or ()) or [rollout.get("deployment", "?")]
+        after += f" of Deployment{'s' if len(names) > 1 else ''} {', '.join(names)}"
     out.append(_field("Contract", f"after {after}"))
 
     conds = conditions_of(obj)

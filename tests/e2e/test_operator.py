@@ -497,7 +497,7 @@ def test_invalid_resources_are_refused_by_kubectl(
     assert "set exactly one of spec.source.configMap and spec.source.image" in err
     rollout = spec_for("src", contract={"after": "Rollout"})
     err = migration(kube_cluster, ns, "bad", rollout, check=False)
-    assert "spec.contract.rollout.deployment is required" in err
+    assert "spec.contract.rollout.deployments is required" in err
     nobackup = spec_for("src", backup={"when": "Always"})
     err = migration(kube_cluster, ns, "bad", nobackup, check=False)
     assert "spec.backup.volume.claimName is required" in err
@@ -506,9 +506,69 @@ def test_invalid_resources_are_refused_by_kubectl(
     bad_enum = spec_for("src", contract={"after": "Whenever"})
     err = migration(kube_cluster, ns, "bad", bad_enum, check=False)
     assert "Unsupported value" in err and "Approval" in err
-    # kubectl explain teaches the fields.
+    both_rollouts = spec_for(
+        "src", contract={"after": "Rollout", "rollout": {"deployment": "a", "deployments": ["b"]}}
+    )
+    err = migration(kube_cluster, ns, "bad", both_rollouts, check=False)
+    assert (
+        "set one of spec.contract.rollout.deployments and spec.contract.rollout.deployment" in err
+    )
+    # durations out of their bounds (lockTimeout 0s would mean no timeout at all).
+    for field, value in (
+        (
+            {"safety": {"lockTimeout": "0s"}},
+            "spec.safety.lockTimeout must be between 100ms and 10m",
+        ),
+        ({"safety": {"lockTimeout": "99999h"}}, "spec.safety.lockTimeout must be between"),
+        ({"safety": {"lockWait": "25h"}}, "spec.safety.lockWait must be between 1s and 24h"),
+        ({"backfill": {"pause": "2h"}}, "spec.backfill.pause must be between 0s and 1h"),
+    ):
+        err = migration(kube_cluster, ns, "bad", spec_for("src", **field), check=False)
+        assert value in err, (field, err)
+    assert not migration(kube_cluster, ns, "fine", spec_for("src", safety={"lockTimeout": "2"}))
+    k(kube_cluster, ns, "delete", "migration/fine")
+    # kubectl explain teaches the fields, the new ones included.
     explained = kube_cluster.kubectl("explain", "migration.spec.contract").stdout
     assert "Immediately; after a pgshift.dev/approve annotation" in explained
+    for path, text in (
+        ("migration.spec.contract.rollout.deployments", "the gate waits for all of them"),
+        ("migration.spec.safety.lockTimeout", "Between 100ms and 10m"),
+        ("migration.status.rollout.knownTemplateHashes", "pod-template-hash"),
+        ("migration.status.problems", "Names that name nothing"),
+    ):
+        # kubectl wraps the text: compare with the line breaks taken out.
+        assert text in " ".join(kube_cluster.kubectl("explain", path).stdout.split()), path
+
+
+def test_names_that_name_nothing_warn_without_stalling_a_complete_migration(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str
+) -> None:
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    # a typo in an approval, an applied migration approved (kept in git), a mark-applied of
+    # nothing: the typos are named, the applied name is consumed silently.
+    k(
+        kube_cluster, ns, "annotate", "migration/app",
+        "pgshift.dev/approve=0002_typo,0001_create", "pgshift.dev/mark-applied=0003_nope",
+    )  # fmt: skip
+    poll(
+        lambda: len(get(kube_cluster, ns, "migration", "app")["status"].get("problems", [])) == 2,
+        "both names were never reported in status.problems",
+    )
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    assert sorted((p["code"], p["name"]) for p in status["problems"]) == [
+        ("UnknownApproval", "0002_typo"),
+        ("UnknownMarkApplied", "0003_nope"),
+    ]
+    c = conditions(status)
+    assert c["Complete"]["status"] == "True" and c["Stalled"]["status"] == "False"
+    assert "0002_typo" in c["Ready"]["message"]
+    events = get(kube_cluster, ns, "events")["items"]
+    warned = {e["reason"] for e in events if e["type"] == "Warning"}
+    assert {"UnknownApproval", "UnknownMarkApplied"} <= warned
+    assert not [j for j in jobs(kube_cluster, ns) if "-mark" in j["metadata"]["name"]]
 
 
 def test_two_migrations_on_one_database(

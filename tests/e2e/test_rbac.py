@@ -190,6 +190,7 @@ NEEDED = [
     ("list", "configmaps", ()),
     ("watch", "configmaps", ()),
     ("get", "deployments.apps", ()),
+    ("list", "replicasets.apps", ()),
     ("create", "events", ()),
 ]
 
@@ -207,6 +208,8 @@ FORBIDDEN = [
     ("update", "jobs.batch", ()),
     ("update", "deployments.apps", ()),
     ("patch", "deployments.apps", ()),
+    ("update", "replicasets.apps", ()),
+    ("delete", "replicasets.apps", ()),
     ("create", "roles.rbac.authorization.k8s.io", ()),
     ("create", "rolebindings.rbac.authorization.k8s.io", ()),
     ("escalate", "roles.rbac.authorization.k8s.io", ()),

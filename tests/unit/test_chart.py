@@ -193,6 +193,7 @@ def test_the_rules_are_what_the_controller_calls(helm: Path) -> None:
         ("", "events", ("create",)),
         ("", "pods", ("list", "watch")),
         ("apps", "deployments", ("get",)),
+        ("apps", "replicasets", ("list",)),
         ("batch", "jobs", ("create", "list", "watch")),
         ("pgshift.dev", "migrations", ("get", "list", "patch", "watch")),
         ("pgshift.dev", "migrations/status", ("patch",)),

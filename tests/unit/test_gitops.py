@@ -156,3 +156,88 @@ def test_the_health_check_needs_no_library_argo_cd_leaves_closed() -> None:
         line for line in LUA.read_text().splitlines() if not line.lstrip().startswith("--")
     )
     assert not re.search(r"\b(string|os|io|debug|math)\.", code)
+
+
+def documented_phases() -> dict[str, tuple[str, str, str]]:
+    """status.phase -> (Argo CD health, kstatus, Flux with healthCheckExprs), from the
+    every-phase table in docs/gitops.md."""
+    text = DOC.read_text()
+    block = text.split("<!-- gitops-phases:begin -->", 1)[1].split("<!-- gitops-phases:end -->")[0]
+    rows: dict[str, tuple[str, str, str]] = {}
+    for line in block.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        for phase in cells[0].replace("`", "").split(","):
+            rows[phase.strip()] = (cells[2], cells[3], cells[4])
+    return rows
+
+
+def phase_object(reason: controller_status.Reason) -> dict[str, Any]:
+    """A Migration in `reason`, its status rendered by the controller's own `render`."""
+    from pgshift.controller.memory import Memory
+
+    held = reason in (
+        controller_status.Reason.AWAITING_APPROVAL,
+        controller_status.Reason.AWAITING_ROLLOUT,
+        controller_status.Reason.BLOCKED_BY_GATE,
+    )
+    gate = {"type": "Approval", "step": "9d81e0aa42c3-0", "migration": "0004_drop", "message": "x"}
+    memory = Memory(gate=gate if held else None)
+    status = controller_status.render(
+        reason=reason,
+        message=f"{reason.value}: what pgshift says",
+        memory=memory,
+        generation=1,
+        name="shop",
+        now="2026-11-26T10:00:00Z",
+        previous=None,
+    )
+    spec: dict[str, Any] = {
+        "database": {"urlSecretRef": {"name": "shop-db"}},
+        "source": {"configMap": {"name": "src"}},
+        "suspend": reason is controller_status.Reason.SUSPENDED,
+    }
+    return {
+        "apiVersion": "pgshift.dev/v1alpha1",
+        "kind": "Migration",
+        "metadata": {"name": "shop", "namespace": "shop", "generation": 1},
+        "spec": spec,
+        "status": json.loads(json.dumps(controller_status.strip_none(status))),
+    }
+
+
+def test_every_phase_is_documented_as_argo_cd_and_flux_see_it(
+    gitops_check: Path, tmp_path: Path
+) -> None:
+    """Every reason the controller can write (status.phase), rendered by status.render, through
+    the Argo CD health check, kstatus and Flux's healthCheckExprs: docs/gitops.md's table."""
+    documented = documented_phases()
+    assert sorted(documented) == sorted(r.value for r in controller_status.Reason)
+    files = []
+    for reason in controller_status.Reason:
+        path = tmp_path / f"{reason.value}.yaml"
+        path.write_text(yaml.safe_dump(phase_object(reason)))
+        files.append(str(path))
+    out = subprocess.run(
+        [str(gitops_check), "-lua", str(LUA), "-flux-exprs", str(FLUX_EXPRS), *files],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    seen = {}
+    for line in out.stdout.splitlines():
+        r = json.loads(line)
+        seen[Path(r["file"]).stem] = (
+            r["argocd"]["status"],
+            r["kstatus"]["status"],
+            r["fluxCEL"]["status"],
+        )
+    assert seen == documented
+
+
+def test_the_docs_say_what_argo_cd_shows_while_the_contract_runs() -> None:
+    """docs/gitops.md once said an approved Migration "stays Healthy throughout"."""
+    doc = DOC.read_text()
+    assert "stays Healthy throughout" not in doc
+    argocd, _, _ = documented_states()["contract-applying.yaml"]
+    assert argocd == "Progressing"
+    assert "Progressing while the contract step runs" in doc

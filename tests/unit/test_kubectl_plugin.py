@@ -199,3 +199,10 @@ def test_the_namespace_flag_works_before_or_after_the_verb(argv: list[str]) -> N
     args = plugin.parser().parse_args(argv)
     assert (args.sub_namespace or args.namespace) == "shop"
     assert (args.command, args.name, args.target) == ("approve", "shop", "0004_drop_legacy")
+
+
+def test_status_names_every_deployment_of_a_rollout_list() -> None:
+    obj = fixture("ready")
+    obj["spec"]["contract"] = {"after": "Rollout", "rollout": {"deployments": ["web", "api"]}}
+    out = plugin.render_status(obj, NOW)
+    assert "Contract:     after Rollout of Deployments web, api" in out

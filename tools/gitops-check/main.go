@@ -68,7 +68,11 @@ var argoStatuses = map[string]bool{
 func main() {
 	script := flag.String("lua", "", "the Argo CD health check (Lua)")
 	exprsFile := flag.String("flux-exprs", "", "Flux healthCheckExprs to evaluate (YAML)")
+	celRule := flag.String("cel-rule", "", "a CRD x-kubernetes-validations rule on a string field: evaluate it with self = each argument")
 	flag.Parse()
+	if *celRule != "" {
+		os.Exit(checkRule(*celRule, flag.Args()))
+	}
 	if *script == "" || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: gitops-check -lua HEALTH.lua FIXTURE.yaml...")
 		os.Exit(2)
@@ -282,4 +286,46 @@ func toLua(l *lua.LState, value interface{}) lua.LValue {
 		return t
 	}
 	return lua.LNil
+}
+
+// checkRule compiles a CRD validation rule whose `self` is a string (as the apiserver
+// compiles it: type-checked) and prints, per value, whether the rule holds. A rule that does
+// not compile exits 2; a runtime error (the apiserver refuses the object) is printed as such.
+func checkRule(rule string, values []string) int {
+	env, err := cel.NewEnv(
+		cel.HomogeneousAggregateLiterals(),
+		cel.DefaultUTCTimeZone(true),
+		ext.Strings(),
+		cel.Variable("self", cel.StringType),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ast, issues := env.Compile(rule)
+	if issues != nil && issues.Err() != nil {
+		fmt.Fprintln(os.Stderr, issues.Err())
+		return 2
+	}
+	if ast.OutputType() != cel.BoolType {
+		fmt.Fprintf(os.Stderr, "rule is of type %v, not bool\n", ast.OutputType())
+		return 2
+	}
+	prog, err := env.Program(ast)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	out := json.NewEncoder(os.Stdout)
+	for _, v := range values {
+		res := map[string]any{"value": v}
+		got, _, err := prog.Eval(map[string]any{"self": v})
+		if err != nil {
+			res["ok"], res["error"] = false, err.Error()
+		} else {
+			res["ok"] = got.Value() == true
+		}
+		_ = out.Encode(res)
+	}
+	return 0
 }

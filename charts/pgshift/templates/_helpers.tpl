@@ -83,10 +83,14 @@ the database URL through secretKeyRef, which the kubelet resolves, not the opera
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch"]
-# Rollout gates (spec.contract.after: Rollout) read the named Deployment (polled, not watched).
+# Rollout gates (spec.contract.after: Rollout) read the named Deployments (polled, not
+# watched), their ReplicaSets (which pod templates exist) and Pods (none of an old one left).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 # An Event for every step.
 - apiGroups: [""]
   resources: ["events"]

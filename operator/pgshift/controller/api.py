@@ -101,7 +101,9 @@ class SafetySpec:
 @dataclass(frozen=True)
 class ContractSpec:
     after: ContractAfter = ContractAfter.APPROVAL
-    rollout_deployment: str | None = None
+    #: `spec.contract.rollout.deployments`, or the older single `deployment`: a Rollout gate
+    #: waits for every one of them.
+    rollout_deployments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _parse(spec: Mapping[str, Any]) -> MigrationSpec:
         ),
         contract=ContractSpec(
             after=ContractAfter(contract.get("after") or ContractSpec.after),
-            rollout_deployment=(contract.get("rollout") or {}).get("deployment") or None,
+            rollout_deployments=_deployments(contract.get("rollout") or {}),
         ),
         backfill=BackfillSpec(
             target_batch_time=str(backfill.get("targetBatchTime") or d_bf.target_batch_time),
@@ -215,11 +217,19 @@ def _parse(spec: Mapping[str, Any]) -> MigrationSpec:
         ),
         suspend=bool(spec.get("suspend", False)),
     )
-    if parsed.contract.after is ContractAfter.ROLLOUT and not parsed.contract.rollout_deployment:
-        raise ValueError("spec.contract.rollout.deployment is required when contract.after=Rollout")
+    if parsed.contract.after is ContractAfter.ROLLOUT and not parsed.contract.rollout_deployments:
+        raise ValueError(
+            "spec.contract.rollout.deployments is required when contract.after=Rollout"
+        )
     if parsed.backup.when is not BackupWhen.NEVER and not parsed.backup.claim_name:
         raise ValueError("spec.backup.volume.claimName is required unless backup.when=Never")
     return parsed
+
+
+def _deployments(rollout: Mapping[str, Any]) -> tuple[str, ...]:
+    """`deployments` (a list) or the single `deployment` of older specs; the CRD allows one."""
+    names = [*(rollout.get("deployments") or ()), rollout.get("deployment") or ""]
+    return tuple(dict.fromkeys(str(n) for n in names if n))
 
 
 @dataclass(frozen=True)

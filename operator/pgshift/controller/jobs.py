@@ -103,7 +103,9 @@ def _run_args(spec: MigrationSpec, action: Action) -> list[str]:
     if action not in (Action.PLAN, Action.APPLY):
         return []
     args: list[str] = []
-    if spec.target:
+    if spec.target and action is Action.APPLY:
+        # the plan Job lists everything: the controller cuts it after the target itself, and
+        # tells a target naming nothing from one already applied (controller/names.py).
         args += ["--target", spec.target]
     args += [
         "--lock-wait",

@@ -6,7 +6,8 @@
 - pods: list, watch (termination message, waiting reasons such as a missing Secret)
 - pods/log: get (backfill progress lines of a running apply Job)
 - configmaps: get, list, watch (digest of a ConfigMap source; re-plan on an edit in place)
-- deployments (apps): get (a Rollout gate)
+- deployments (apps): get; replicasets (apps): list; pods: list (a Rollout gate: which pod
+  template the Deployment runs, which it ran before, and whether old Pods are gone)
 - events: create (an Event for every step)
 
 Never Secrets: the runner Pods get the URL through `secretKeyRef`, resolved by the kubelet.
@@ -18,13 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
 from kubernetes.client.rest import ApiException
 
 from pgshift.controller.api import GROUP, LABEL_MIGRATION, PLURAL, VERSION
+from pgshift.controller.rollout import DeploymentView, selector_string, view_of
 
 _configured = False
 #: (connect, read) seconds for every call: a hung request must not hold a Migration's lock.
@@ -102,33 +103,32 @@ def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
     return dict(cm.data or {})
 
 
-@dataclass(frozen=True)
-class DeploymentState:
-    exists: bool
-    generation: int = 0
-    complete: bool = False
-
-
-def get_deployment(namespace: str, name: str) -> DeploymentState:
-    api = kubernetes.client.AppsV1Api(_api())
+def get_deployment_view(namespace: str, name: str) -> DeploymentView:
+    """A Deployment, its ReplicaSets and the Pods of its selector, for the Rollout gate."""
+    apps = kubernetes.client.AppsV1Api(_api())
+    core = kubernetes.client.CoreV1Api(_api())
     try:
-        d = api.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)
+        d = _dict(apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT))
+        selector = selector_string((d.get("spec") or {}).get("selector"))
+        replicasets = apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _request_timeout=TIMEOUT
+        )
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=TIMEOUT
+        )
     except ApiException as exc:
         if not_found(exc):
-            return DeploymentState(exists=False)
+            return DeploymentView(name=name, exists=False)
+        if exc.status == 403:
+            # an operator upgraded without its RBAC: say so rather than retry in silence.
+            return DeploymentView(
+                name=name,
+                exists=False,
+                problem=f"forbidden ({exc.reason}): the operator needs get on deployments and "
+                "list on replicasets and pods (docs/rbac.md)",
+            )
         raise
-    gen = d.metadata.generation or 0
-    st = d.status
-    replicas = d.spec.replicas if d.spec.replicas is not None else 1
-    # kubectl rollout status's rule: observed, every replica updated and available, none old.
-    complete = bool(
-        st
-        and (st.observed_generation or 0) >= gen
-        and (st.updated_replicas or 0) >= replicas
-        and (st.replicas or 0) <= (st.updated_replicas or 0)
-        and (st.available_replicas or 0) >= (st.updated_replicas or 0)
-    )
-    return DeploymentState(exists=True, generation=gen, complete=complete)
+    return view_of(name, d, [_dict(rs) for rs in replicasets.items], [_dict(p) for p in pods.items])
 
 
 def list_jobs(namespace: str, migration: str) -> list[dict[str, Any]]:

@@ -28,7 +28,18 @@ from pgshift.controller.api import (
     Ref,
 )
 from pgshift.controller.config import Settings
-from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.memory import Failure, Memory, Plan, Problem, Step
+from pgshift.controller.names import (
+    UNKNOWN_TARGET,
+    Match,
+    approval_problems,
+    cut_to_target,
+    mark_applied_problem,
+    match,
+    target_problem,
+)
+from pgshift.controller.rollout import DeploymentView, Verdict, record, replace_missing
+from pgshift.controller.rollout import gate as rollout_gate
 from pgshift.controller.status import (
     RETRY_REASONS,
     RETRYABLE_CODES,
@@ -92,14 +103,6 @@ class SourceState:
 
 
 @dataclass(frozen=True)
-class RolloutState:
-    exists: bool
-    generation: int = 0
-    #: the controller observed this generation and every replica is updated and available.
-    complete: bool = False
-
-
-@dataclass(frozen=True)
 class Observed:
     ref: Ref
     spec: MigrationSpec | None
@@ -110,7 +113,8 @@ class Observed:
     annotations: Mapping[str, str] = field(default_factory=dict)
     source: SourceState = SourceState()
     job: JobState | None = None
-    rollout: RolloutState | None = None
+    #: the Rollout gate's Deployments, observed now (None unless contract.after is Rollout).
+    rollout: tuple[DeploymentView, ...] | None = None
     #: another Migration using the same database Secret and tracking table.
     conflict: str = ""
 
@@ -162,11 +166,15 @@ def decide(obs: Observed) -> Decision:
     if obs.job is not None and obs.job.phase is not JobPhase.RUNNING:
         memory = fold(obs, memory, obs.job, events)
     memory = _take_approvals(obs, memory, events)
+    memory = _record_rollout(obs, memory)
     decision = _decide(obs, memory, events)
+    message = decision.message
+    if decision.memory.problems and decision.reason is not Reason.INVALID_SPEC:
+        message += " | " + "; ".join(p.message for p in decision.memory.problems)
     return Decision(
         memory=decision.memory,
         reason=decision.reason,
-        message=decision.message,
+        message=message,
         run=decision.run,
         wake_after=decision.wake_after,
         events=tuple(events) + decision.events,
@@ -199,6 +207,7 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
     if job.action is Action.PLAN:
         plan = _plan_from_result(result, generation, digest)
+        plan = cut_to_target(plan, obs.spec.target if obs.spec else "")
         events.append(
             Event(
                 "Normal",
@@ -246,8 +255,15 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
         if int(result.get("pendingCount", 1) or 0) == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
+            # The source's names stay known (names that name nothing are still told apart).
             return memory.with_(
-                plan=Plan(generation=generation, digest=digest or memory.plan.digest)
+                plan=Plan(
+                    generation=generation,
+                    digest=digest or memory.plan.digest,
+                    names=memory.plan.names,
+                    last_applied=str(result.get("lastApplied") or memory.plan.last_applied),
+                    truncated=memory.plan.truncated,
+                )
             )
         return memory.with_(plan=None)
     events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))
@@ -276,6 +292,9 @@ def _plan_from_result(result: Mapping[str, Any], generation: int, digest: str) -
         last_applied=str(result.get("lastApplied") or ""),
         affected_tables=tuple(result.get("affectedTables") or ()),
         truncated=bool(result.get("truncated", False)),
+        names=tuple(
+            str(m.get("name")) for m in result.get("migrations") or () if isinstance(m, Mapping)
+        ),
     )
 
 
@@ -328,6 +347,16 @@ def _describe(f: Failure) -> str:
     return f"{f.code}{where}{state}: {f.message}"
 
 
+def _record_rollout(obs: Observed, memory: Memory) -> Memory:
+    """The first look at a generation records the pod templates its Deployments have then."""
+    if obs.spec is None or obs.spec.contract.after is not ContractAfter.ROLLOUT:
+        return memory
+    if obs.rollout is None or (memory.rollout and memory.rollout.generation == obs.ref.generation):
+        return memory
+    rec = record(obs.ref.generation, obs.rollout)
+    return memory.with_(rollout=rec) if rec is not None else memory
+
+
 # --- actions (annotations) ---------------------------------------------------------------------
 
 
@@ -364,7 +393,7 @@ def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memor
 
 
 def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
-    from pgshift.controller.api import ANNOTATION_MARK_APPLIED
+    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_MARK_APPLIED
 
     job = obs.job
     if job is not None and job.phase is JobPhase.RUNNING:
@@ -390,14 +419,19 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         memory = memory.with_(failure=None, attempts=0, not_before="")
     mark = obs.annotations.get(ANNOTATION_MARK_APPLIED, "")
     if mark and mark not in memory.marked_applied:
-        memory = memory.with_(
-            marked_applied=(*memory.marked_applied, mark), failure=None, attempts=0, not_before=""
-        )
-        return _run(
-            memory,
-            RunJob(Action.MARK_APPLIED, (mark,), {"target": mark}),
-            f"marking {mark} applied",
-        )
+        memory = memory.with_(marked_applied=(*memory.marked_applied, mark))
+        same_source = memory.plan and memory.plan.digest in ("", digest_now or "")
+        known = memory.plan if same_source else None
+        if known is None or match(known, mark) not in (Match.APPLIED, Match.NOTHING):
+            # pending, or not judged here: the runner marks it (or names the error).
+            memory = memory.with_(failure=None, attempts=0, not_before="")
+            return _run(
+                memory,
+                RunJob(Action.MARK_APPLIED, (mark,), {"target": mark}),
+                f"marking {mark} applied",
+            )
+        # applied already: consumed silently; naming nothing: a problem (below), no Job.
+        memory = _with_problems(memory, _problems(obs, spec, known, memory), events)
     if spec.suspend:
         return Decision(memory, Reason.SUSPENDED, "spec.suspend is true: no new Job starts")
     if obs.source.problem:
@@ -432,6 +466,19 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         pending=plan.pending,
         applied_version=plan.last_applied or memory.applied_version,
     )
+    memory = _with_problems(memory, _problems(obs, spec, plan, memory), events)
+    matched = [
+        v
+        for v in _values(obs.annotations.get(ANNOTATION_APPROVE, ""))
+        if v not in memory.matched and match(plan, v) is Match.PENDING
+    ]
+    if matched:
+        memory = memory.with_(matched=(*memory.matched, *matched)[-50:])
+    if any(p.code == UNKNOWN_TARGET for p in memory.problems) and (
+        plan.pending or plan.pending_count
+    ):
+        problem = next(p for p in memory.problems if p.code == UNKNOWN_TARGET)
+        return Decision(memory, Reason.INVALID_SPEC, problem.message)
     if spec.baseline_up_to and (
         spec.baseline_up_to in plan.pending
         or any(s.migration == spec.baseline_up_to for s in plan.steps)
@@ -445,7 +492,7 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         )
     if not plan.steps:
         return Decision(
-            memory.with_(gate=None, rollout_baseline=None, current_step=None),
+            memory.with_(gate=None, current_step=None),
             Reason.COMPLETE,
             f"every migration is applied ({memory.applied_version or 'none'})",
         )
@@ -498,6 +545,26 @@ def _stall_message(f: Failure, name: str) -> str:
     )
 
 
+def _problems(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) -> list[Problem]:
+    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_MARK_APPLIED
+
+    found = approval_problems(
+        plan, _values(obs.annotations.get(ANNOTATION_APPROVE, "")), memory.matched
+    )
+    mark = mark_applied_problem(plan, obs.annotations.get(ANNOTATION_MARK_APPLIED, ""))
+    target = target_problem(plan, spec.target)
+    return [*found, *(p for p in (mark, target) if p is not None)]
+
+
+def _with_problems(memory: Memory, problems: list[Problem], events: list[Event]) -> Memory:
+    """Record the names that name nothing; a Warning Event for each one not reported yet."""
+    before = {(p.code, p.name) for p in memory.problems}
+    for p in problems:
+        if (p.code, p.name) not in before:
+            events.append(Event("Warning", p.code, p.message))
+    return memory.with_(problems=tuple(problems))
+
+
 def _run(memory: Memory, run: RunJob, message: str) -> Decision:
     return Decision(
         memory.with_(job_action=run.action.value),
@@ -548,17 +615,15 @@ def _gate_of(obs: Observed, spec: MigrationSpec, step: Step, memory: Memory) -> 
     return ""
 
 
+def _rollout_verdict(obs: Observed, memory: Memory) -> Verdict:
+    rec = memory.rollout
+    if rec is not None and rec.generation != obs.ref.generation:
+        rec = None  # recorded for another generation: not this spec's baseline.
+    return rollout_gate(rec, obs.rollout or ())
+
+
 def _rollout_open(obs: Observed, memory: Memory) -> bool:
-    base = memory.rollout_baseline
-    r = obs.rollout
-    return (
-        base is not None
-        and base[0] == obs.ref.generation
-        and r is not None
-        and r.exists
-        and r.complete
-        and r.generation > base[1]
-    )
+    return _rollout_verdict(obs, memory).open
 
 
 def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) -> Decision:
@@ -594,7 +659,9 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
         args += ["--until-phase", "backfill"]
     args += ["--destructive", spec.safety.destructive.value]
     for value in _approvals(obs, memory):
-        args += ["--approve", value]
+        # only names the runner will find: one that names nothing is reported, not passed on.
+        if value == "*" or match(plan, value) in (Match.PENDING, Match.UNSURE):
+            args += ["--approve", value]
     head = runnable[0]
     memory = memory.with_(
         current_step={
@@ -665,19 +732,23 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
             "and spec.safety.destructive is Deny",
         )
     wake = None
+    events: tuple[Event, ...] = ()
     if gate == "Rollout":
-        r = obs.rollout
-        base = memory.rollout_baseline
-        if base is None or base[0] != obs.ref.generation:
-            # expand just finished: a rollout of a newer Deployment generation opens the gate.
-            memory = memory.with_(
-                rollout_baseline=(obs.ref.generation, r.generation if r and r.exists else 0)
-            )
+        verdict = _rollout_verdict(obs, memory)
         wake = obs.settings.poll_seconds
-        opens = (
-            f"Deployment {spec.contract.rollout_deployment} completing a rollout of a generation "
-            f"newer than {memory.rollout_baseline[1] if memory.rollout_baseline else 0}"
-        )
+        opens = verdict.message
+        if memory.rollout is not None:
+            gone = [n for n in verdict.missing if n not in memory.rollout.missing]
+            events = tuple(
+                Event(
+                    "Warning",
+                    "DeploymentNotFound",
+                    f"Deployment {n} not found (yet): the Rollout gate of step {step.key} "
+                    "waits for it (it may come in a later sync wave)",
+                )
+                for n in gone
+            )
+            memory = memory.with_(rollout=replace_missing(memory.rollout, verdict.missing))
     else:
         opens = (
             f"kubectl annotate migration/{name} pgshift.dev/approve={step.migration} --overwrite"
@@ -701,6 +772,7 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
             reason,
             f"ready for the new application version; {held} waits for: {opens}",
             wake_after=wake,
+            events=events,
         )
     later = next(s for s in plan.steps if s.phase != "contract")
     return Decision(
@@ -709,4 +781,5 @@ def _at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gat
         f"{later.phase} step {later.key} of {later.migration} is held behind {held}, "
         f"which waits for: {opens}",
         wake_after=wake,
+        events=events,
     )

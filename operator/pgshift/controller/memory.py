@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pgshift.controller.rollout import RolloutRecord, record_from_status, record_to_status
+
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
 MAX_STEPS = 60
 MAX_PENDING_NAMES = 20
@@ -51,6 +53,8 @@ class Plan:
     affected_tables: tuple[str, ...] = ()
     #: the runner (or we) cut the step list: gates past the end are unknown.
     truncated: bool = False
+    #: every migration of the source, in order (the plan's `migrations` table; may be cut).
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,15 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A name that names nothing (controller/names.py): a Warning Event, `status.problems`."""
+
+    code: str
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Memory:
     #: sequence number of the next Job; a Job labelled with it is the one in flight.
     seq: int = 0
@@ -82,8 +95,9 @@ class Memory:
     attempts: int = 0
     not_before: str = ""
     failure: Failure | None = None
-    #: (generation, Deployment generation) when a Rollout gate was first reached.
-    rollout_baseline: tuple[int, int] | None = None
+    #: the pod templates the Rollout gate's Deployments had when this generation was first
+    #: observed (`status.rollout`).
+    rollout: RolloutRecord | None = None
     retry_seen: str = ""
     approved: tuple[str, ...] = ()
     marked_applied: tuple[str, ...] = ()
@@ -96,6 +110,10 @@ class Memory:
     job_name: str = ""
     job_action: str = ""
     gate: Mapping[str, str] | None = None
+    #: approval values that matched a pending step or migration once: consumed, not unknown,
+    #: once that is applied (a step key is not in later plans).
+    matched: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)
@@ -125,6 +143,7 @@ def plan_from_dict(d: Mapping[str, Any] | None) -> Plan | None:
         last_applied=str(d.get("last_applied", "")),
         affected_tables=tuple(d.get("affected_tables") or ()),
         truncated=bool(d.get("truncated", False)),
+        names=tuple(str(n) for n in d.get("names") or ()),
     )
 
 
@@ -148,7 +167,7 @@ def to_progress(m: Memory) -> dict[str, Any]:
         "failure": (
             {"generation": m.failure.generation, "digest": m.failure.digest} if m.failure else None
         ),
-        "rolloutBaseline": list(m.rollout_baseline) if m.rollout_baseline else None,
+        "matched": list(m.matched[-50:]) or None,
     }
 
 
@@ -176,7 +195,6 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
             generation=int(pf.get("generation", 0)),
             digest=str(pf.get("digest", "")),
         )
-    baseline = progress.get("rolloutBaseline")
     job = status.get("job") or {}
     return Memory(
         seq=int(progress.get("seq", 0)),
@@ -185,7 +203,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         attempts=int(progress.get("attempts", 0)),
         not_before=str(progress.get("notBefore") or ""),
         failure=failure,
-        rollout_baseline=(int(baseline[0]), int(baseline[1])) if baseline else None,
+        rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
         approved=tuple(actions.get("approved") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
@@ -198,6 +216,11 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         job_name=str(job.get("name") or ""),
         job_action=str(job.get("action") or ""),
         gate=status.get("gate") or None,
+        matched=tuple(progress.get("matched") or ()),
+        problems=tuple(
+            Problem(str(p.get("code", "")), str(p.get("name", "")), str(p.get("message", "")))
+            for p in status.get("problems") or ()
+        ),
     )
 
 
@@ -221,8 +244,10 @@ def user_status(m: Memory) -> dict[str, Any]:
         )
         or None,
         "job": {"name": m.job_name, "action": m.job_action} if m.job_name else None,
+        "rollout": record_to_status(m.rollout) if m.rollout else None,
+        "problems": [asdict(p) for p in m.problems] or None,
         "progress": to_progress(m),
     }
 
 
-__all__ = ["Failure", "Memory", "Plan", "Step", "from_status", "user_status"]
+__all__ = ["Failure", "Memory", "Plan", "Problem", "Step", "from_status", "user_status"]

@@ -36,13 +36,13 @@ from pgshift.controller.machine import (
     JobPhase,
     JobState,
     Observed,
-    RolloutState,
     SourceState,
     decide,
     iso,
 )
 from pgshift.controller.memory import from_status
 from pgshift.controller.progress import progress_from_log
+from pgshift.controller.rollout import DeploymentView
 from pgshift.controller.status import REASONS, Reason, patch_for, render
 from pgshift.errors import PgshiftError
 from pgshift.migrations import configmap_problems, read_mapping
@@ -188,21 +188,37 @@ def _source(namespace: str, name: str, spec: MigrationSpec | None) -> SourceStat
     cm = spec.source.config_map
     configmap_refs.setdefault((namespace, cm), set()).add(name)
     data = kube.get_configmap_data(namespace, cm)
+    return judge_source(namespace, cm, data, spec.source.layout.value)
+
+
+#: what to do about a source too large for a ConfigMap (docs/operator.md, Large sources).
+TOO_LARGE_HINT = (
+    "; a client-side `kubectl apply` already fails at 256 KiB (it copies the object into its "
+    "last-applied annotation): apply it with `kubectl apply --server-side` (kustomize: "
+    "`kubectl apply -k DIR --server-side`), and beyond 1 MiB ship the migrations in an image "
+    "(spec.source.image)"
+)
+
+
+def judge_source(
+    namespace: str, cm: str, data: Mapping[str, str] | None, layout: str
+) -> SourceState:
+    """A ConfigMap source's digest, or why it cannot be one. PURE."""
     if data is None:
         return SourceState(
             problem=Reason.SOURCE_NOT_FOUND.value,
             message=f"ConfigMap {cm} not found in namespace {namespace}; waiting for it",
         )
-    problems = configmap_problems(data)
+    problems = configmap_problems(dict(data))
     if problems:
         too_large = any("exceeds" in p for p in problems)
-        hint = "; ship the migrations in an image (spec.source.image)" if too_large else ""
+        hint = TOO_LARGE_HINT if too_large else ""
         return SourceState(
             problem=(Reason.SOURCE_TOO_LARGE if too_large else Reason.INVALID_SOURCE).value,
             message=f"ConfigMap {cm}: " + "; ".join(problems) + hint,
         )
     try:
-        source = read_mapping(data, spec.source.layout.value, origin=f"configmap:{namespace}/{cm}")
+        source = read_mapping(dict(data), layout, origin=f"configmap:{namespace}/{cm}")
     except PgshiftError as exc:
         return SourceState(problem=Reason.INVALID_SOURCE.value, message=exc.one_line())
     return SourceState(digest=source.digest)
@@ -298,11 +314,10 @@ def _pod_outcome(namespace: str, job: str) -> tuple[dict[str, Any] | None, str, 
     return result, reason, message
 
 
-def _rollout(namespace: str, spec: MigrationSpec | None) -> RolloutState | None:
+def _rollout(namespace: str, spec: MigrationSpec | None) -> tuple[DeploymentView, ...] | None:
     if spec is None or spec.contract.after is not ContractAfter.ROLLOUT:
         return None
-    d = kube.get_deployment(namespace, spec.contract.rollout_deployment or "")
-    return RolloutState(exists=d.exists, generation=d.generation, complete=d.complete)
+    return tuple(kube.get_deployment_view(namespace, d) for d in spec.contract.rollout_deployments)
 
 
 def _tracking_key(spec: Mapping[str, Any]) -> tuple[str, str, str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,10 @@ import yaml
 
 from pgshift.controller import api
 from pgshift.controller.memory import Memory, user_status
+from tests.unit import test_gitops
+
+#: tools/gitops-check (cel-go), built once: it compiles and runs the CRD's CEL rules.
+gitops_check = test_gitops.gitops_check
 
 CRD = Path(__file__).resolve().parents[3] / "manifests" / "crd" / "pgshift.dev_migrations.yaml"
 
@@ -151,6 +157,7 @@ def test_parse_applies_the_same_defaults() -> None:
         {"source": {"configMap": {"name": "a"}, "image": {"reference": "x"}}},
         {"source": {}},
         {"contract": {"after": "Rollout"}},
+        {"contract": {"after": "Rollout", "rollout": {"deployments": []}}},
         {"backup": {"when": "Always"}},
     ],
 )
@@ -177,6 +184,8 @@ SCHEMA_KEYS = {
     "minimum",
     "minLength",
     "maxLength",
+    "minItems",
+    "maxItems",
     "additionalProperties",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-validations",
@@ -199,3 +208,35 @@ def test_schema_nodes_use_only_schema_keywords(crd: dict[str, Any]) -> None:
 
     odd = [sorted(set(n) - SCHEMA_KEYS) for n in nodes(root) if set(n) - SCHEMA_KEYS]
     assert odd == []
+
+
+#: field -> (values the apiserver must refuse, values it must accept): docs/operator.md.
+DURATION_BOUNDS = {
+    "safety.lockTimeout": (
+        ["0s", "0", "99ms", "11m", "99999h"],
+        ["100ms", "2s", "2", "1.5s", "10m"],
+    ),
+    "safety.lockWait": (["0s", "500ms", "25h", "99999h"], ["1s", "5m", "24h"]),
+    "backfill.targetBatchTime": (["0s", "0.5ms", "2m"], ["1ms", "200ms", "1m"]),
+    "backfill.pause": (["2h", "99999h"], ["0s", "0", "100ms", "1h"]),
+}
+
+
+@pytest.mark.parametrize("path", sorted(DURATION_BOUNDS))
+def test_durations_are_bounded_by_a_cel_rule_with_a_message(
+    spec_schema: dict[str, Any], path: str, gitops_check: Path
+) -> None:
+    """`lockTimeout: 0s` (no timeout at all) and `99999h` were accepted; the CRD's CEL rules,
+    compiled and run with cel-go as the apiserver does, refuse them."""
+    field = prop(spec_schema, path)
+    (rule,) = field["x-kubernetes-validations"]
+    assert f"spec.{path} must be between" in rule["message"]
+    assert field["maxLength"] <= 64  # a bounded cost for the apiserver's CEL budget
+    refused, accepted = DURATION_BOUNDS[path]
+    out = subprocess.run(
+        [str(gitops_check), "-cel-rule", rule["rule"], *refused, *accepted],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    verdicts = {r["value"]: r["ok"] for r in map(json.loads, out.stdout.splitlines())}
+    assert verdicts == {**dict.fromkeys(refused, False), **dict.fromkeys(accepted, True)}
+    assert api.SafetySpec().lock_timeout in DURATION_BOUNDS["safety.lockTimeout"][1]

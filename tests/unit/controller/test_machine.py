@@ -16,11 +16,11 @@ from pgshift.controller.machine import (
     JobPhase,
     JobState,
     Observed,
-    RolloutState,
     SourceState,
     decide,
 )
 from pgshift.controller.memory import Memory, from_status, user_status
+from pgshift.controller.rollout import DeploymentView
 from pgshift.controller.status import REASONS, Reason
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -227,19 +227,31 @@ def test_backup_never() -> None:
     assert d.run and d.run.action is Action.APPLY
 
 
-def test_rollout_gate_opens_on_a_newer_completed_rollout() -> None:
+def web(current: str, hashes: tuple[str, ...], *, generation: int = 1, **kw: Any) -> DeploymentView:
+    """Deployment web, rolled out to `current` (2 replicas) unless told otherwise."""
+    counts: dict[str, Any] = {"desired": 2, "replicas": 2, "updated": 2, "available": 2}
+    counts.update(kw)
+    return DeploymentView(
+        name="web", exists=True, generation=generation, observed_generation=generation,
+        current_hash=current, hashes=hashes, **counts,
+    )  # fmt: skip
+
+
+def test_rollout_gate_opens_on_a_completed_rollout_of_a_new_template() -> None:
     s = spec(contract={"after": "Rollout", "rollout": {"deployment": "web"}})
-    before = RolloutState(exists=True, generation=4, complete=True)
+    before = (web("h1", ("h1",), generation=4),)
     d = decide(observe(spec=s, rollout=before))
+    # the first look at generation 1 records the templates web has then.
+    assert d.memory.rollout is not None and d.memory.rollout.known == {"web": ("h1",)}
     d = step(d.memory, spec=s, rollout=before, job=finished(d, plan_result(C1)))
     assert d.reason is Reason.AWAITING_ROLLOUT and d.wake_after
-    assert d.memory.rollout_baseline == (1, 4)
-    # same generation: still closed; a newer one still rolling: closed.
-    assert step(d.memory, spec=s, rollout=before).reason is Reason.AWAITING_ROLLOUT
-    rolling = RolloutState(exists=True, generation=5, complete=False)
+    # a scale (a new Deployment generation, the same template): still closed.
+    scaled = (web("h1", ("h1",), generation=5, desired=4, replicas=4, updated=4, available=4),)
+    assert step(d.memory, spec=s, rollout=scaled).reason is Reason.AWAITING_ROLLOUT
+    rolling = (web("h2", ("h1", "h2"), generation=6, updated=1, available=1),)
     assert step(d.memory, spec=s, rollout=rolling).reason is Reason.AWAITING_ROLLOUT
     # a completed rollout opens the contract gate; the destructive step still needs approval.
-    rolled = RolloutState(exists=True, generation=5, complete=True)
+    rolled = (web("h2", ("h1", "h2"), generation=6),)
     d2 = step(d.memory, spec=s, rollout=rolled)
     assert d2.reason is Reason.AWAITING_APPROVAL and d2.memory.gate["type"] == "Destructive"
     s_allow = replace(
@@ -250,6 +262,44 @@ def test_rollout_gate_opens_on_a_newer_completed_rollout() -> None:
     )
     d3 = step(d.memory, spec=s_allow, rollout=rolled)
     assert d3.run and d3.run.action is Action.BACKUP
+    # undone back to the known template before the contract ran: closed again.
+    undone = (web("h1", ("h1", "h2"), generation=7),)
+    assert step(d.memory, spec=s_allow, rollout=undone).reason is Reason.AWAITING_ROLLOUT
+
+
+def test_rollout_gate_new_generation_records_again() -> None:
+    s = spec(contract={"after": "Rollout", "rollout": {"deployments": ["web"]}})
+    rolled = (web("h2", ("h1", "h2")),)
+    d = decide(observe(spec=s, rollout=(web("h1", ("h1",)),)))
+    d = step(d.memory, spec=s, rollout=rolled, job=finished(d, plan_result(C1)))
+    assert d.reason is Reason.AWAITING_APPROVAL  # the Rollout gate opened (h2 is new)
+    # generation 2 of the Migration (the next release) is first seen with h2 running.
+    ref2 = replace(REF, generation=2)
+    d = step(d.memory, spec=s, rollout=rolled, ref=ref2)
+    assert d.memory.rollout.generation == 2 and d.memory.rollout.known == {"web": ("h1", "h2")}
+    d = step(d.memory, spec=s, rollout=rolled, ref=ref2, job=finished(d, plan_result(C1)))
+    assert d.reason is Reason.AWAITING_ROLLOUT
+
+
+def test_rollout_gate_missing_deployment_is_ready_with_a_warning_once() -> None:
+    s = spec(
+        contract={"after": "Rollout", "rollout": {"deployment": "web"}},
+        safety={"destructive": "Allow"},
+    )
+    missing = (DeploymentView(name="web", exists=False),)
+    d = decide(observe(spec=s, rollout=missing))
+    d = step(d.memory, spec=s, rollout=missing, job=finished(d, plan_result(C1)))
+    assert d.reason is Reason.AWAITING_ROLLOUT and REASONS[d.reason].ready
+    assert "Deployment web not found (yet)" in d.message
+    warnings = [e for e in d.events if e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["DeploymentNotFound"]
+    assert "Deployment web not found (yet)" in warnings[0].message
+    again = step(d.memory, spec=s, rollout=missing)
+    assert again.reason is Reason.AWAITING_ROLLOUT
+    assert not [e for e in again.events if e.type == "Warning"]
+    # it comes in a later sync wave and rolls out: a template unknown at generation 1.
+    d = step(again.memory, spec=s, rollout=(web("h1", ("h1",)),))
+    assert d.run and d.run.action is Action.BACKUP
 
 
 # --- failures, retries, actions -----------------------------------------------------------------
