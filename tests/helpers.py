@@ -237,6 +237,17 @@ def run_example(module: str, timeout: float) -> str:
     return output
 
 
+def handles_sigterm(pid: int) -> bool:
+    """The process has installed a SIGTERM handler (its SigCgt mask in /proc): pgshift's own
+    code runs. A synchronisation point for "SIGTERM during start-up"."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (15 - 1)))
+
+
 def wait_for(predicate: Any, what: str, limit: float = 60.0, interval: float = 0.05) -> None:
     """Poll until `predicate()` is true (a synchronisation point, not a timing assertion)."""
     deadline = time.monotonic() + limit

@@ -11,6 +11,7 @@ start-up ends with an `Interrupted` summary, in the result file too, and exit co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -351,6 +352,14 @@ def _print_result(data: dict[str, Any], output: str) -> None:
         print(json.dumps({"event": "result", **redact_values(data)}, default=str), flush=True)
 
 
+def _without_counts(data: dict[str, Any]) -> dict[str, Any]:
+    """A summary of a run that never read the tracking table: its counts are unknown, not 0
+    (the controller keeps the ones it has when they are absent)."""
+    for key in ("appliedCount", "pendingCount", "pending", "lastApplied", "sourceDigest"):
+        data.pop(key, None)
+    return data
+
+
 def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
     """The summary of a run that a SIGTERM ended: the run's own (what it applied, from the
     tracking table) when it got that far, marked Interrupted unless it had already failed."""
@@ -389,9 +398,25 @@ def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script. The signal handler stays installed after return (held: a signal
-    then is only counted), so a SIGTERM during the interpreter's exit changes no exit code."""
-    argv = sys.argv[1:] if argv is None else argv
+    """The console script (`argv` None: `sys.argv`). The signal handler stays installed after
+    return (held: a signal then is only counted), so a SIGTERM during the interpreter's exit
+    changes no exit code. After a SIGTERM the console script exits at once, once its output
+    is flushed: the interpreter's own teardown of the driver and the planner takes a second
+    or more on a busy node, and the connection is closed, the result file written already."""
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # the interpreter's teardown puts SIG_DFL back for Python-level handlers: a SIGTERM
+        # then would end the process with -15 instead of this code. Ignored signals stay so.
+        signals.ignore_from_now()
+    if argv is None and signals.requested():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to save
+                stream.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["operator"]:
         # every later argument, --help included, belongs to the controller's own parser; kopf
         # handles its signals itself.
@@ -400,10 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         except PgshiftError as exc:
             print(redact(exc.one_line()), file=sys.stderr)
             return exc.exit_code
-    signals.install()
     args: argparse.Namespace | None = None
     summary: Summary | None = None
     try:
+        signals.install()  # inside the try: a signal may come as soon as it is in place
         args = build_parser().parse_args(argv)
         configure("json" if getattr(args, "output", "text") == "json" else "text")
         summary = dispatch(args, _emit_factory())
@@ -412,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     except PgshiftError as exc:
         signals.hold()
         assert args is not None  # parse_args raises SystemExit, not PgshiftError
-        data = Summary(command=args.command, ok=False).as_dict()
+        data = _without_counts(Summary(command=args.command, ok=False).as_dict())
         data["failure"] = exc.as_dict()
         data["stopped"] = {"reason": "Interrupted" if signals.requested() else "Failed"}
         _write_result(getattr(args, "result_file", None), data)
@@ -422,9 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     signals.hold()
     if args is None:  # the signal came while the flags were read: read them again, for the file
         args = build_parser().parse_args(argv)
+    ran = summary is not None
     if signals.requested() or summary is None:
         summary = _interrupted_summary(args.command, summary)
-    data = summary.as_dict()
+    data = summary.as_dict() if ran else _without_counts(summary.as_dict())
     _write_result(getattr(args, "result_file", None), data)
     output = getattr(args, "output", "text")
     if output == "json":

@@ -64,13 +64,15 @@ def install() -> bool:
     thread (an API caller in a thread: signals are not ours to take)."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    previous = tuple(signal.signal(s, _handler) for s in _SIGNALS)
-    if not _state.installed:
-        _state.previous = previous
-    _state.installed = True
+    # the state first: a signal may come as soon as the first handler is in place.
     _state.received = 0
     _state.raised = _state.held = _state.pending = False
     _state.shield_depth = 0
+    if not _state.installed:
+        _state.previous = tuple(signal.getsignal(s) for s in _SIGNALS)
+        _state.installed = True
+    for s in _SIGNALS:
+        signal.signal(s, _handler)
     return True
 
 
@@ -80,6 +82,15 @@ def uninstall() -> None:
         return
     for s, previous in zip(_SIGNALS, _state.previous, strict=True):
         signal.signal(s, previous)
+    _state.installed = False
+
+
+def ignore_from_now() -> None:
+    """The process is about to exit with its code: a signal now is ignored (the interpreter's
+    teardown would otherwise give the default action back, and a SIGTERM would kill it)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in _SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
     _state.installed = False
 
 
