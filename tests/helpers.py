@@ -166,7 +166,10 @@ def events(stdout: str, name: str) -> list[dict[str, Any]]:
 _URL_USERINFO = re.compile(r"postgres(?:ql)?://((?:[^\s@'\"]*@)+)", re.IGNORECASE)
 _PASSWORD_FIELD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s\"]+)", re.IGNORECASE)
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
-_DURATION = re.compile(r'("(?:durationMs|waitedMs|delayMs)": ?)\d+|\b\d+ ms\b')
+#: durations: progress fields, the summary's `[key, phase, ms]` steps, the text table's "12 ms".
+_DURATION = re.compile(
+    r'("(?:durationMs|waitedMs|delayMs)": ?|"(?:expand|backfill|contract)", ?)\d+|\b\d+ ms\b'
+)
 
 
 def assert_no_secret(text: str, password: str, *, distinctive: bool = True) -> None:
