@@ -87,6 +87,32 @@ def test_a_terminated_backend_mid_run_is_retryable(
     assert result_of(out)["appliedNow"] == ["0000_m0"]
 
 
+def test_a_terminated_backend_during_pgshifts_own_work_is_retryable(
+    tmp_path: Path, database_url: str, session
+) -> None:
+    from pgshift.engine.lock import LOCK_KEY
+
+    holder = session()
+    holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    folder = write_drizzle_folder(tmp_path / "m", [USERS])
+    proc = start_pgshift(*_apply(folder, tmp_path / "r.json", database_url, "--lock-wait", "5m"),
+                         database_url=database_url)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # polling for the lock: pgshift's own queries, no migration
+        if '"lock.waiting"' in line:
+            break
+    holder.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'pgshift' AND datname = current_database()"
+    )
+    out, err = proc.communicate(timeout=60)
+    failure = _failure(
+        subprocess.CompletedProcess(proc.args, proc.returncode, out, err), tmp_path / "r.json"
+    )
+    assert proc.returncode == 1 and failure["code"] == "Database"
+    assert failure["sqlstate"] == "57P01" and failure["retryable"] is True
+
+
 def test_statement_timeout_is_not_retryable(tmp_path: Path, database_url: str) -> None:
     folder = write_drizzle_folder(tmp_path / "m", [SLEEP])
     result = tmp_path / "r.json"
