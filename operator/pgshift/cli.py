@@ -360,39 +360,34 @@ def _without_counts(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _interrupted(message: str) -> Failure:
+    return Failure(
+        migration=None,
+        step=None,
+        statement=None,
+        line=None,
+        sqlstate=None,
+        message=message,
+        hint=Interrupted.hint,
+        retryable=True,
+        code=Interrupted.code,
+    )
+
+
 def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
     """The summary of a run that a SIGTERM ended: the run's own (what it applied, from the
     tracking table) when it got that far, marked Interrupted unless it had already failed."""
     if summary is None:
         why = "before any step ran" if command == "apply" else "before it finished"
         summary = Summary(command=command, ok=False, exit_code=Interrupted.exit_code)
-        summary.failure = Failure(
-            migration=None,
-            step=None,
-            statement=None,
-            line=None,
-            sqlstate=None,
-            message=f"pgshift {command}: interrupted (SIGTERM) {why}",
-            hint=Interrupted.hint,
-            retryable=True,
-            code=Interrupted.code,
-        )
+        summary.failure = _interrupted(f"pgshift {command}: interrupted (SIGTERM) {why}")
         summary.stopped = {"reason": "Interrupted"}
-        return summary
-    if summary.failure is None:
+    elif summary.failure is None:
         summary.ok = False
         summary.exit_code = Interrupted.exit_code
         summary.stopped = {**(summary.stopped or {}), "reason": "Interrupted"}
-        summary.failure = Failure(
-            migration=None,
-            step=None,
-            statement=None,
-            line=None,
-            sqlstate=None,
-            message=f"pgshift {command}: interrupted (SIGTERM) after its last step",
-            hint=Interrupted.hint,
-            retryable=True,
-            code=Interrupted.code,
+        summary.failure = _interrupted(
+            f"pgshift {command}: interrupted (SIGTERM) after its last step"
         )
     return summary
 
@@ -439,7 +434,7 @@ def _main(argv: list[str]) -> int:
         assert args is not None  # parse_args raises SystemExit, not PgshiftError
         data = _without_counts(Summary(command=args.command, ok=False).as_dict())
         data["failure"] = exc.as_dict()
-        data["stopped"] = {"reason": "Interrupted" if signals.requested() else "Failed"}
+        data["stopped"] = {"reason": "Failed"}
         _write_result(getattr(args, "result_file", None), data)
         _print_result(data, getattr(args, "output", "text"))
         print(redact(exc.one_line()), file=sys.stderr)

@@ -79,11 +79,15 @@ def test_sigterm_during_start_up(tmp_path: Path, database_url: str, session) -> 
     folder = write_drizzle_folder(tmp_path / "m", [USERS])
     result = tmp_path / "r.json"
     proc = _apply(folder, result, database_url)
-    # as soon as pgshift's code runs (the driver and the planner are still being imported)
+    # as soon as pgshift's code runs: the driver is not even loaded yet (before the fix, the
+    # handler came after every import, and a SIGTERM meanwhile killed the process: -15)
     wait_for(lambda: handles_sigterm(proc.pid), "pgshift to install its handler", interval=0.001)
+    driver_loaded = "psycopg" in Path(f"/proc/{proc.pid}/maps").read_text()
     out, err, elapsed = _terminate(proc)
+    assert not driver_loaded
     data = _assert_interrupted(proc, out, err, result, elapsed, session())
     assert data["applied"] == [] and "before any step ran" in data["failure"]["message"]
+    assert "appliedCount" not in data  # unknown: the tracking table was not read
 
 
 def test_sigterm_mid_statement(tmp_path: Path, database_url: str, psql, session) -> None:
@@ -214,3 +218,33 @@ def test_the_summary_matches_the_tracking_table_wherever_sigterm_comes(
         }
         assert listed == step_records, (k, data, step_records)
     assert "Interrupted" in seen
+
+
+def test_sigterm_while_the_commit_result_is_on_its_way_counts_the_file_applied(
+    tmp_path: Path, database_url: str, psql, session
+) -> None:
+    """The race seen under load: the server commits a file, the SIGTERM arrives before the
+    client has read the COMMIT's result. psycopg cancels (too late: nothing to cancel), reads
+    the result and re-raises the interrupt; the summary said nothing of the committed file."""
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, "CREATE TABLE b (id int);\n" + GATE])
+    gate = session()
+    gate.execute("SELECT pg_advisory_lock(4242)")
+    result = tmp_path / "r.json"
+    proc = _apply(folder, result, database_url)
+    wait_for(lambda: _waiting_on_gate(gate), "the run to wait at the gate")
+    proc.send_signal(signal.SIGSTOP)  # the client waits for the result, and now cannot read it
+    try:
+        gate.execute("SELECT pg_advisory_unlock(4242)")
+        wait_for(
+            lambda: psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2",
+            "the server to commit the file",
+        )
+        proc.send_signal(signal.SIGTERM)  # delivered the moment the process runs again
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=60)
+    data = json.loads(result.read_text())
+    assert proc.returncode == 1 and data["stopped"]["reason"] == "Interrupted", (out, err)
+    assert data["appliedNow"] == ["0000_m0", "0001_m1"]
+    assert [a["migration"] for a in data["applied"]] == ["0000_m0", "0001_m1"]
+    assert data["appliedCount"] == 2 and data["pendingCount"] == 0
