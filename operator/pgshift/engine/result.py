@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgshift.engine import signals
 from pgshift.logs import redact, redact_values
 from pgshift.sqlstates import is_retryable
 
@@ -22,14 +23,17 @@ MAX_SUMMARY_BYTES = 4096
 
 
 def db_error_retryable(exc: psycopg.Error, *, cancelled_by_us: bool = False) -> bool:
-    """The retry table for a driver error: by its SQLSTATE; without one, a lost connection
+    """The retry table for a driver error: by its SQLSTATE (`cancelled_by_us`, or a SIGTERM
+    came: 57014 is the runner's own cancel); without one, a lost connection
     (OperationalError: the server crashed, the network dropped) is retryable, a client-side
     error is not."""
     import psycopg  # loaded already: `exc` is one of its errors
 
     sqlstate = exc.sqlstate or exc.diag.sqlstate
     if sqlstate:
-        return is_retryable(sqlstate, cancelled_by_us=cancelled_by_us)
+        # a 57014 after our own SIGTERM is the cancel we asked for: a rerun resumes.
+        ours = cancelled_by_us or signals.requested()
+        return is_retryable(sqlstate, cancelled_by_us=ours)
     return isinstance(exc, psycopg.OperationalError)
 
 
