@@ -7,7 +7,9 @@
   URL passed through the environment (as a Job does), never on the command line;
 - `start_pgshift(...)`: the same, without waiting (for SIGKILL/SIGTERM and concurrency tests);
 - `result_of(proc)`: the summary (the last `{"event": "result"}` line of `--output json`);
-- `assert_no_secret(text, password)`: the password appears neither raw nor percent-encoded.
+- `assert_no_secret(text, password)`: no URL userinfo, no `password=` value, JSON lines valid,
+  and (a distinctive password) none of its forms anywhere; `normalized(text)` for comparing
+  two runs' output (a short password's run against a distinctive one's).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,14 +162,62 @@ def events(stdout: str, name: str) -> list[dict[str, Any]]:
     return [d for d in json_lines(stdout) if d.get("event") == name]
 
 
-def assert_no_secret(text: str, password: str) -> None:
-    for form in {
-        password,
-        urllib.parse.quote(password, safe=""),
-        urllib.parse.quote(password),
-        urllib.parse.quote_plus(password),
-    }:
-        assert form not in text, f"secret form {form!r} leaked into output:\n{text}"
+#: a postgres URL's userinfo (up to its last `@` before whitespace or a quote).
+_URL_USERINFO = re.compile(r"postgres(?:ql)?://((?:[^\s@'\"]*@)+)", re.IGNORECASE)
+_PASSWORD_FIELD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s\"]+)", re.IGNORECASE)
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
+#: durations: progress fields, the summary's `[key, phase, ms]` steps, the text table's "12 ms".
+_DURATION = re.compile(
+    r'("(?:durationMs|waitedMs|delayMs)": ?|"(?:expand|backfill|contract)", ?)\d+|\b\d+ ms\b'
+)
+
+
+def assert_no_secret(text: str, password: str, *, distinctive: bool = True) -> None:
+    """No credential in `text`, by the definition the redaction keeps (pgshift/logs.py):
+    - every postgres URL in it carries `***` as its whole userinfo, or none;
+    - every `password=` field (conninfo, `PGPASSWORD=`) reads `***`;
+    - every line that starts with `{` is valid JSON, and its `password`-named keys hold `***`;
+    - `distinctive` (a password like the test server's): none of its forms, raw or
+      percent-encoded, appears anywhere.
+    A one-character or common password (`s`, `1`, `result`) necessarily appears as characters
+    of other words: pass `distinctive=False`, and compare the output with the same run's under
+    a distinctive password (`normalized`): nothing around it mangled, nothing of it echoed."""
+    for m in _URL_USERINFO.finditer(text):
+        assert m.group(1) == "***@", f"URL userinfo {m.group(0)!r} leaked into output:\n{text}"
+    for m in _PASSWORD_FIELD.finditer(text):
+        assert m.group(1) == "***", f"password field {m.group(0)!r} in output:\n{text}"
+    for line in text.splitlines():
+        if line.strip().startswith("{"):
+            data = json.loads(line)  # raises on a line that redaction turned into non-JSON
+            _assert_no_password_keys(data)
+    if distinctive:
+        for form in {
+            password,
+            urllib.parse.quote(password, safe=""),
+            urllib.parse.quote(password),
+            urllib.parse.quote_plus(password),
+        }:
+            assert form not in text, f"secret form {form!r} leaked into output:\n{text}"
+
+
+def _assert_no_password_keys(value: Any) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if str(k).lower() in ("password", "pgpassword"):
+                assert v in ("***", None, ""), f"{k}: {v!r}"
+            _assert_no_password_keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            _assert_no_password_keys(v)
+
+
+def normalized(text: str, **names: str) -> str:
+    """`text` without what differs between two runs of the same scenario: timestamps and
+    durations, and the given names (e.g. `db=database_name`) replaced by their keys."""
+    out = _DURATION.sub(lambda m: (m.group(1) or "") + "0", _TIMESTAMP.sub("<time>", text))
+    for key, value in names.items():
+        out = out.replace(value, f"<{key}>")
+    return out
 
 
 def run_example(module: str, timeout: float) -> str:
@@ -187,6 +238,17 @@ def run_example(module: str, timeout: float) -> str:
         pytest.fail(f"{module} took over {timeout} s:\n{output[-4000:]}")
     assert proc.returncode == 0, output[-4000:]
     return output
+
+
+def handles_sigterm(pid: int) -> bool:
+    """The process has installed a SIGTERM handler (its SigCgt mask in /proc): pgshift's own
+    code runs. A synchronisation point for "SIGTERM during start-up"."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (15 - 1)))
 
 
 def wait_for(predicate: Any, what: str, limit: float = 60.0, interval: float = 0.05) -> None:

@@ -2,11 +2,16 @@
 
 Only `PgshiftError` is caught: it becomes one line `error[<Code>]: <message>` on stderr and its
 exit code. Anything else is a bug and keeps its traceback. Every line printed is redacted.
+
+SIGTERM/SIGINT (`engine.signals`): the handler is installed before anything slow (the driver
+and the planner are imported later, in `dispatch`), so a signal at any point after Python's own
+start-up ends with an `Interrupted` summary, in the result file too, and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -14,11 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pgshift import commands
-from pgshift.engine.result import Summary, bounded_json
-from pgshift.engine.signals import sigterm_cancels
+from pgshift.engine import signals
+from pgshift.engine.result import Failure, Summary, bounded_json
 from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
-from pgshift.logs import configure, get_logger, password_of, redact, register_secret
+from pgshift.logs import configure, get_logger, redact, redact_values
 from pgshift.settings import (
     Allow,
     BackfillSettings,
@@ -375,6 +379,10 @@ def _operator(args: list[str]) -> int:
 
 
 def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
+    # imported here, not at the top: the driver and the planner take a good second to import
+    # on a busy node, and a SIGTERM meanwhile must already find the handler (see the module).
+    from pgshift import commands
+
     cmd = args.command
     url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
     if cmd in ("backup", "restore"):
@@ -406,57 +414,114 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
     raise UsageError(f"unknown command {cmd}")
 
 
+def _print_result(data: dict[str, Any], output: str) -> None:
+    if output == "json":
+        # values redacted, never the serialised text: the line stays valid JSON.
+        print(json.dumps({"event": "result", **redact_values(data)}, default=str), flush=True)
+
+
+def _without_counts(data: dict[str, Any]) -> dict[str, Any]:
+    """A summary of a run that never read the tracking table: its counts are unknown, not 0
+    (the controller keeps the ones it has when they are absent)."""
+    for key in ("appliedCount", "pendingCount", "pending", "lastApplied", "sourceDigest"):
+        data.pop(key, None)
+    return data
+
+
+def _interrupted(message: str) -> Failure:
+    return Failure(
+        migration=None,
+        step=None,
+        statement=None,
+        line=None,
+        sqlstate=None,
+        message=message,
+        hint=Interrupted.hint,
+        retryable=True,
+        code=Interrupted.code,
+    )
+
+
+def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
+    """The summary of a run that a SIGTERM ended: the run's own (what it applied, from the
+    tracking table) when it got that far, marked Interrupted unless it had already failed."""
+    if summary is None:
+        why = "before any step ran" if command == "apply" else "before it finished"
+        summary = Summary(command=command, ok=False, exit_code=Interrupted.exit_code)
+        summary.failure = _interrupted(f"pgshift {command}: interrupted (SIGTERM) {why}")
+        summary.stopped = {"reason": "Interrupted"}
+    elif summary.failure is None:
+        summary.ok = False
+        summary.exit_code = Interrupted.exit_code
+        summary.stopped = {**(summary.stopped or {}), "reason": "Interrupted"}
+        summary.failure = _interrupted(
+            f"pgshift {command}: interrupted (SIGTERM) after its last step"
+        )
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The console script (`argv` None: `sys.argv`). The signal handler stays installed after
+    return (held: a signal then is only counted), so a SIGTERM during the interpreter's exit
+    changes no exit code. After a SIGTERM the console script exits at once, once its output
+    is flushed: the interpreter's own teardown of the driver and the planner takes a second
+    or more on a busy node, and the connection is closed, the result file written already."""
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # the interpreter's teardown puts SIG_DFL back for Python-level handlers: a SIGTERM
+        # then would end the process with -15 instead of this code. Ignored signals stay so.
+        signals.ignore_from_now()
+    if argv is None and signals.requested():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to save
+                stream.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["operator"]:
-        # every later argument, --help included, belongs to the controller's own parser.
+        # every later argument, --help included, belongs to the controller's own parser; kopf
+        # handles its signals itself.
         try:
             return _operator(argv[1:])
         except PgshiftError as exc:
             print(redact(exc.one_line()), file=sys.stderr)
             return exc.exit_code
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    output = getattr(args, "output", "text")
-    # redact the URL's password from every line before anything can print it.
-    url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
-    register_secret(password_of(url))
-    configure("json" if output == "json" else "text")
-    emit = _emit_factory()
-    result_file = getattr(args, "result_file", None)
+    args: argparse.Namespace | None = None
+    summary: Summary | None = None
+    writable = False  # --result-file checked: an unwritable one is reported once, not twice
     try:
-        check_result_file(result_file)
-    except UsageError as exc:
-        print(redact(exc.one_line()), file=sys.stderr)
-        return exc.exit_code
-    try:
-        # SIGTERM anywhere (waiting for the lock, planning, pg_dump) ends as cleanly as Ctrl-C;
-        # inside a run the runner turns it into a summary with reason Interrupted.
-        with sigterm_cancels():
-            summary = dispatch(args, emit)
+        signals.install()  # inside the try: a signal may come as soon as it is in place
+        args = build_parser().parse_args(argv)
+        configure("json" if getattr(args, "output", "text") == "json" else "text")
+        check_result_file(getattr(args, "result_file", None))
+        writable = True
+        summary = dispatch(args, _emit_factory())
     except KeyboardInterrupt:
-        exc = Interrupted(f"pgshift {args.command}: interrupted before any step ran")
-        data = Summary(command=args.command, ok=False).as_dict()
-        data["failure"] = {**exc.as_dict(), "retryable": True}
-        data["stopped"] = {"reason": "Interrupted"}
-        _write_result(result_file, data)
-        if output == "json":
-            print(redact(json.dumps({"event": "result", **data}, default=str)), flush=True)
-        print(redact(exc.one_line()), file=sys.stderr)
-        return exc.exit_code
+        pass  # reported below, with whatever the run got to
     except PgshiftError as exc:
-        data = Summary(command=args.command, ok=False).as_dict()
-        data["failure"] = {**exc.as_dict(), "retryable": exc.code in ("LockNotAcquired",)}
+        signals.hold()
+        assert args is not None  # parse_args raises SystemExit, not PgshiftError
+        data = _without_counts(Summary(command=args.command, ok=False).as_dict())
+        data["failure"] = exc.as_dict()
         data["stopped"] = {"reason": "Failed"}
-        _write_result(result_file, data)
-        if output == "json":
-            print(redact(json.dumps({"event": "result", **data}, default=str)), flush=True)
+        if writable:
+            _write_result(getattr(args, "result_file", None), data)
+        _print_result(data, getattr(args, "output", "text"))
         print(redact(exc.one_line()), file=sys.stderr)
         return exc.exit_code
-    data = summary.as_dict()
-    _write_result(result_file, data)
+    signals.hold()
+    if args is None:  # the signal came while the flags were read: read them again, for the file
+        args = build_parser().parse_args(argv)
+    ran = summary is not None
+    if signals.requested() or summary is None:
+        summary = _interrupted_summary(args.command, summary)
+    data = summary.as_dict() if ran else _without_counts(summary.as_dict())
+    _write_result(getattr(args, "result_file", None), data)
+    output = getattr(args, "output", "text")
     if output == "json":
-        print(redact(json.dumps({"event": "result", **data}, default=str)), flush=True)
+        _print_result(data, output)
     else:
         text = render_text(summary)
         if text:

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from pgshift.engine import lock, tracking
 from pgshift.engine.connect import Database, check_session, connect, parse_url
-from pgshift.engine.result import Summary
+from pgshift.engine.result import Summary, db_error_retryable
 from pgshift.errors import (
     EXIT_FAILED,
     BackfillKeyError,
@@ -167,6 +167,8 @@ def session(
             raise DatabaseError(
                 f"{db.display}: {redact(text)} [{exc.sqlstate or '?'}]",
                 hint="check the role's privileges on the tracking schema and the server's state",
+                sqlstate=exc.sqlstate,
+                retryable=db_error_retryable(exc),  # a restarting server, not a privilege
             ) from None
     finally:
         conn.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pgshift.sqlstates import is_retryable
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -21,13 +23,27 @@ class PgshiftError(Exception):
     code: ClassVar[str] = "Error"
     exit_code: ClassVar[int] = EXIT_BAD_INPUT
     hint: ClassVar[str] = ""
+    #: whether another attempt may get past it (the controller retries); see `pgshift.sqlstates`.
+    retryable: bool = False
 
-    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        sqlstate: str | None = None,
+        retryable: bool | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        #: the database's SQLSTATE behind this failure, when there is one.
+        self.sqlstate = sqlstate
         if hint is not None:
             self.hint = hint  # type: ignore[misc]
+        if retryable is not None:
+            self.retryable = retryable
 
     def one_line(self) -> str:
         text = f"error[{self.code}]: {self.message}"
@@ -36,7 +52,13 @@ class PgshiftError(Exception):
         return " ".join(text.split())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "hint": self.hint or None}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint or None,
+            "sqlstate": self.sqlstate,
+            "retryable": self.retryable,
+        }
 
 
 # --- bad input: exit 2 -------------------------------------------------------------------------
@@ -79,8 +101,16 @@ class DigestMismatch(SourceError):
 
 
 class ConnectionError_(PgshiftError):  # trailing _: avoids shadowing the builtin
+    """The connection could not be opened. Retryable or not by its SQLSTATE (`sqlstates`): a
+    server starting up or refusing connections comes back; a wrong password or a missing
+    database does not."""
+
     code = "Connection"
     hint = "check --database-url / DATABASE_URL, the host, port and credentials"
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("retryable", is_retryable(sqlstate) if sqlstate else False)
+        super().__init__(message, sqlstate=sqlstate, **kwargs)
 
 
 class BadDatabaseUrl(ConnectionError_):
@@ -164,6 +194,7 @@ class EditedAppliedStep(PgshiftError):
 class LockNotAcquired(PgshiftError):
     code = "LockNotAcquired"
     exit_code = EXIT_FAILED
+    retryable = True
     hint = "another pgshift run holds the migration lock; wait for it or raise --lock-wait"
 
 
@@ -207,6 +238,7 @@ class Interrupted(PgshiftError):
     code = "Interrupted"
     exit_code = EXIT_FAILED
     hint = "rerun to resume"
+    retryable = True
 
 
 class BackfillKeyError(PgshiftError):

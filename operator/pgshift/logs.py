@@ -1,13 +1,20 @@
 """Progress events (JSON lines, or structlog's console renderer) and secret redaction.
 
-Every event passes through redaction (`_json_line`, or `redact_event` for the console), which
-removes registered secrets (the password raw and percent-encoded) and the userinfo of any
-postgres URL, so no log line, error message or summary can echo a credential even when a driver
-puts the URL into its message.
+Redaction works by structure, never by searching text for the password: a password can be
+anything (`s`, `1`, `result`, `r@w/p%ss:w`), and replacing its substrings everywhere mangles
+what is around it (`"***esult"`, JSON that no longer parses) while a differently encoded tail
+still gets through. The places a credential can occur are known:
+- the userinfo of a postgres URL (`postgresql://user:pass@host`): all of it becomes `***@`;
+- a `password=` value (libpq's keyword/value conninfo, `PGPASSWORD=`): the value becomes `***`;
+- a mapping key named like a password (`password`, `PGPASSWORD`): its value becomes `***`;
+- the error messages about the URL itself (libpq's and urllib's parse errors quote a piece of
+  it): `redact_url_error`, which also blanks a quoted fragment holding the password or an `@`.
+The password never goes anywhere else: libpq gets it as a keyword, pg_dump in the environment.
 
-JSON lines (a Job's progress feed, `--output json`, text output to a non-terminal) are written
-by `JsonLogger`, a few lines of code: structlog is imported only for a terminal, because its
-import (with rich) costs every Job some 80 ms of start-up.
+Values are redacted, never serialised text, so every JSON line and the result file stay valid
+JSON. JSON lines (a Job's progress feed, `--output json`, text output to a non-terminal) are
+written by `JsonLogger`, a few lines of code: structlog is imported only for a terminal,
+because its import (with rich) costs every Job some 80 ms of start-up.
 """
 
 from __future__ import annotations
@@ -22,17 +29,19 @@ import urllib.parse
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
+from pgshift.engine import signals
+
 REDACTED = "***"
 
 #: `postgres://user:pass@` / `postgresql://...@`: everything between the scheme and the last `@`
 #: before whitespace or a quote is userinfo (a raw password may itself hold `@` or `/`).
 _URL_USERINFO = re.compile(r"(postgres(?:ql)?://)(?:[^\s@'\"]*@)+", re.IGNORECASE)
-#: `password=...` in keyword/value conninfo strings.
+#: `password=...` in keyword/value conninfo strings (and `PGPASSWORD=...`).
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-_secrets: set[str] = set()
-#: `_secrets`, longest first (see `redact`), kept sorted as they are registered.
-_secret_order: tuple[str, ...] = ()
+#: mapping keys whose value is a credential.
+_SECRET_KEYS = frozenset({"password", "pgpassword", "passwd"})
+#: a quoted fragment of a message: libpq quotes with "...", urllib with '...'.
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -48,59 +57,53 @@ def secret_forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
-def register_secret(secret: str | None) -> None:
-    """Redact this secret (in all its encodings) from every later log event and message."""
-    global _secret_order
-    if secret:
-        _secrets.update(secret_forms(secret))
-        _secret_order = tuple(sorted(_secrets, key=len, reverse=True))
-
-
-def password_of(url: str | None) -> str | None:
-    """The decoded password of a postgres URL, or None."""
-    if not url:
-        return None
-    try:
-        raw = urllib.parse.urlsplit(url).password
-    except ValueError:
-        return None
-    return urllib.parse.unquote(raw) if raw else None
-
-
-def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> str:
-    """Remove credentials from `text`: URL userinfo, `password=` values, and the password of
-    `url` and every registered secret, raw and percent-encoded (longest forms first, so an
-    encoded form is not half-replaced by a raw substring)."""
+def redact(text: str) -> str:
+    """Remove credentials from `text` by structure: the userinfo of postgres URLs and
+    `password=` values. Nothing else is touched, whatever the password looks like."""
     if not text:
         return text
-    forms: Iterable[str] = _secret_order
-    pw = password_of(url)
-    if secrets or pw:
-        extra = set(_secrets)
-        for s in secrets:
-            extra |= secret_forms(s)
-        if pw:
-            extra |= secret_forms(pw)
-        forms = sorted(extra, key=len, reverse=True)
     out = text
     # cheap tests first: most lines hold neither a URL nor a password keyword.
     if "://" in out:
         out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     if "assword" in out or "ASSWORD" in out:
         out = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
-    for form in forms:
-        if form in out:
-            out = out.replace(form, REDACTED)
     return out
 
 
-def _redact_value(value: Any) -> Any:
+def redact_url_error(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """A message about a database URL itself (its parse error): `redact`, and every quoted
+    fragment that holds one of `secrets` (raw or percent-encoded) or an `@` (a piece of a
+    URL's userinfo, e.g. the tail of a raw password with `@` or `/`) becomes `"***"`."""
+    forms = set()
+    for secret in secrets:
+        forms |= secret_forms(secret or "")
+
+    def fragment(m: re.Match[str]) -> str:
+        inner = m.group(0)[1:-1]
+        if "@" in inner or any(f in inner for f in forms):
+            return f"{m.group(0)[0]}{REDACTED}{m.group(0)[-1]}"
+        return m.group(0)
+
+    return _QUOTED.sub(fragment, redact(text))
+
+
+def redact_values(value: Any) -> Any:
+    """`redact` every string in a JSON-like value (dict keys are ours and stay), and blank the
+    value of a password-named key."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {
+            k: (
+                REDACTED
+                if isinstance(k, str) and k.lower() in _SECRET_KEYS and v
+                else redact_values(v)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
+        return [redact_values(v) for v in value]
     return value
 
 
@@ -109,7 +112,7 @@ def redact_event(
 ) -> MutableMapping[str, Any]:
     """structlog processor: redact every string in the event, nested ones included."""
     for key, value in list(event.items()):
-        event[key] = _redact_value(value)
+        event[key] = REDACTED if key.lower() in _SECRET_KEYS and value else redact_values(value)
     return event
 
 
@@ -122,7 +125,10 @@ def _json_line(method: str, event: str | None, fields: dict[str, Any]) -> str:
     redacted, then `level` and `timestamp`."""
     out: dict[str, Any] = {"event": event}
     for key, value in fields.items():
-        out[key] = value if value is None or type(value) in _PLAIN else _redact_value(value)
+        if key.lower() in _SECRET_KEYS and value:
+            out[key] = REDACTED
+        else:
+            out[key] = value if value is None or type(value) in _PLAIN else redact_values(value)
     out.setdefault("level", _LEVELS.get(method, method))
     out.setdefault("timestamp", _now())
     return json.dumps(out, default=str)
@@ -147,7 +153,8 @@ class JsonLogger:
         if level < self._level:
             return
         line = _json_line(method, event, fields)
-        with self._lock:
+        # a SIGTERM waits for the line to be written whole: every line stays valid JSON.
+        with signals.shielded(), self._lock:
             self._target.write(line + "\n")
             self._target.flush()
 

@@ -199,6 +199,23 @@ def jobs(cluster: Any, ns: str) -> list[dict[str, Any]]:
     return get(cluster, ns, "jobs")["items"]
 
 
+def test_a_wrong_password_stalls_at_once_instead_of_being_retried(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str, pg_server: PgServer
+) -> None:
+    quoted = urllib.parse.quote(pg_server.password, safe="")
+    wrong = database_url.replace(f":{quoted}@", ":not-the-password@")
+    secret(kube_cluster, ns, wrong)
+    configmap(kube_cluster, ns, "src", {"0001_create.sql": CREATE})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    wait_condition(kube_cluster, ns, "app", "Stalled")
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    # one Job, no backoff: 28P01 is not retryable (it used to be retried until RetriesExhausted)
+    assert status["failure"]["sqlstate"] == "28P01" and status["failure"]["retryable"] is False
+    assert conditions(status)["Stalled"]["reason"] != "RetriesExhausted"
+    assert len(jobs(kube_cluster, ns)) == 1
+    no_secret_anywhere(kube_cluster, ns, pg_server, operator)
+
+
 def poll(what: Callable[[], Any], message: str, attempts: int = 600) -> Any:
     """Poll the cluster until `what()` is truthy (a bounded number of looks, not a timing)."""
     for _ in range(attempts):

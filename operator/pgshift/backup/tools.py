@@ -70,7 +70,7 @@ def run_tool(args: list[str], db: Database, what: str) -> subprocess.CompletedPr
     proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = [
-            ln for ln in redact(proc.stderr, secrets=[db.password or ""]).splitlines() if ln.strip()
+            ln for ln in redact(proc.stderr).splitlines() if ln.strip()
         ]
         reason = "; ".join(lines[-3:]) or f"exit code {proc.returncode}"
         raise BackupError(f"{what} failed: {reason}")

@@ -45,8 +45,8 @@ from pgshift.controller.status import (
     RETRYABLE_CODES,
     Reason,
     failure_reason,
-    is_retryable_sqlstate,
 )
+from pgshift.sqlstates import is_retryable
 
 BACKUP_ROOT = "/backups"
 
@@ -320,8 +320,12 @@ def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Fail
         f = {"code": "Lint", "message": f"{findings['error']} lint error(s): run `pgshift lint`"}
     code = str(f.get("code") or result.get("code") or "MigrationFailed")
     sqlstate = str(f.get("sqlstate") or "")
+    # a SQLSTATE decides by the runner's own table (a wrong password is never retried, whatever
+    # its code); without one, the runner's flag or the code.
     retryable = (
-        bool(f.get("retryable")) or code in RETRYABLE_CODES or is_retryable_sqlstate(sqlstate)
+        is_retryable(sqlstate, cancelled_by_us=code == "Interrupted")
+        if sqlstate
+        else bool(f.get("retryable")) or code in RETRYABLE_CODES
     )
     return Failure(
         code=code,

@@ -102,10 +102,8 @@ REASONS: dict[Reason, Meaning] = {
     Reason.RETRIES_EXHAUSTED: _HUMAN,
 }
 
-#: SQLSTATEs (or classes: two characters) a later attempt may get past: connection problems,
-#: serialization failures, deadlocks, lock timeouts, admin shutdown.
-RETRYABLE_SQLSTATES = ("08", "40001", "40P01", "55P03", "57P01")
-#: runner error codes that are worth another Job by themselves.
+#: runner error codes that are worth another Job by themselves, when the failure carries no
+#: SQLSTATE (with one, `pgshift.sqlstates` decides).
 RETRYABLE_CODES = frozenset(
     {"Connection", "LockNotAcquired", "DigestMismatch", "DeadlineExceeded", "JobLost"}
 )
@@ -135,10 +133,6 @@ RETRY_REASONS: dict[str, Reason] = {
     "Connection": Reason.DATABASE_UNREACHABLE,
     "LockNotAcquired": Reason.LOCK_BUSY,
 }
-
-
-def is_retryable_sqlstate(sqlstate: str) -> bool:
-    return bool(sqlstate) and any(sqlstate.startswith(p) for p in RETRYABLE_SQLSTATES)
 
 
 def failure_reason(code: str) -> Reason:

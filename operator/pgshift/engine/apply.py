@@ -25,14 +25,17 @@ changes where the next file's objects land; a resumed run starts in a fresh sess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
 
-from pgshift.engine import tracking
+from pgshift.engine import signals, tracking
 from pgshift.engine.plan import (
     Stop,
     StopReason,
@@ -143,6 +146,58 @@ def resume_edited(
     return out
 
 
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class _Ahead(Generic[In, Out]):
+    """`work(item)` for each item in order, in one daemon thread, ahead of the main thread.
+
+    A daemon thread, not a pool's: a SIGTERM must not wait for the analysis of a large file
+    (tens of seconds) before the process exits, and the interpreter joins a pool's threads at
+    exit. Leaving the block skips the items not started; the one running is abandoned."""
+
+    def __init__(self, work: Callable[[In], Out], items: Sequence[In]) -> None:
+        self.futures: list[Future[Out]] = [Future() for _ in items]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(work, items), name="pgshift-analyze", daemon=True
+        )
+
+    def __enter__(self) -> _Ahead[In, Out]:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        for future in self.futures:
+            future.cancel()
+
+    def _run(self, work: Callable[[In], Out], items: Sequence[In]) -> None:
+        for item, future in zip(items, self.futures, strict=True):
+            if self._stop.is_set() or not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work(item))
+            except BaseException as exc:  # handed to the main thread by `result`
+                future.set_exception(exc)
+
+    @staticmethod
+    def result(future: Future[Out]) -> Out:
+        # short waits: the main thread runs its signal handler between them, whichever thread
+        # the kernel delivered the signal to.
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                continue
+
+
 def run_files(
     runner: Runner,
     pending: list[Migration],
@@ -163,12 +218,11 @@ def run_files(
     prepare = _preparer(analyze, analyze_new, done, selection, version_of)
     #: a file already ran in this session: its SETs must not reach the next one.
     ran_before = False
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgshift-analyze") as pool:
-        futures: list[Future[_Prepared]] = [pool.submit(prepare, m) for m in pending]
+    with _Ahead(prepare, pending) as ahead:
         try:
-            for migration, future in zip(pending, futures, strict=True):
+            for migration, future in zip(pending, ahead.futures, strict=True):
                 try:
-                    prepared = future.result()
+                    prepared = ahead.result(future)
                     analysis = prepared.analysis
                 except PgshiftError as exc:
                     total.failure = Failure(
@@ -203,9 +257,9 @@ def run_files(
                     if ran_before:  # this file starts with the session as the run found it
                         runner.reset_session()
                     ran_before = True
-                    part = runner.run(run, stop or Stop(StopReason.DONE))
-                    total.done.extend(part.done)
-                    total.applied_migrations.extend(part.applied_migrations)
+                    # finished steps go straight into `total`'s lists: a SIGTERM right after
+                    # the runner returns cannot lose them.
+                    part = runner.run(run, stop or Stop(StopReason.DONE), into=total)
                     if part.failure is not None:
                         total.failure, total.stop, total.exit_code = (
                             part.failure,
@@ -236,5 +290,6 @@ def run_files(
             total.exit_code = 1
             return total
         finally:
-            for future in futures:
-                future.cancel()
+            # the steps are over: from here on a SIGTERM must not cut the bookkeeping short
+            # (the summary says what the tracking table holds; see engine/signals.py).
+            signals.hold()

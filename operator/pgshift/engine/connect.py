@@ -16,7 +16,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from pgshift.errors import BadDatabaseUrl, ConnectionError_, PooledConnection
-from pgshift.logs import redact, register_secret
+from pgshift.logs import redact, redact_url_error
+from pgshift.sqlstates import connect_failure_sqlstate
 
 URL_OPTION = "--database-url / DATABASE_URL"
 
@@ -107,14 +108,16 @@ def parse_url(url: str | None, *, option: str = URL_OPTION) -> Database:
     try:
         split = urllib.parse.urlsplit(url)
     except ValueError as exc:
-        raise BadDatabaseUrl(f"{option}: not a valid URL ({redact(str(exc), url)})") from None
+        raise BadDatabaseUrl(
+            f"{option}: not a valid URL ({redact_url_error(str(exc), _passwords(url))})"
+        ) from None
     if split.scheme.lower() not in ("postgres", "postgresql"):
         raise BadDatabaseUrl(
             f"{option}: expected postgresql://user:password@host:port/dbname, got a "
             f"{(split.scheme + '://') if split.scheme else 'value without a scheme'} URL"
         )
+    _refuse_raw_userinfo(url, option)
     query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-    register_secret(_password_from_split(split))
     for flag in _POOLER_FLAGS:
         if flag in query:
             if query[flag] and query[flag][-1].lower() in ("", "true", "1", "yes", "on"):
@@ -127,8 +130,8 @@ def parse_url(url: str | None, *, option: str = URL_OPTION) -> Database:
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise BadDatabaseUrl(f"{option}: {redact(str(exc).strip(), url)}") from None
-    register_secret(params.get("password"))
+        reason = redact_url_error(str(exc).strip(), _passwords(url))
+        raise BadDatabaseUrl(f"{option}: {reason}") from None
     port = params.get("port")
     if port is not None and not all(p.isdigit() for p in str(port).split(",")):
         raise BadDatabaseUrl(f"{option}: port {port!r} is not a number")
@@ -138,12 +141,28 @@ def parse_url(url: str | None, *, option: str = URL_OPTION) -> Database:
     return database
 
 
-def _password_from_split(split: urllib.parse.SplitResult) -> str | None:
+def _passwords(url: str) -> list[str | None]:
+    """The password of `url` as urllib reads it, raw and decoded (what a parse error may quote)."""
     try:
-        raw = split.password
+        raw = urllib.parse.urlsplit(url).password
     except ValueError:
-        return None
-    return urllib.parse.unquote(raw) if raw else None
+        return []
+    return [raw, urllib.parse.unquote(raw)] if raw else []
+
+
+def _refuse_raw_userinfo(url: str, option: str) -> None:
+    """A URL has one `@`, after the user and password and before the host. A second `@`, or a
+    `/` before it, is a raw password holding `@` or `/`: libpq and urllib would read another
+    password, host and database out of it (and echo its tail in their errors)."""
+    authority_and_path = url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    if "@" not in authority_and_path:
+        return
+    userinfo = authority_and_path.split("@", 1)[0]
+    if authority_and_path.count("@") > 1 or "/" in userinfo:
+        raise BadDatabaseUrl(
+            f"{option}: the user or password holds a raw '@' or '/'; percent-encode them "
+            "(@ as %40, / as %2F, % as %25, : as %3A)"
+        )
 
 
 def _refuse_pooler_host(db: Database, option: str) -> None:
@@ -174,13 +193,14 @@ def connect(
         conn = psycopg.connect(**db.params, **kwargs, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise ConnectionError_(
-            f"cannot connect to {db.display}: {_libpq_reason(exc, db)}"
+            f"cannot connect to {db.display}: {_libpq_reason(exc)}",
+            sqlstate=connect_failure_sqlstate(str(exc)),
         ) from None
     return conn
 
 
-def _libpq_reason(exc: Exception, db: Database) -> str:
-    text = redact(str(exc), secrets=[db.password or ""])
+def _libpq_reason(exc: Exception) -> str:
+    text = redact(str(exc))
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # libpq repeats "connection to server at ... failed:" per address; keep the reason.
     reasons = []

@@ -1,29 +1,40 @@
 """The run summary of docs/runner.md: one JSON object, at most 4 KiB (a Job's termination
-message), and the SQLSTATE table that says which failures are worth retrying."""
+message), and failures with their retry decision (the table is `pgshift.sqlstates`).
+
+Imports no psycopg at load time: the CLI writes an `Interrupted` summary even when a SIGTERM
+comes while the driver is still being imported.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+from pgshift.engine import signals
+from pgshift.logs import redact, redact_values
+from pgshift.sqlstates import is_retryable
 
-from pgshift.logs import redact
+if TYPE_CHECKING:
+    import psycopg
 
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 MAX_SUMMARY_BYTES = 4096
 
-#: SQLSTATE classes (two characters) and codes that a later attempt may get past: connection
-#: trouble, serialization failure, deadlock, lock timeout, admin shutdown.
-RETRYABLE_CLASSES = frozenset({"08"})
-RETRYABLE_CODES = frozenset({"40001", "40P01", "55P03", "57P01"})
 
+def db_error_retryable(exc: psycopg.Error, *, cancelled_by_us: bool = False) -> bool:
+    """The retry table for a driver error: by its SQLSTATE (`cancelled_by_us`, or a SIGTERM
+    came: 57014 is the runner's own cancel); without one, a lost connection
+    (OperationalError: the server crashed, the network dropped) is retryable, a client-side
+    error is not."""
+    import psycopg  # loaded already: `exc` is one of its errors
 
-def retryable(sqlstate: str | None) -> bool:
-    if not sqlstate:
-        return False
-    return sqlstate in RETRYABLE_CODES or sqlstate[:2] in RETRYABLE_CLASSES
+    sqlstate = exc.sqlstate or exc.diag.sqlstate
+    if sqlstate:
+        # a 57014 after our own SIGTERM is the cancel we asked for: a rerun resumes.
+        ours = cancelled_by_us or signals.requested()
+        return is_retryable(sqlstate, cancelled_by_us=ours)
+    return isinstance(exc, psycopg.OperationalError)
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ def failure_from_db_error(
         message=redact(message or ""),
         detail=redact(diag.message_detail) if diag.message_detail else None,
         hint=redact(diag.message_hint) if diag.message_hint else None,
-        retryable=retryable(sqlstate),
+        retryable=db_error_retryable(exc),
         code=code,
     )
 
@@ -147,7 +158,8 @@ class Summary:
 
 
 def _dump(data: dict[str, Any]) -> str:
-    return redact(json.dumps(data, separators=(",", ":"), default=str))
+    # values are redacted, never the serialised text: the output stays valid JSON.
+    return json.dumps(redact_values(data), separators=(",", ":"), default=str)
 
 
 def bounded_json(data: dict[str, Any], limit: int = MAX_SUMMARY_BYTES) -> str:

@@ -107,6 +107,8 @@ class Runner:
         self.direct = self.lock_pid == conn.info.backend_pid
         #: the tracking records as SQL text, composed on first use.
         self._record_text: tracking.RecordText | None = None
+        #: the steps being run and when they started: see `_settle`.
+        self._in_flight: tuple[tuple[Step, ...], float] = ((), 0.0)
 
     # --- timeouts and retries -------------------------------------------------------------
 
@@ -165,8 +167,12 @@ class Runner:
 
     # --- steps ------------------------------------------------------------------------------
 
-    def run(self, steps: tuple[Step, ...], stop: Stop) -> Outcome:
+    def run(self, steps: tuple[Step, ...], stop: Stop, *, into: Outcome | None = None) -> Outcome:
+        """Run `steps`; `into`: an outcome whose lists of finished steps and applied migrations
+        this run's outcome shares (appends to)."""
         out = Outcome(stop=stop)
+        if into is not None:
+            out.done, out.applied_migrations = into.done, into.applied_migrations
         i = 0
         try:
             with sigterm_cancels():
@@ -191,6 +197,7 @@ class Runner:
                         self._autocommit(step, out)
                         i += 1
         except KeyboardInterrupt:
+            self._settle(out)
             step = self.current.step
             out.failure = Failure(
                 migration=step.migration.name if step else None,
@@ -206,10 +213,12 @@ class Runner:
             out.stop = Stop(StopReason.INTERRUPTED, step)
             out.exit_code = 1
         except psycopg.Error as exc:
+            self._settle(out)
             out.failure = self._failure(exc)
             out.stop = Stop(StopReason.FAILED, self.current.step)
             out.exit_code = 1
         except PgshiftError as exc:
+            self._settle(out)
             step = self.current.step
             out.failure = Failure(
                 migration=step.migration.name if step else None,
@@ -248,6 +257,34 @@ class Runner:
                 }
             )
         return failure
+
+    def _flying(self, steps: tuple[Step, ...]) -> None:
+        self._in_flight = (steps, time.monotonic())
+
+    def _settle(self, out: Outcome) -> None:
+        """After an interruption or a failure, the steps in flight whose records the database
+        holds count as done: their COMMIT went through though the client saw an error (a
+        SIGTERM while the server committed: psycopg's cancel came too late, and it re-raises
+        the interrupt anyway). So the summary says what the tracking table holds."""
+        steps, t0 = self._in_flight
+        finished = {d.key for d in out.done}
+        missing = [s for s in steps if s.key not in finished]
+        if not missing or self.conn.closed or self.conn.broken:
+            return
+        t = self.settings.tracking
+        try:
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+            recorded = tracking.done_steps(self.conn, t)
+            rows = tracking.read_rows(self.conn, t)
+        except psycopg.Error:
+            return  # not knowable now; the next run reads the truth from the table
+        ms = int((time.monotonic() - t0) * 1000)
+        for step in missing:
+            m = step.migration
+            applied = any(r.hash == m.hash and r.name in (None, m.name) for r in rows)
+            if applied or step.key in recorded:
+                self._finished(step, ms, out)
 
     def _record(self, step: Step, *, clear_steps: bool = True) -> None:
         """Inside the step's transaction: its progress, or (last step) the file's tracking row,
@@ -309,6 +346,7 @@ class Runner:
             )
 
     def _transaction_group(self, group: list[Step], out: Outcome) -> None:
+        self._flying(tuple(group))
         durations: list[int] = []
         for step in group:
             self._catch_ups(step, step.statements)
@@ -404,6 +442,7 @@ class Runner:
         return True
 
     def _autocommit(self, step: Step, out: Outcome) -> None:
+        self._flying((step,))
         self._started(step)
         t0 = time.monotonic()
         self._catch_ups(step, step.statements)
@@ -465,6 +504,7 @@ class Runner:
                 )
 
     def _batched(self, step: Step, out: Outcome) -> None:
+        self._flying((step,))
         self._started(step)
         t0 = time.monotonic()
         for st in step.statements:

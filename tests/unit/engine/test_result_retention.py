@@ -1,14 +1,7 @@
 import json
 
 from pgshift.backup.retention import to_prune
-from pgshift.engine.result import Failure, StepDone, Summary, bounded_json, retryable
-
-
-def test_retryable_sqlstates() -> None:
-    for code in ("08006", "08001", "40001", "40P01", "55P03", "57P01"):
-        assert retryable(code), code
-    for code in ("23505", "42P01", "57014", None, ""):
-        assert not retryable(code), code
+from pgshift.engine.result import Failure, StepDone, Summary, bounded_json
 
 
 def test_summary_stays_under_4k_and_keeps_the_essentials() -> None:
