@@ -126,6 +126,19 @@ FAILURE_REASONS: dict[str, Reason] = {
     "PgDumpTooOld": Reason.BACKUP_FAILED,
     "DatabaseUrl": Reason.INVALID_SPEC,
     "PooledConnection": Reason.INVALID_SPEC,
+    # a connection refused for good (wrong password 28P01, no such database 3D000): the Secret
+    # or the server must change; retryable connection failures wait as DatabaseUnreachable.
+    "Connection": Reason.INVALID_SPEC,
+    "TransactionControl": Reason.INVALID_SOURCE,
+    "ReleasesLock": Reason.INVALID_SOURCE,
+    "BackfillKey": Reason.INVALID_SOURCE,
+    "UnknownStep": Reason.INVALID_SPEC,
+    "EditedAppliedStep": Reason.SOURCE_DRIFT,
+    "TrackingTable": Reason.TRACKING_CONFLICT,
+    "LockLost": Reason.MIGRATION_FAILED,
+    "LockTimeout": Reason.MIGRATION_FAILED,
+    "Database": Reason.MIGRATION_FAILED,
+    "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.
