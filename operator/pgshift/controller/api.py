@@ -22,6 +22,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 ANNOTATION_RETRY = "pgshift.dev/retry"
 ANNOTATION_APPROVE = "pgshift.dev/approve"
 ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
+#: finish a partly applied migration whose file was edited, when the steps it already applied
+#: are unchanged (the runner's --resume-edited); the value names the migration.
+ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
 
 #: labels on every Job (and so on its Pods).
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -16,6 +16,7 @@ import kopf
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     GROUP,
     LABEL_MANAGED_BY,
@@ -61,6 +62,7 @@ async def migration_changed(namespace: str, name: str, **_: Any) -> None:
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_APPROVE))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RETRY))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_MARK_APPLIED))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME_EDITED))
 async def action_annotated(namespace: str, name: str, **_: Any) -> None:
     # the value is read and recorded by the machine: each value acts once.
     await reconcile(namespace, name, SETTINGS)

@@ -16,7 +16,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgshift.controller.api import (
@@ -369,7 +369,11 @@ def _values(text: str) -> tuple[str, ...]:
 
 
 def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
-    from pgshift.controller.api import ANNOTATION_APPROVE, ANNOTATION_RETRY
+    from pgshift.controller.api import (
+        ANNOTATION_APPROVE,
+        ANNOTATION_RESUME_EDITED,
+        ANNOTATION_RETRY,
+    )
 
     # "*" approves what the generation it was first seen at holds, never what a later spec
     # brings (the annotation outlives the spec change): it is kept as "*@<generation>", and a
@@ -390,6 +394,19 @@ def _take_approvals(obs: Observed, memory: Memory, events: list[Event]) -> Memor
     if retry and retry != memory.retry_seen:
         memory = memory.with_(retry_seen=retry, failure=None, attempts=0, not_before="", plan=None)
         events.append(Event("Normal", "RetryRequested", f"retry {retry!r}: planning again"))
+    resume = obs.annotations.get(ANNOTATION_RESUME_EDITED, "").strip()
+    if resume and resume != memory.resume_edited:
+        # like a retry, and the plan and apply Jobs get --resume-edited while `resume` is pending
+        memory = memory.with_(
+            resume_edited=resume, failure=None, attempts=0, not_before="", plan=None
+        )
+        events.append(
+            Event(
+                "Normal",
+                "ResumeEditedRequested",
+                f"resume-edited {resume!r}: planning again; its applied steps must be unchanged",
+            )
+        )
     return memory
 
 
@@ -463,7 +480,9 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             )
     plan = memory.plan
     if plan is None or plan.generation != generation or (digest_now and plan.digest != digest_now):
-        return _run(memory, _plan_job(spec, generation, digest_now), "planning")
+        job = _plan_job(spec, generation, digest_now)
+        job = replace(job, args=(*job.args, *_resume_edited_args(memory)))
+        return _run(memory, job, "planning")
     memory = memory.with_(
         applied_count=plan.applied_count or memory.applied_count,
         pending_count=plan.pending_count,
@@ -585,6 +604,17 @@ def _plan_job(spec: MigrationSpec, generation: int, digest: str) -> RunJob:
     return RunJob(Action.PLAN, tuple(args), {"generation": str(generation), "digest": digest})
 
 
+def _resume_edited_args(memory: Memory) -> tuple[str, ...]:
+    """--resume-edited while the migration the action named is not applied yet: the runner
+    moves the records of its unchanged applied steps to the edited file's keys (or refuses,
+    naming the changed step); once it is applied the action has done its work."""
+    if memory.resume_edited and (
+        memory.plan is None or memory.resume_edited in memory.plan.pending
+    ):
+        return ("--resume-edited",)
+    return ()
+
+
 def _wildcard(obs: Observed) -> str:
     """How a "*" approval is recorded: for the generation it was given at."""
     return f"*@{obs.ref.generation}"
@@ -681,7 +711,7 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
         memory,
         RunJob(
             Action.APPLY,
-            tuple(args),
+            (*args, *_resume_edited_args(memory)),
             {"generation": str(obs.ref.generation), "digest": plan.digest},
         ),
         f"applying {len(runnable)} step(s) from {head.migration} to {last.migration}{until}",

@@ -99,6 +99,8 @@ class Memory:
     #: observed (`status.rollout`).
     rollout: RolloutRecord | None = None
     retry_seen: str = ""
+    #: the pgshift.dev/resume-edited value acted on (a migration name).
+    resume_edited: str = ""
     approved: tuple[str, ...] = ()
     marked_applied: tuple[str, ...] = ()
     last_backup: Mapping[str, Any] | None = None
@@ -205,6 +207,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         failure=failure,
         rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
+        resume_edited=str(actions.get("resumeEdited") or ""),
         approved=tuple(actions.get("approved") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
         last_backup=status.get("lastBackup") or None,
@@ -238,6 +241,7 @@ def user_status(m: Memory) -> dict[str, Any]:
         "actions": _drop_empty(
             {
                 "retry": m.retry_seen,
+                "resumeEdited": m.resume_edited,
                 "approved": list(m.approved),
                 "markedApplied": list(m.marked_applied),
             }

@@ -20,6 +20,7 @@ from pgshift.controller import kube
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     LABEL_ACTION,
     LABEL_SEQ,
@@ -132,7 +133,13 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
         annotations={
             k: v
             for k, v in annotations.items()
-            if k in (ANNOTATION_APPROVE, ANNOTATION_RETRY, ANNOTATION_MARK_APPLIED)
+            if k
+            in (
+                ANNOTATION_APPROVE,
+                ANNOTATION_RETRY,
+                ANNOTATION_MARK_APPLIED,
+                ANNOTATION_RESUME_EDITED,
+            )
         },
         source=_source(namespace, name, spec),
         job=_job_in_flight(ref, memory.seq),

@@ -198,6 +198,12 @@ def recovery(reason: Reason, name: str, memory: Memory) -> list[str]:
                 "--overwrite  # only if you applied it by hand"
             )
             out.append("fix forward: ship a corrected source (a new ConfigMap or image)")
+            if reason is Reason.SOURCE_DRIFT:
+                out.append(
+                    f"kubectl annotate {ref} pgshift.dev/resume-edited="
+                    f"{memory.failure.migration} --overwrite  # an edited, partly applied file "
+                    "whose applied steps are unchanged"
+                )
     if (
         memory.gate
         and reason

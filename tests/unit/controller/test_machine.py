@@ -483,3 +483,38 @@ def test_backfill_progress_from_the_log_reaches_current_step() -> None:
     r = step(d.memory, job=running)
     assert r.memory.current_step == progress
     assert "3000 rows" in r.message and r.wake_after
+
+
+def test_resume_edited_plans_again_with_the_flag_until_the_migration_is_applied() -> None:
+    drift = {
+        "ok": False,
+        "failure": {
+            "code": "Drift",
+            "migration": "0001_add",
+            "message": "0001_add: partly applied under other text",
+            "retryable": False,
+        },
+    }
+    d = decide(observe())
+    stalled = step(d.memory, job=finished(d, drift, ok=False))
+    assert stalled.reason is Reason.SOURCE_DRIFT and stalled.run is None
+    annotations = {"pgshift.dev/resume-edited": "0001_add"}
+    again = step(stalled.memory, annotations=annotations)
+    assert again.run is not None and again.run.action is Action.PLAN
+    assert "--resume-edited" in args_of(again)
+    assert any(e.reason == "ResumeEditedRequested" for e in again.events)
+    planned = step(again.memory, annotations=annotations, job=finished(again, plan_result(E1)))
+    assert planned.run is not None and planned.run.action is Action.APPLY
+    assert "--resume-edited" in args_of(planned)
+    # once applied, the annotation (still in git) changes nothing
+    done = step(planned.memory, annotations=annotations, job=finished(planned, {"ok": True}))
+    replanned = step(done.memory, annotations=annotations, job=None)
+    later = replanned if replanned.run and replanned.run.action is Action.PLAN else done
+    if later.run is not None and later.run.action is Action.PLAN:
+        finished_plan = step(
+            later.memory,
+            annotations=annotations,
+            job=finished(later, plan_result(applied=1)),
+        )
+        assert finished_plan.run is None or "--resume-edited" not in args_of(finished_plan)
+    assert step(done.memory, annotations=annotations).memory.resume_edited == "0001_add"
