@@ -55,3 +55,60 @@ def test_the_private_storage_has_overlay_runc_and_the_ulimits_fix(tmp_path: Path
     conf = Path(env["CONTAINERS_CONF"]).read_text()
     assert '"nofile=1024:4096", "nproc=4096:4096"' in conf and 'runtime = "runc"' in conf
     assert env["BUILDAH_ISOLATION"] == "chroot"
+
+
+def _project(root: Path) -> Path:
+    (root / "operator/pgshift").mkdir(parents=True)
+    (root / "operator/pgshift/cli.py").write_text("print('v1')\n")
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (root / "README.md").write_text("readme\n")
+    (root / "Dockerfile").write_text("FROM x\n")
+    (root / "notes.txt").write_text("not in the context\n")
+    (root / ".dockerignore").write_text("*\n!pyproject.toml\n!README*.md\n!operator/pgshift/\n")
+    return root
+
+
+def test_the_context_is_what_dockerignore_lets_back_in(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    files = image.context_files(root)
+    assert files is not None
+    assert [f.relative_to(root).as_posix() for f in files] == [
+        "README.md",
+        "operator/pgshift/cli.py",
+        "pyproject.toml",
+    ]
+    # a .dockerignore that does not exclude everything first cannot bound the context
+    (root / ".dockerignore").write_text("**/__pycache__\n")
+    assert image.context_files(root) is None
+    assert image.build_fingerprint(root, {}) is None
+
+
+def test_the_fingerprint_changes_with_every_input_of_the_build(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    args = {"BASE_IMAGE": "localhost/base:a", "PG_CLIENT": "pypi"}
+    first = image.build_fingerprint(root, args)
+    assert first == image.build_fingerprint(root, dict(args))
+    (root / "notes.txt").write_text("outside the context: no rebuild\n")
+    assert image.build_fingerprint(root, args) == first
+    changes = [
+        lambda: (root / "operator/pgshift/cli.py").write_text("print('v2')\n"),
+        lambda: (root / "operator/pgshift/new.py").write_text(""),
+        lambda: (root / "operator/pgshift/new.py").chmod(0o755),
+        lambda: (root / "Dockerfile").write_text("FROM y\n"),
+        lambda: (root / ".dockerignore").write_text("*\n!pyproject.toml\n!operator/pgshift/\n"),
+    ]
+    seen = {first}
+    for change in changes:
+        change()
+        now = image.build_fingerprint(root, args)
+        assert now not in seen
+        seen.add(now)
+    assert image.build_fingerprint(root, {**args, "BASE_IMAGE": "localhost/base:b"}) not in seen
+
+
+def test_the_real_context_is_bounded() -> None:
+    files = image.context_files(image.ROOT)
+    assert files is not None
+    names = {f.relative_to(image.ROOT).as_posix() for f in files}
+    assert "pyproject.toml" in names and "operator/pgshift/cli.py" in names
+    assert not any(n.startswith(("tests/", ".venv/", "localcluster/")) for n in names)
