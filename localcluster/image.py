@@ -300,7 +300,7 @@ def ensure_base(cache: Path, env: dict[str, str], say: Callable[[str], None] = p
         return ref
     debootstrap = _tool("debootstrap", "debootstrap")
     started = time.monotonic()
-    say(f"image: debootstrap {DEBIAN_SUITE} from {mirror} (cold: about 3 min)")
+    say(f"image: debootstrap {DEBIAN_SUITE} from {mirror} (cold: 3 to 8 min)")
     work = cache / "base-work"
     shutil.rmtree(work, ignore_errors=True)
     rootfs = work / "rootfs"
