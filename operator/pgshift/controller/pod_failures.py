@@ -4,8 +4,8 @@ One table (``TABLE``) says, for each way a Pod fails to run the runner, which na
 Migration's status gives it and whether pgshift waits, resumes or stalls:
 
 - waiting ErrImageNeverPull / InvalidImageName -> ImageUnavailable: Stalled now;
-- waiting ImagePullBackOff / ErrImagePull -> ImageUnavailable: Reconciling for
-  PULL_GRACE_SECONDS after the Pod was created, then Stalled;
+- waiting ImagePullBackOff / ErrImagePull -> ImageUnavailable: Reconciling for a grace period
+  after the Pod was created (Settings.image_pull_grace), then Stalled;
 - an init container terminated with exit code != 0 -> SourceUnreadable: Stalled, with its log
   tail (the init container's FallbackToLogsOnError termination message);
 - the Job's DeadlineExceeded -> DeadlineExceeded: resumes (another Job); Stalled after
@@ -156,7 +156,11 @@ def _verdict(row: Row, container: str, detail: str, *, terminal: bool) -> PodVer
 
 
 def classify(
-    pods: Iterable[Mapping[str, Any]], now: dt.datetime, *, log_tail: str = ""
+    pods: Iterable[Mapping[str, Any]],
+    now: dt.datetime,
+    *,
+    log_tail: str = "",
+    pull_grace: float = PULL_GRACE_SECONDS,
 ) -> PodVerdict | None:
     """The first row of ``TABLE`` a Job's Pods match, or None (running, or nothing known).
 
@@ -183,7 +187,7 @@ def classify(
                 if reason in IMAGE_NEVER_PULL.kubelet:
                     return _verdict(IMAGE_NEVER_PULL, name, message, terminal=True)
                 if reason in IMAGE_PULL_BACKOFF.kubelet:
-                    left = PULL_GRACE_SECONDS - _age(pod, now)
+                    left = pull_grace - _age(pod, now)
                     verdict = _verdict(IMAGE_PULL_BACKOFF, name, message, terminal=left <= 0)
                     if left > 0:
                         return PodVerdict(

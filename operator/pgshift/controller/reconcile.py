@@ -135,7 +135,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
             if k in (ANNOTATION_APPROVE, ANNOTATION_RETRY, ANNOTATION_MARK_APPLIED)
         },
         source=_source(namespace, name, spec),
-        job=_job_in_flight(ref, memory.seq),
+        job=_job_in_flight(ref, memory.seq, settings.image_pull_grace),
         rollout=_rollout(namespace, spec),
         conflict=_conflict(body, spec),
     )
@@ -208,7 +208,7 @@ def _source(namespace: str, name: str, spec: MigrationSpec | None) -> SourceStat
     return SourceState(digest=source.digest)
 
 
-def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
+def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
     jobs = [
         j
         for j in kube.list_jobs(ref.namespace, ref.name)
@@ -232,7 +232,9 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
     phase = _job_phase(job)
     result, reason, message = _pod_outcome(ref.namespace, jmeta["name"])
     verdict = pod_failures.classify(
-        kube.list_job_pods(ref.namespace, jmeta["name"]), dt.datetime.now(dt.UTC)
+        kube.list_job_pods(ref.namespace, jmeta["name"]),
+        dt.datetime.now(dt.UTC),
+        pull_grace=pull_grace,
     )
     if verdict is not None and result is None:
         reason, message = verdict.reason, verdict.message
@@ -267,8 +269,9 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
     )
 
 
-def _stuck(namespace: str, job: str) -> bool:
-    verdict = pod_failures.classify(kube.list_job_pods(namespace, job), dt.datetime.now(dt.UTC))
+def _stuck(namespace: str, job: str, pull_grace: float) -> bool:
+    pods = kube.list_job_pods(namespace, job)
+    verdict = pod_failures.classify(pods, dt.datetime.now(dt.UTC), pull_grace=pull_grace)
     return verdict is not None and verdict.terminal
 
 

@@ -84,8 +84,8 @@ def test_image_pull_backoff_reconciles_for_the_grace_period_then_stalls() -> Non
 
 
 def test_a_failed_init_container_stalls_with_source_unreadable_and_its_log_tail() -> None:
-    init = {"terminated": {"exitCode": 1, "reason": "Error",
-                           "message": "cp: cannot stat '/nope/.': No such file or directory\n"}}  # fmt: skip
+    cp_error = "cp: cannot stat '/nope/.': No such file or directory\n"
+    init = {"terminated": {"exitCode": 1, "reason": "Error", "message": cp_error}}
     verdict = pf.classify([pod(init=init, waiting="PodInitializing")], NOW)
     assert verdict and verdict.terminal and verdict.reason == "SourceUnreadable"
     r = step(after_plan(), job=running_job(verdict))
