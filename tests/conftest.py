@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from localcluster.image import BuiltImage
+from localcluster.image import build as build_image
 from tests.pgserver import PgServer, running_server
 
 # kube_cluster and kube_namespace: a real local Kubernetes control plane (localcluster/).
@@ -36,3 +38,9 @@ def database_name(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterat
 def database_url(pg_server: PgServer, database_name: str) -> str:
     """URL of the test's fresh database (the password contains `@/%:`)."""
     return pg_server.url(database_name)
+
+
+@pytest.fixture(scope="session")
+def built_image() -> BuiltImage:
+    """The pgshift image, built by `make image` (or here: a warm rebuild takes seconds)."""
+    return build_image(say=lambda _line: None)
