@@ -144,9 +144,12 @@ def _secret_missing(message: str) -> bool:
 def _age(pod: Mapping[str, Any], now: dt.datetime) -> float:
     created = (pod.get("metadata") or {}).get("creationTimestamp") or ""
     try:
-        born = dt.datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        # the API's "...Z", or "+00:00" when the client's models were serialized back.
+        born = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
     except ValueError:
         return 0.0
+    if born.tzinfo is None:
+        born = born.replace(tzinfo=dt.UTC)
     return max(0.0, (now - born).total_seconds())
 
 

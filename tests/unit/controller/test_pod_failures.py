@@ -80,6 +80,11 @@ def test_image_pull_backoff_reconciles_for_the_grace_period_then_stalls() -> Non
     assert "waits for its image" in r.message
     old = pf.classify([pod(waiting="ImagePullBackOff", age=pf.PULL_GRACE_SECONDS + 1)], NOW)
     assert old and old.terminal
+    # the client's serialized models write "+00:00" instead of "Z": the same age.
+    late = pod(waiting="ImagePullBackOff", age=pf.PULL_GRACE_SECONDS + 1)
+    late["metadata"]["creationTimestamp"] = late["metadata"]["creationTimestamp"][:-1] + "+00:00"
+    verdict = pf.classify([late], NOW)
+    assert verdict and verdict.terminal
     assert step(after_plan(), job=running_job(old)).reason is Reason.IMAGE_UNAVAILABLE
 
 
