@@ -12,12 +12,17 @@ PYTEST_ARGS ?=
 
 all: test
 
-# Debian packages: PostgreSQL 15 (server, pg_dump, pg_restore), etcd for the local cluster, and
-# pgbouncer (the engine's tests put a real one in front of PostgreSQL to prove pooler refusal).
+# Debian packages: PostgreSQL 15 (server, pg_dump, pg_restore), etcd for the local cluster,
+# pgbouncer (the engine's tests put a real one in front of PostgreSQL to prove pooler refusal),
+# and the local cluster's real node: containerd, runc, the CNI plugins, iptables, conntrack,
+# nftables (kube-proxy's), gcc (the pause binary). No daemon starts: localcluster runs its own.
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack nftables gcc libc6-dev
 $(APT_STAMP): | $(VENV)/bin/python
-	@if ! command -v /usr/lib/postgresql/15/bin/postgres >/dev/null || ! command -v etcd >/dev/null || ! test -x /usr/sbin/pgbouncer; then \
-	  echo "installing Debian packages: postgresql-15 etcd-server pgbouncer"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 etcd-server pgbouncer >/dev/null; \
+	@if ! command -v /usr/lib/postgresql/15/bin/postgres >/dev/null || ! command -v etcd >/dev/null || ! test -x /usr/sbin/pgbouncer \
+	    || ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! test -x /usr/lib/cni/bridge \
+	    || ! command -v iptables >/dev/null || ! command -v conntrack >/dev/null || ! command -v nft >/dev/null || ! command -v gcc >/dev/null; then \
+	  echo "installing Debian packages: postgresql-15 etcd-server pgbouncer $(NODE_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 etcd-server pgbouncer $(NODE_PACKAGES) >/dev/null; \
 	fi
 	@touch $@
 system-deps: $(APT_STAMP)
@@ -53,7 +58,8 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(wildcard $(NODE_
 	@touch $@
 node-deps: $(NODE_DIR)/node_modules/.installed
 
-# kube-apiserver and kube-controller-manager, built once and cached outside the work tree.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy, built once
+# and cached outside the work tree.
 cluster-bin: venv system-deps
 	$(PY) -m localcluster build
 
@@ -77,8 +83,21 @@ define run_pytest
 	$(VENV)/bin/pytest $(1) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 endef
 
-test: deps lint chart-check image
-	$(call run_pytest,tests)
+# Each layer timed; the table is printed at the end, also when a layer fails.
+TIMINGS := .make-timings
+define timed
+	@start=$$(date +%s); ( $(2) ); rc=$$?; echo "  $(1): $$(( $$(date +%s) - start )) s" >> $(TIMINGS); \
+	  if [ $$rc -ne 0 ]; then echo "timings:"; cat $(TIMINGS); fi; exit $$rc
+endef
+
+test: venv system-deps node-deps go-tools lint chart-check
+	@rm -f $(TIMINGS)
+	$(call timed,cluster build,$(PY) -m localcluster build >/dev/null)
+	$(call timed,image,$(MAKE) --no-print-directory image && $(call run_pytest,tests/image))
+	$(call timed,unit,$(call run_pytest,tests/unit tests/gitops))
+	$(call timed,integration,$(call run_pytest,tests/integration tests/interop))
+	$(call timed,e2e,$(call run_pytest,tests/e2e))
+	@echo "timings:"; cat $(TIMINGS)
 
 test-unit: venv
 	$(call run_pytest,tests/unit)
@@ -86,12 +105,13 @@ test-unit: venv
 test-integration: venv system-deps node-deps
 	$(call run_pytest,tests/integration)
 
-test-e2e: deps
+test-e2e: deps image
 	$(call run_pytest,tests/e2e)
 
-# The main job end to end: a local Kubernetes control plane, PostgreSQL, the operator, and the
-# quickstart's Migration reconciled to Complete through plan, backup and apply Jobs.
-demo: venv system-deps cluster-bin
+# The main job end to end: the image, a local Kubernetes cluster with a real node, PostgreSQL,
+# the operator, and the quickstart's Migration reconciled to Complete through plan, backup and
+# apply Jobs running in the image.
+demo: venv system-deps image-deps cluster-bin
 	$(PY) -m examples.cluster_demo
 
 # The same folder with the CLI only (no Kubernetes): plan, apply expand, apply the rest, status.
@@ -99,4 +119,4 @@ demo-cli: venv system-deps
 	$(PY) -m examples.demo
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .ruff_cache $(TIMINGS)

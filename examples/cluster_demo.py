@@ -1,9 +1,11 @@
 """The cluster demo: `python -m examples.cluster_demo [--stay]`.
 
-Starts a local Kubernetes control plane (localcluster), a throwaway PostgreSQL and the pgshift
-operator, applies `examples/quickstart` (its drizzle-kit folder as a kustomize-generated
-ConfigMap, a backup claim and a Migration) and watches the Migration with
-`kubectl get migrations` until it is Ready, approves the contract gate if one waits, and shows
+Builds the pgshift image (cached), starts a local Kubernetes cluster (localcluster: control
+plane and a real node, kubelet + containerd, with the image imported), a throwaway PostgreSQL
+the node's Pods reach, and the pgshift operator (a host process; its Jobs run in the image on
+the node); applies `examples/quickstart` (its drizzle-kit folder as a kustomize-generated
+ConfigMap, a backup claim and a Migration) and watches the Migration with `kubectl get
+migrations` until it is Ready, approves the contract gate if one waits, and shows
 where the backup is. `--stay` keeps everything running until Ctrl-C so you can look around.
 """
 
@@ -77,13 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a timeout, CI cancelling) unwinds like Ctrl-C: operator, PostgreSQL and cluster stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    from localcluster import image
     from localcluster.cluster import launch
+    from localcluster.network import NODE_NETWORKS
     from tests.pgserver import running_server
 
-    say("starting a local Kubernetes control plane (kube-apiserver, controllers, a node)")
-    cluster = launch(tie_to_parent=True)
+    say("building the pgshift image from the Dockerfile (buildah; cached after the first run)")
+    built = image.build(say=lambda line: print(f"  {line}", flush=True))
+    say("starting a local Kubernetes cluster (control plane, a kubelet node, the image imported)")
+    cluster = launch(images=[built.archive], tie_to_parent=True)
     try:
-        with running_server() as pg:
+        # the Jobs' Pods reach PostgreSQL at the host end of the node's veth.
+        with running_server(host=cluster.host_ip, allow=NODE_NETWORKS) as pg:
             say("starting PostgreSQL and creating database 'shop'")
             url = pg.create_database("shop")
             k = cluster.kubectl
@@ -114,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                     env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
                     check=False,
                 )
-                say("kubectl get jobs")
+                say("kubectl get jobs; kubectl get pods -o wide (the node ran them in the image)")
                 print(k("-n", NAMESPACE, "get", "jobs").stdout.rstrip())
+                print(k("-n", NAMESPACE, "get", "pods", "-o", "wide").stdout.rstrip())
                 say("events")
                 events = k("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp",
                            "--field-selector", "involvedObject.kind=Migration")  # fmt: skip

@@ -1,4 +1,4 @@
-"""Build kube-apiserver and kube-controller-manager once, and find etcd, Go and kubectl.
+"""Build the Kubernetes commands once (control plane and node), and find etcd, Go and kubectl.
 
 The binaries come from the ``k8s.io/kubernetes`` Go module through the pinned tools module in
 ``gotools/`` (its go.mod explains the replace directives). Binaries and Go's module and build
@@ -19,7 +19,13 @@ from pathlib import Path
 from localcluster import config
 from localcluster.errors import LocalClusterError
 
-COMMANDS = ("kube-apiserver", "kube-controller-manager")
+CONTROL_PLANE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+NODE_COMMANDS = ("kubelet", "kube-proxy")
+COMMANDS = (*CONTROL_PLANE_COMMANDS, *NODE_COMMANDS)
+#: what the node runs besides the built commands (Debian packages; `make system-deps`).
+NODE_PROGRAMS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "nsenter",
+                 "ip", "conntrack", "gcc")  # fmt: skip
+CNI_PLUGINS = Path("/usr/lib/cni")
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+    kube_proxy: Path
     kubectl: Path
 
 
@@ -84,21 +93,38 @@ def _ldflags(version: str) -> str:
     return " ".join(["-s", "-w", *(f"-X {key}={value}" for key, value in pairs.items())])
 
 
+def find_node_programs() -> None:
+    """The node's Debian packages are installed (containerd, runc, CNI plugins, iptables ...)."""
+    missing = [name for name in NODE_PROGRAMS if not shutil.which(name)]
+    if not (CNI_PLUGINS / "bridge").is_file():
+        missing.append(f"{CNI_PLUGINS}/bridge")
+    if missing:
+        raise LocalClusterError(
+            f"missing for the node: {', '.join(missing)}: run `make system-deps` (apt-get install "
+            "containerd runc containernetworking-plugins iptables conntrack nftables gcc)"
+        )
+
+
+def _missing(out: Path) -> list[str]:
+    return [name for name in COMMANDS if not (out / name).is_file()]
+
+
 def build_kubernetes(version: str = config.KUBERNETES_VERSION, *, quiet: bool = False) -> Path:
-    """Return the folder holding the built commands, building them if they are not cached."""
+    """Return the folder holding the built commands, building those not cached yet."""
     out = config.bin_dir(version)
-    if all((out / name).is_file() for name in COMMANDS):
+    if not _missing(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     # `make` and a test session may both ask for a build: the second waits for the first.
     with (out.parent / "build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if all((out / name).is_file() for name in COMMANDS):
+        missing = _missing(out)
+        if not missing:
             return out
-        return _build(version, out, quiet=quiet)
+        return _build(version, out, missing, quiet=quiet)
 
 
-def _build(version: str, out: Path, *, quiet: bool) -> Path:
+def _build(version: str, out: Path, commands: list[str], *, quiet: bool) -> Path:
     go = find_go()
     cache = config.cache_root()
     staging = out.with_name("bin.tmp")
@@ -125,12 +151,12 @@ def _build(version: str, out: Path, *, quiet: bool) -> Path:
         _ldflags(version),
         "-o",
         f"{staging}/",
-        *(f"k8s.io/kubernetes/cmd/{name}" for name in COMMANDS),
+        *(f"k8s.io/kubernetes/cmd/{name}" for name in commands),
     ]
     if not quiet:
         print(
-            f"localcluster: building {', '.join(COMMANDS)} {version} "
-            f"(cold: about 8 min on 2 cores; log: {log_path})",
+            f"localcluster: building {', '.join(commands)} {version} "
+            f"(cold: about 15 min on 2 cores; log: {log_path})",
             file=sys.stderr,
         )
     started = time.monotonic()
@@ -141,8 +167,10 @@ def _build(version: str, out: Path, *, quiet: bool) -> Path:
     if done.returncode != 0:
         tail = log_path.read_text().strip().splitlines()[-5:]
         raise LocalClusterError(f"go build failed (see {log_path}): " + " | ".join(tail))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    out.mkdir(exist_ok=True)
+    for name in commands:  # one by one: commands built earlier stay
+        (staging / name).replace(out / name)
+    shutil.rmtree(staging, ignore_errors=True)
     if not quiet:
         print(f"localcluster: built in {time.monotonic() - started:.0f} s: {out}", file=sys.stderr)
     return out
@@ -150,9 +178,13 @@ def _build(version: str, out: Path, *, quiet: bool) -> Path:
 
 def ensure_binaries(version: str = config.KUBERNETES_VERSION) -> Binaries:
     folder = build_kubernetes(version)
+    find_node_programs()
     return Binaries(
         etcd=ensure_etcd(),
         kube_apiserver=folder / "kube-apiserver",
         kube_controller_manager=folder / "kube-controller-manager",
+        kube_scheduler=folder / "kube-scheduler",
+        kubelet=folder / "kubelet",
+        kube_proxy=folder / "kube-proxy",
         kubectl=find_kubectl(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -30,11 +31,17 @@ def _load_state() -> cluster.Cluster | None:
 def cmd_up(args: argparse.Namespace) -> int:
     current = _load_state()
     if current is not None and current.supervisor_alive():
-        print(f"already up: export KUBECONFIG={current.kubeconfig}")
-        return 0
-    roots = json.loads(Path(args.image_roots).read_text()) if args.image_roots else None
+        # one state, one cluster: a second one would orphan the first (its netns, its node).
+        raise LocalClusterError(
+            f"a cluster is already up for state {config.state_file()} (supervisor pid "
+            f"{current.info.supervisor_pid}, export KUBECONFIG={current.kubeconfig}): "
+            "run `python -m localcluster down` first, or set LOCALCLUSTER_STATE"
+        )
+    if current is not None:
+        current.stop()  # a dead cluster's leftovers go before a new one starts
+    images = [Path(a) for a in args.image or []]
     started = time.monotonic()
-    handle = cluster.launch(image_roots=roots)
+    handle = cluster.launch(images=images)
     config.state_file().parent.mkdir(parents=True, exist_ok=True)
     config.state_file().write_text(json.dumps(asdict(handle.info), indent=2))
     print(
@@ -52,9 +59,9 @@ def cmd_down(_: argparse.Namespace) -> int:
         return 0
     current.stop()
     config.state_file().unlink(missing_ok=True)
-    left = current.leftover_pids()
+    left = current.leftovers()
     if left:
-        raise LocalClusterError(f"processes left after down: {left}")
+        raise LocalClusterError(f"left after down: {', '.join(left)}")
     print("local cluster stopped", file=sys.stderr)
     return 0
 
@@ -70,15 +77,24 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return cluster.serve(Path(args.dir))
+    images = [Path(a) for a in json.loads(os.environ.get(cluster.IMAGES_ENV) or "[]")]
+    return cluster.serve(Path(args.dir), images)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="build and cache kube-apiserver and kube-controller-manager")
+    commands.add_parser(
+        "build", help="build and cache the Kubernetes commands (control plane, node)"
+    )
     up = commands.add_parser("up", help="start a cluster in the background")
-    up.add_argument("--image-roots", help="JSON file mapping image references to local folders")
+    up.add_argument(
+        "--image",
+        action="append",
+        metavar="ARCHIVE",
+        help="an image archive to import into the node (repeatable); default: the "
+        "built pgshift image when `make image` made it",
+    )
     commands.add_parser("down", help="stop the cluster started by `up`")
     commands.add_parser("status", help="say whether a cluster is up")
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)

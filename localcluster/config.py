@@ -14,16 +14,10 @@ GO_BINARY_CANDIDATES = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
 
 GOTOOLS_DIR = Path(__file__).resolve().parent / "gotools"
 
-#: PostgreSQL's client tools (pg_dump, psql) are put on every Pod's PATH.
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
-
-#: Every process the cluster starts (control plane and Pod containers) carries this variable
-#: with the cluster's id, so a sweep can find anything left behind even if a pid file is lost.
+#: Every process the cluster starts (control plane, node daemons, containerd's shims) carries
+#: this variable with the cluster's id, so a sweep can find anything left behind even if a pid
+#: file is lost. Containers do not (their environment is the Pod's): they are found by cgroup.
 MARKER_ENV = "LOCALCLUSTER_ID"
-
-#: A JSON object (or a path to a JSON file) mapping image references to local folders; see
-#: docs/localcluster.md, "Images".
-IMAGE_ROOTS_ENV = "LOCALCLUSTER_IMAGE_ROOTS"
 
 
 def cache_root() -> Path:

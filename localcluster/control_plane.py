@@ -1,8 +1,9 @@
-"""etcd, kube-apiserver and kube-controller-manager on loopback ports in a private folder.
+"""etcd, kube-apiserver, kube-controller-manager and kube-scheduler in a private folder.
 
-The flags are envtest's, plus what Pods need: RBAC, ServiceAccount admission, a token issuer
-and keys, and the controllers that make Jobs, namespaces, ServiceAccount tokens and volumes work
-without a scheduler or a real kubelet.
+The flags are envtest's, plus what Pods on a real node need: RBAC, ServiceAccount admission, a
+token issuer and keys, the apiserver reachable from the node (bound on every address, advertised
+at the host end of the node's veth, so the `kubernetes` Service's endpoint is real), the node
+lifecycle controller (it lifts the not-ready taint), and the scheduler.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ CONTROLLERS = (
     # install e2e tests, and Rollout gates follow a Deployment's rollout.
     "deployment-controller",
     "replicaset-controller",
+    # lifts the node.kubernetes.io/not-ready taint once the kubelet reports Ready; without it
+    # every Pod stays Pending.
+    "node-lifecycle-controller",
+    # Pods of a deleted Job or a gone node do not linger.
+    "pod-garbage-collector-controller",
 )
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -53,10 +59,16 @@ class Endpoints:
     etcd_port: int
     etcd_peer_port: int
     admin_token: str
+    #: where the node reaches the apiserver (the host end of its veth).
+    advertise_ip: str = "127.0.0.1"
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def node_server(self) -> str:
+        return f"https://{self.advertise_ip}:{self.api_port}"
 
 
 @dataclass
@@ -84,6 +96,7 @@ class ControlPlane:
             deadline, "namespace default", lambda: self._exists("/api/v1/namespaces/default")
         )
         self._start("kube-controller-manager", self._controller_manager_argv(), logs)
+        self._start("kube-scheduler", self._scheduler_argv(), logs)
         # A Pod needs its namespace's ServiceAccount and the root CA ConfigMap: both come from
         # controllers, so their presence in `default` proves the controller manager works.
         self._wait(
@@ -96,6 +109,23 @@ class ControlPlane:
             "ConfigMap default/kube-root-ca.crt",
             lambda: self._exists("/api/v1/namespaces/default/configmaps/kube-root-ca.crt"),
         )
+
+    def wait_node_ready(self, node_alive: Callable[[], None], timeout: float = 120.0) -> None:
+        """The kubelet registered the Node, it is Ready and its not-ready taint is gone."""
+
+        def ready() -> bool:
+            node_alive()
+            text = self._get("/api/v1/nodes/localcluster")
+            if not text:
+                return False
+            node = json.loads(text)
+            conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
+            taints = node.get("spec", {}).get("taints") or []
+            return conditions.get("Ready") == "True" and not any(
+                t.get("key") == "node.kubernetes.io/not-ready" for t in taints
+            )
+
+        self._wait(time.monotonic() + timeout, "Node localcluster Ready", ready)
 
     def stop(self) -> None:
         # Reverse order: controllers first, etcd last, so nothing logs errors about a lost store.
@@ -145,21 +175,19 @@ class ControlPlane:
             f"--tls-private-key-file={pki.apiserver_key}",
             f"--client-ca-file={pki.ca_cert}",
             f"--token-auth-file={tokens}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            # every address: kubectl uses 127.0.0.1, the node the host end of its veth (the
+            # port is random and the admin token required, so clusters never collide).
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={ep.advertise_ip}",
             f"--secure-port={ep.api_port}",
-            # No Endpoints for the `kubernetes` Service: Pods reach the apiserver at 127.0.0.1.
-            "--endpoint-reconciler-type=none",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--authorization-mode=RBAC",
             f"--service-account-issuer={ep.server}/",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
-            # `kubectl logs` goes through the apiserver to the agent's kubelet endpoint.
+            # `kubectl logs` goes through the apiserver to the kubelet at the node's address.
             "--kubelet-preferred-address-types=InternalIP",
-            # Image volumes let tests mount "an image" (a local folder, see image roots).
-            "--feature-gates=ImageVolume=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
@@ -177,6 +205,16 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Failed Pods are retried sooner and namespaces are swept faster in tests.
             "--concurrent-job-syncs=5",
+            "--v=1",
+        ]
+
+    def _scheduler_argv(self) -> list[str]:
+        return [
+            str(self.binaries.kube_scheduler),
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={processes.free_port()}",
             "--v=1",
         ]
 

@@ -1,7 +1,8 @@
 """Certificates and keys for one cluster, made with the openssl command.
 
 One private CA signs the apiserver's serving certificate (so in-cluster clients verify it with
-the ``ca.crt`` every Pod gets) and the agent's kubelet endpoint. The service-account key pair
+the ``ca.crt`` every Pod gets; it names 127.0.0.1, the Service IP 10.0.0.1 and the address the
+node reaches it at). The service-account key pair
 signs and verifies ServiceAccount tokens.
 """
 
@@ -28,8 +29,6 @@ class Pki:
     ca_key: Path
     apiserver_cert: Path
     apiserver_key: Path
-    kubelet_cert: Path
-    kubelet_key: Path
     sa_key: Path
     sa_pub: Path
 
@@ -75,7 +74,7 @@ def _leaf(folder: Path, name: str, subject: str, names: str, usage: str) -> None
     )
 
 
-def make_pki(folder: Path) -> Pki:
+def make_pki(folder: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
     if not shutil.which("openssl"):
         raise LocalClusterError("openssl is not installed: run `apt-get install openssl`")
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,8 +97,8 @@ def make_pki(folder: Path) -> Pki:
         "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         cwd=folder,
     )
-    _leaf(folder, "apiserver", "/CN=kube-apiserver", _SERVER_NAMES, "serverAuth")
-    _leaf(folder, "kubelet", "/CN=localcluster-node", "IP:127.0.0.1,DNS:localhost", "serverAuth")
+    names = ",".join([_SERVER_NAMES, *(f"IP:{ip}" for ip in extra_ips)])
+    _leaf(folder, "apiserver", "/CN=kube-apiserver", names, "serverAuth")
     _openssl(
         "genpkey",
         "-algorithm",
@@ -116,8 +115,6 @@ def make_pki(folder: Path) -> Pki:
         ca_key=folder / "ca.key",
         apiserver_cert=folder / "apiserver.crt",
         apiserver_key=folder / "apiserver.key",
-        kubelet_cert=folder / "kubelet.crt",
-        kubelet_key=folder / "kubelet.key",
         sa_key=folder / "sa.key",
         sa_pub=folder / "sa.pub",
     )

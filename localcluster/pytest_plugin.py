@@ -1,26 +1,36 @@
-"""pytest fixtures for tests that need a real Kubernetes API: ``kube_cluster``.
+"""pytest fixtures for tests that need a real Kubernetes: ``kube_cluster``, ``kube_namespace``.
 
 Register with ``pytest_plugins = ["localcluster.pytest_plugin"]`` in tests/conftest.py. The
-cluster starts once per session (about 5 s with cached binaries; the first run ever builds the
-binaries, 8-25 min) and is torn down at the end, also on Ctrl-C; if the session is killed, the
-kernel stops the cluster's supervisor (see ``launch(tie_to_parent=True)``).
+cluster starts once per session: control plane plus a real node (containerd, kubelet,
+kube-proxy in its own network namespace) with the project's image imported (built by
+``localcluster.image.build()``, cached; a cold build takes minutes), and is torn down at the end,
+also on Ctrl-C; if the session is killed, the kernel stops the cluster's supervisor (see
+``launch(tie_to_parent=True)``) and the next ``stop`` of its state cleans what it left.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from localcluster.cluster import Cluster, launch
 
 
+def node_images() -> list[Path]:
+    """The images every test cluster's node gets: the project's, built from its Dockerfile."""
+    from localcluster import image
+
+    return [image.build().archive]
+
+
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[Cluster]:
     """A running local cluster: ``.kubeconfig``, ``.kubectl(*args, check=True)``,
-    ``.host_path_for_claim(ns, claim)``, ``.image_roots``, ``.add_image(ref, folder)``."""
-    cluster = launch(tie_to_parent=True)
+    ``.host_path_for_claim(ns, claim)``, ``.import_image(archive)``, ``.host_ip``."""
+    cluster = launch(images=node_images(), tie_to_parent=True)
     try:
         yield cluster
     finally:

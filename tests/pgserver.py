@@ -1,4 +1,8 @@
-"""A throwaway PostgreSQL server on a private data directory and a free loopback port.
+"""A throwaway PostgreSQL server on a private data directory and a free port.
+
+It listens on loopback, and on a cluster's node-facing address when asked
+(``running_server(host=cluster.host_ip, allow=...)``): Pods on the real node reach it there,
+and pg_hba admits the node and pod networks given in ``allow``.
 
 Used by the test fixtures and by `make demo`. initdb and postgres refuse to run as root, so when
 we are root the server runs as the `postgres` system user (Debian's package creates it). Auth is
@@ -75,8 +79,14 @@ def _as_postgres_user() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def running_server(*, max_connections: int = 100) -> Iterator[PgServer]:
-    """Start a server, yield it, and remove every trace of it afterwards."""
+def running_server(
+    *, max_connections: int = 100, host: str = "127.0.0.1", allow: tuple[str, ...] = ()
+) -> Iterator[PgServer]:
+    """Start a server, yield it, and remove every trace of it afterwards.
+
+    ``host``: the address URLs name (it also listens on 127.0.0.1); ``allow``: networks (CIDR)
+    pg_hba admits besides loopback, with the same scram-sha-256 password.
+    """
     if not (PG_BIN / "postgres").exists():
         raise RuntimeError(f"{PG_BIN}/postgres not found: run `make system-deps` (postgresql-15)")
     root = Path(tempfile.mkdtemp(prefix="pgshift-pg-"))
@@ -97,23 +107,28 @@ def running_server(*, max_connections: int = 100) -> Iterator[PgServer]:
              "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
             check=True, capture_output=True, **run_as,  # type: ignore[arg-type]
         )
+        if allow:
+            with (datadir / "pg_hba.conf").open("a") as hba:
+                for network in allow:
+                    hba.write(f"host all all {network} scram-sha-256\n")
+        listen = ",".join(dict.fromkeys(["127.0.0.1", host]))
         log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
+             "-c", f"listen_addresses={listen}", "-c", f"unix_socket_directories={root}",
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", f"max_connections={max_connections}", "-c", "shared_buffers=256MB"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as,  # type: ignore[arg-type]
         )
-        server = PgServer(port=port, datadir=datadir)
+        server = PgServer(port=port, datadir=datadir, host=host)
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 log_tail = (root / "postgres.log").read_text()[-2000:]
                 raise RuntimeError(f"postgres exited: {log_tail}")
             ready = subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                [str(PG_BIN / "pg_isready"), "-h", host, "-p", str(port)],
                 capture_output=True,
             )
             if ready.returncode == 0:

@@ -1,8 +1,9 @@
 """Install pgshift as a user would, on the local cluster, and let it work in-cluster.
 
-Helm chart and kustomize base, each: install, the operator's Deployment gets a Pod (the local
-agent runs its `pgshift operator` command as a process, with the Pod's own ServiceAccount token
-and security context; images are not pulled), and that Pod reconciles the quickstart
+Helm chart and kustomize base, each: install, the operator's Deployment gets a Pod (on the real
+node: the project's image, imported, `IfNotPresent` so never pulled, with the Pod's own
+ServiceAccount token, reaching the apiserver through the `kubernetes` Service), and that Pod
+reconciles the quickstart
 (`examples/quickstart`: drizzle-kit folder as a generated ConfigMap, backup claim, Migration
 with `contract.after: Approval`) against a real PostgreSQL database: Ready, approved with
 `kubectl pgshift approve`, Complete. No operator runs outside the cluster here.
@@ -28,6 +29,8 @@ import psycopg
 import pytest
 import yaml
 
+from tests.e2e.conftest import IMAGE
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +50,7 @@ def tools_bin() -> Path:
 
 
 def free_port() -> int:
-    """Pods run in the host's network here: kopf's probe port must not collide."""
+    """Any free port for kopf's probe (the Pod has its own network; any port would do)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -195,6 +198,8 @@ def test_helm_chart_runs_the_operator_in_cluster_to_complete(
         assert pod["spec"]["serviceAccountName"] == f"{release}-pgshift"
         assert pod["spec"]["securityContext"]["runAsUser"] == 65532
         assert pod["spec"]["containers"][0]["command"] == ["pgshift"]
+        assert pod["spec"]["containers"][0]["image"] == IMAGE
+        assert pod["status"]["containerStatuses"][0]["imageID"]  # a real container ran it
 
         ship_quickstart_and_complete(
             kube_cluster, app_ns, database_url, pod_log(kube_cluster, op_ns, selector)
@@ -292,6 +297,7 @@ def test_kustomize_base_runs_the_operator_in_cluster_to_complete(
         )
         pod = running_operator_pod(kube_cluster, "pgshift-system", selector)
         assert pod["spec"]["serviceAccountName"] == "pgshift"
+        assert pod["spec"]["containers"][0]["image"] == IMAGE
         # the namespace enforces the "restricted" Pod Security Standard: the Pod was admitted
         ns = kube_cluster.get_json("namespace", "pgshift-system")
         assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -1,27 +1,25 @@
-"""The operator on a real kube-apiserver (localcluster) and a real PostgreSQL, driven through
-kubectl as a user would: Jobs really run `pgshift` (the agent runs Pods as local processes).
+"""The operator on a real cluster (localcluster: a real kubelet, containerd and runc) and a real
+PostgreSQL, driven through kubectl as a user would: every Job runs `pgshift` in the project's
+image (built from the Dockerfile, imported into the node), as uid 65532 with a read-only root.
 
-The operator runs as a subprocess (`python -m pgshift.controller`), watching only the
-namespaces these tests create (`pgs-op-*`), so it can be killed and restarted mid-Job.
+The operator itself runs as a host process (`python -m pgshift.controller`, a client of the
+apiserver like any other), watching only the namespaces these tests create (`pgs-op-*`), so
+it can be killed and restarted mid-Job; the install tests (test_install.py) run it in the image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import IMAGE, Operator, _operator_log, image_pg_dump_version
 from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.e2e
@@ -29,88 +27,8 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "pgshift.dev_migrations.yaml"
 QUICKSTART = ROOT / "examples" / "quickstart"
-PREFIX = "pgs-op-"
 WAIT = "180s"
 WAIT_SECONDS = 200
-#: the operator's log, quoted when a wait fails.
-_LOGS: list[Path] = []
-
-
-def _operator_log(ns: str) -> str:
-    if not _LOGS or not _LOGS[-1].is_file():
-        return ""
-    lines = [line for line in _LOGS[-1].read_text(errors="replace").splitlines() if ns in line]
-    return "\n".join(lines[-30:])
-
-
-class Operator:
-    """`python -m pgshift.controller` as a child process; restartable."""
-
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PGSHIFT_LOG_FORMAT": "plain",
-            "PGSHIFT_LIVENESS": "",
-            # retries come quickly in tests; the machine's backoff logic is unit-tested.
-            "PGSHIFT_RETRY_BACKOFF": "2",
-            "PGSHIFT_POLL_SECONDS": "2",
-        }
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgshift.controller", "-n", f"{PREFIX}*"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, as when a node dies."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture(scope="module")
-def operator(kube_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    kube_cluster.kubectl("apply", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/migrations.pgshift.dev", "--timeout=60s"
-    )
-    op = Operator(kube_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
-    _LOGS.append(op.log)
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
-
-
-@pytest.fixture
-def ns(kube_cluster: Any, operator: Operator) -> Iterator[str]:
-    name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl(
-        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s"
-    )
-    try:
-        yield name
-    finally:
-        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -291,11 +209,13 @@ def test_quickstart_complete_with_backup(
     host = kube_cluster.host_path_for_claim(ns, "shop-db-backups")
     dump = host / backup["path"].removeprefix("/backups/")
     assert dump.is_file() and dump.stat().st_size == backup["size"]
-    listing = subprocess.run(
-        ["/usr/lib/postgresql/15/bin/pg_restore", "--list", str(dump)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert "TOC" in listing.stdout or listing.stdout
+    # a custom-format archive (the runner's own pg_restore --list verified it in the Job: the
+    # host's pg_restore 15 cannot read what the image's pg_dump 18 writes).
+    assert dump.read_bytes()[:5] == b"PGDMP"
+    assert hashlib.sha256(dump.read_bytes()).hexdigest() == backup["sha256"]
+    # the backup Job ran the image's pg_dump (its sidecar records the version), not the host's.
+    sidecar = json.loads(dump.with_name(dump.name + ".json").read_text())
+    assert f"pg_dump (PostgreSQL) {sidecar['pgDump']}" in image_pg_dump_version()
 
     # kubectl get shows the printer columns.
     table = k(kube_cluster, ns, "get", "migrations")
@@ -405,7 +325,14 @@ def test_rollout_gate_opens_when_the_deployment_rolled_out(
             "template": {
                 "metadata": {"labels": {"app": "web"}},
                 "spec": {
-                    "containers": [{"name": "web", "image": "web:1", "command": ["sleep", "3600"]}]
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": IMAGE,
+                            "imagePullPolicy": "Never",
+                            "command": ["sleep", "3600"],
+                        }
+                    ]
                 },
             },
         },
@@ -431,7 +358,7 @@ def test_rollout_gate_opens_when_the_deployment_rolled_out(
     assert conditions(status)["Ready"]["status"] == "True"
     assert "Deployment web" in conditions(status)["Ready"]["message"]
     # the application's new version rolls out: a new generation, then its rollout completes.
-    k(kube_cluster, ns, "set", "image", "deployment/web", "web=web:2")
+    k(kube_cluster, ns, "set", "env", "deployment/web", "APP_VERSION=2")
     rolled_out(2)
     wait_condition(kube_cluster, ns, "app", "Complete")
     columns = pg_server.psql(
@@ -660,18 +587,13 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
 
 def test_image_source_is_copied_by_the_init_container(
     kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
-    pg_server: PgServer, tmp_path: Path,
+    pg_server: PgServer, migrations_image: str,
 ) -> None:  # fmt: skip
-    # an "image" whose files are a folder here (localcluster's test-only image map).
-    root = tmp_path / "image"
-    shutil.copytree(QUICKSTART / "drizzle", root / "migrations")
-    for path in [root, *root.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    reference = f"registry.example/shop-migrations:{ns}"
-    kube_cluster.add_image(reference, root)
+    # a real migrations image (built with buildah, imported into the node): the init container
+    # copies its /migrations into the runner's source folder.
     secret(kube_cluster, ns, database_url)
     spec = spec_for("unused", contract={"after": "Immediately"})
-    spec["source"] = {"image": {"reference": reference}, "layout": "drizzle"}
+    spec["source"] = {"image": {"reference": migrations_image}, "layout": "drizzle"}
     migration(kube_cluster, ns, "app", spec)
     wait_condition(kube_cluster, ns, "app", "Complete")
     assert pg_server.psql("SELECT count(*) FROM drizzle.__drizzle_migrations", database_name) == "5"
@@ -697,3 +619,54 @@ def test_unreachable_database_is_retried_with_backoff(
     k(kube_cluster, ns, "apply", "-f", "-", input=fixed)
     wait_condition(kube_cluster, ns, "app", "Complete")
     assert "failure" not in get(kube_cluster, ns, "migration", "app")["status"]
+
+
+# --- the kubelet enforces what the Job builder writes -------------------------------------------
+
+PROBE = """
+echo "uid=$(id -u) gid=$(id -g)"
+touch /probe 2>/dev/null && echo "root writable" || echo "root read-only"
+touch /tmp/probe && echo "tmp writable"
+test -e /var/run/secrets/kubernetes.io/serviceaccount/token && echo "token" || echo "no token"
+cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max
+pg_dump --version
+"""
+
+
+def test_the_kubelet_enforces_the_job_security_settings(
+    kube_cluster: Any, kube_namespace: str
+) -> None:
+    """A Job from the operator's own builder (only its command swapped for a probe): uid 65532,
+    read-only root, a writable /tmp volume, no ServiceAccount token, the memory limit in force,
+    and the image's pg_dump."""
+    from pgshift.controller.api import Ref, parse_spec
+    from pgshift.controller.config import Settings
+    from pgshift.controller.jobs import build_job
+    from pgshift.controller.machine import Action, RunJob
+
+    spec = parse_spec(
+        {
+            "database": {"urlSecretRef": {"name": "app-db"}},
+            "source": {"configMap": {"name": "src"}},
+            "backup": {"when": "Never"},
+            "job": {"resources": {"limits": {"memory": "200Mi", "cpu": "500m"}}},
+        }
+    )
+    ref = Ref(kube_namespace, "probe", "0123456789abcdef", 1)
+    job = build_job(ref, spec, Settings(), RunJob(Action.PLAN), 0)
+    job["metadata"].pop("ownerReferences")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["sh", "-c", PROBE]
+    assert container["image"] == IMAGE and container["imagePullPolicy"] == "IfNotPresent"
+    secret(kube_cluster, kube_namespace, "postgresql://u:p@127.0.0.1:1/db")
+    configmap(kube_cluster, kube_namespace, "src", {"0001_create.sql": CREATE})
+    k(kube_cluster, kube_namespace, "apply", "-f", "-", input=json.dumps(job))
+    name = job["metadata"]["name"]
+    kube_cluster.kubectl(
+        "-n", kube_namespace, "wait", "--for=condition=complete", f"job/{name}", "--timeout=120s",
+        timeout=150,
+    )  # fmt: skip
+    lines = k(kube_cluster, kube_namespace, "logs", f"job/{name}").splitlines()
+    assert lines[:4] == ["uid=65532 gid=65532", "root read-only", "tmp writable", "no token"]
+    assert int(lines[4]) == 200 * 1024 * 1024
+    assert lines[5] == image_pg_dump_version()

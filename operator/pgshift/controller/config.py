@@ -42,6 +42,9 @@ class Settings:
     #: how often a Rollout gate or a missing ConfigMap is looked at again, in seconds: the
     #: operator does not watch Deployments (least privilege: `get` only).
     poll_seconds: float = 15.0
+    #: how long a Job's Pod may wait in ImagePullBackOff before the Migration stalls with
+    #: ImageUnavailable (`PGSHIFT_IMAGE_PULL_GRACE`, seconds; pod_failures.py).
+    image_pull_grace: float = 120.0
     #: kopf's liveness endpoint (`PGSHIFT_LIVENESS`), empty = none.
     liveness: str = "http://0.0.0.0:8080/healthz"
     #: `json` in a cluster, `plain` for people (`PGSHIFT_LOG_FORMAT`).
@@ -75,6 +78,7 @@ class Settings:
             backoff_seconds=float(env.get("PGSHIFT_RETRY_BACKOFF") or d.backoff_seconds),
             backoff_cap=float(env.get("PGSHIFT_RETRY_BACKOFF_CAP") or d.backoff_cap),
             poll_seconds=float(env.get("PGSHIFT_POLL_SECONDS") or d.poll_seconds),
+            image_pull_grace=float(env.get("PGSHIFT_IMAGE_PULL_GRACE") or d.image_pull_grace),
             liveness=env.get("PGSHIFT_LIVENESS", d.liveness),
             log_format=env.get("PGSHIFT_LOG_FORMAT") or d.log_format,
             runner_env=dict((k.strip(), v.strip()) for k, v in pairs),

@@ -175,6 +175,8 @@ def build_job(
                     # target is not /migrations: that is where images usually keep them.
                     "command": ["cp", "-R", f"{spec.source.image_path.rstrip('/')}/.", COPY_DIR],
                     "volumeMounts": [{"name": "source", "mountPath": COPY_DIR}],
+                    # cp's error reaches status (SourceUnreadable) through the Pod's status.
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "securityContext": _container_security(),
                     "resources": _resources(spec),
                 }

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pgshift.controller import pod_failures
 from pgshift.controller.api import (
     BackupScope,
     BackupWhen,
@@ -194,6 +195,13 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
     if not ok:
         failure = _failure(obs, job, generation, digest)
         attempts = memory.attempts + 1 if failure.retryable else memory.attempts
+        if failure.retryable:  # a deadline resumes while steps progress; OOM resumes once
+            before = memory.failure
+            retryable, attempts = pod_failures.escalate(
+                failure.code, before.code if before else "", attempts, failure.step,
+                before.step if before else "",
+            )  # fmt: skip
+            failure = replace(failure, retryable=retryable)
         delay = obs.settings.backoff(attempts)
         events.append(
             Event("Warning", f"{job.action.title().replace('-', '')}Failed", _describe(failure))
@@ -305,11 +313,16 @@ def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Fail
         # no summary: killed, deadline, or the Pod never ran. The database holds the truth,
         # so another Job resumes where this one stopped (DESIGN.md: a deadline means resume).
         code = "DeadlineExceeded" if job.reason == "DeadlineExceeded" else "JobLost"
+        if job.reason in pod_failures.STALL_CODES:  # what the kubelet said (pod_failures.TABLE)
+            code = job.reason
         return Failure(
             code=code,
             message=job.message
             or f"Job {job.name} ended without a result ({job.reason or 'no reason'})",
-            retryable=True,
+            retryable=code not in pod_failures.STALL_CODES or code == pod_failures.OOM.code,
+            # the step it was at: a deadline at the same step again is no progress.
+            step=str((obs.memory.current_step or {}).get("key") or ""),
+            hint=pod_failures.hint_for(code),
             job=job.name,
             time=iso(obs.now),
             generation=generation,
@@ -524,6 +537,13 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
 
 def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
     memory = memory.with_(job_name=job.name, job_action=job.action.value)
+    if job.reason in pod_failures.IMAGE_PULL_BACKOFF.kubelet:
+        return Decision(
+            memory,
+            ACTION_REASON[job.action],
+            f"Job {job.name} ({job.action.value}) waits for its image: {job.message}",
+            wake_after=obs.settings.poll_seconds,
+        )
     if job.reason == "CreateContainerConfigError" and obs.spec is not None:
         ref = obs.spec.database
         return Decision(

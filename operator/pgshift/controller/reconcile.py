@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from pgshift.controller import kube
+from pgshift.controller import kube, pod_failures
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
@@ -142,7 +142,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
             )
         },
         source=_source(namespace, name, spec),
-        job=_job_in_flight(ref, memory.seq),
+        job=_job_in_flight(ref, memory.seq, settings.image_pull_grace),
         rollout=_rollout(namespace, spec),
         conflict=_conflict(body, spec),
     )
@@ -231,7 +231,7 @@ def judge_source(
     return SourceState(digest=source.digest)
 
 
-def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
+def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
     jobs = [
         j
         for j in kube.list_jobs(ref.namespace, ref.name)
@@ -239,8 +239,14 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
     ]
     current = [j for j in jobs if j["metadata"].get("labels", {}).get(LABEL_SEQ) == str(seq)]
     if not current:
-        # an older Job still running (should not happen): wait for it rather than start another.
-        current = [j for j in jobs if _job_phase(j) is JobPhase.RUNNING]
+        # an older Job still running (should not happen): wait for it rather than start another,
+        # unless its Pod is stuck for good (already folded as failed: see pod_failures).
+        current = [
+            j
+            for j in jobs
+            if _job_phase(j) is JobPhase.RUNNING
+            and not _stuck(ref.namespace, j["metadata"]["name"])
+        ]
     if not current:
         return None
     job = current[0]
@@ -248,7 +254,16 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
     action = Action(jmeta["labels"].get(LABEL_ACTION, "plan"))
     phase = _job_phase(job)
     result, reason, message = _pod_outcome(ref.namespace, jmeta["name"])
-    if phase is JobPhase.FAILED:
+    verdict = pod_failures.classify(
+        kube.list_job_pods(ref.namespace, jmeta["name"]),
+        dt.datetime.now(dt.UTC),
+        pull_grace=pull_grace,
+    )
+    if verdict is not None and result is None:
+        reason, message = verdict.reason, verdict.message
+        if verdict.terminal and phase is JobPhase.RUNNING:
+            phase = JobPhase.FAILED  # the Pod will not get further: fold it now
+    if phase is JobPhase.FAILED and (verdict is None or result is not None):
         cond = next(
             (
                 c
@@ -275,6 +290,12 @@ def _job_in_flight(ref: Ref, seq: int) -> JobState | None:
         notes=notes_of(job),
         progress=progress,
     )
+
+
+def _stuck(namespace: str, job: str, pull_grace: float) -> bool:
+    pods = kube.list_job_pods(namespace, job)
+    verdict = pod_failures.classify(pods, dt.datetime.now(dt.UTC), pull_grace=pull_grace)
+    return verdict is not None and verdict.terminal
 
 
 def _progress(namespace: str, job: str) -> dict[str, Any] | None:

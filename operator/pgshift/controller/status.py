@@ -54,6 +54,12 @@ class Reason(enum.StrEnum):
     BACKUP_FAILED = "BackupFailed"
     JOB_FAILED = "JobFailed"
     RETRIES_EXHAUSTED = "RetriesExhausted"
+    # what the kubelet reported about the Job's Pod (controller/pod_failures.py).
+    IMAGE_UNAVAILABLE = "ImageUnavailable"
+    SOURCE_UNREADABLE = "SourceUnreadable"
+    OUT_OF_MEMORY = "OutOfMemory"
+    CONTAINER_CONFIG_ERROR = "ContainerConfigError"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,11 @@ REASONS: dict[Reason, Meaning] = {
     Reason.BACKUP_FAILED: _HUMAN,
     Reason.JOB_FAILED: _HUMAN,
     Reason.RETRIES_EXHAUSTED: _HUMAN,
+    Reason.IMAGE_UNAVAILABLE: _HUMAN,
+    Reason.SOURCE_UNREADABLE: _HUMAN,
+    Reason.OUT_OF_MEMORY: _HUMAN,
+    Reason.CONTAINER_CONFIG_ERROR: _HUMAN,
+    Reason.DEADLINE_EXCEEDED: _HUMAN,
 }
 
 #: runner error codes that are worth another Job by themselves, when the failure carries no
@@ -139,6 +150,11 @@ FAILURE_REASONS: dict[str, Reason] = {
     "LockTimeout": Reason.MIGRATION_FAILED,
     "Database": Reason.MIGRATION_FAILED,
     "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
+    "ImageUnavailable": Reason.IMAGE_UNAVAILABLE,
+    "SourceUnreadable": Reason.SOURCE_UNREADABLE,
+    "OutOfMemory": Reason.OUT_OF_MEMORY,
+    "ContainerConfigError": Reason.CONTAINER_CONFIG_ERROR,
+    "DeadlineExceeded": Reason.DEADLINE_EXCEEDED,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.
