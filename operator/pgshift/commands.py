@@ -462,10 +462,9 @@ def apply(
         version_of = _versions(overrides, settings)
         if settings.allow.resume_edited:  # an edited applied step is named before the lock
             _resume_edited(conn, source, state, settings, overrides, write=False)
-
-
+        # (quick_check ran above, with the overrides: a second call without them refused a
+        # lock release that an override allows)
         pending_now = pending_up_to(source, state, settings.selection.target)[0]
-        quick_check(pending_now)
         _preflight(conn, pending_now, settings, overrides)
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)

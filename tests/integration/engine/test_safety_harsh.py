@@ -402,7 +402,10 @@ def test_a_set_role_before_a_commit_keeps_the_files_role_for_its_later_steps(
 # --- --resume-edited --------------------------------------------------------------------------
 
 #: three steps (COMMIT boundaries); the third fails on purpose.
-APPLIED = "ALTER TABLE users ADD COLUMN name text;\nCOMMIT;\nALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\n"
+APPLIED = (
+    "ALTER TABLE users ADD COLUMN name text;\nCOMMIT;\n"
+    "ALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\n"
+)
 BROKEN = APPLIED + "SELECT 1/0;\n"
 
 
@@ -421,6 +424,9 @@ def _failed_half_way(tmp_path: Path, database_url: str, psql) -> Path:
         (APPLIED + "SELECT 1;\n", True),
         (APPLIED + "SELECT 1;\nCOMMIT;\nCREATE TABLE x (id int);\nCOMMIT;\nSELECT 2;\n", True),
         (APPLIED + "COMMIT;\nSELECT 1;\n", True),
+        # comments between statements are no statement's text
+        ("-- why\n" + APPLIED.replace("COMMIT;\nALTER", "COMMIT; -- c\n-- nick\nALTER")
+         + "SELECT 1;\n", True),
         # an applied step's text changed, or boundaries moved within the applied part
         (APPLIED.replace("name text", "name varchar") + "SELECT 1;\n", False),
         (APPLIED.replace("text;\nCOMMIT;\nALTER", "text;\nALTER", 1) + "SELECT 1;\n", False),
@@ -430,8 +436,8 @@ def _failed_half_way(tmp_path: Path, database_url: str, psql) -> Path:
         # fewer steps than were applied
         ("ALTER TABLE users ADD COLUMN name text;\n", False),
     ],
-    ids=["next-step", "more-steps", "extra-commit-after", "applied-text", "boundary-moved",
-         "statement-before", "whitespace-inside", "fewer-steps"],
+    ids=["next-step", "more-steps", "extra-commit-after", "comments-between", "applied-text",
+         "boundary-moved", "statement-before", "whitespace-inside", "fewer-steps"],
 )
 def test_resume_edited_resumes_only_when_every_applied_step_is_unchanged(
     edited: str, resumes: bool, tmp_path: Path, database_url: str, psql
@@ -566,7 +572,7 @@ def test_names_of_applied_steps_and_migrations_are_consumed_and_nothing_more_run
     tmp_path: Path, database_url: str, psql
 ) -> None:
     folder = _two_files(tmp_path)
-    m0, m1, m2 = read_source(str(folder)).migrations
+    m0, m1, _m2 = read_source(str(folder)).migrations
     # the destructive step 1 waits for an approval: step 0 applied, recorded
     first = run_pgshift("apply", "--dir", str(folder), "--destructive", "RequireApproval",
                         database_url=database_url)
@@ -608,3 +614,59 @@ def test_a_second_stop_before_never_silently_replaces_the_first(
                        database_url=database_url)
     _one_error_line(proc, "Usage")
     assert psql("SELECT to_regclass('users') IS NULL") == "t"
+
+
+# --- drizzle reads what pgshift wrote -----------------------------------------------------------
+
+
+@pytest.mark.interop
+def test_drizzle_agrees_after_commit_boundaries_a_commit_only_file_and_resume_edited(
+    tmp_path: Path, database_url: str, pg_server, psql
+) -> None:
+    from tests.interop.drizzle import drizzle_migrate, require_node_modules, tracking_rows
+
+    require_node_modules()
+    head = "CREATE TABLE p (id int);\nCOMMIT;" + BP
+    sqls = [
+        USERS,
+        "ALTER TABLE users ADD COLUMN name text;\nCOMMIT;" + BP
+        + "CREATE INDEX CONCURRENTLY users_name_idx ON users (name);" + BP
+        + "ALTER TABLE users ADD COLUMN nick text;\n",
+        "COMMIT;\n",
+        head + "SELECT 1/0;\n",
+    ]
+    folder = write_drizzle_folder(tmp_path / "drizzle", sqls)
+    assert run_pgshift("apply", "--dir", str(folder), database_url=database_url).returncode == 1
+    write_drizzle_folder(folder, [*sqls[:3], head + "SELECT 1;\n"])
+    resumed = run_pgshift("apply", "--dir", str(folder), "--resume-edited",
+                          database_url=database_url)
+    assert resumed.returncode == 0, resumed.stderr
+    ours = tracking_rows(database_url, "stable")
+    assert len(ours) == 4
+    report = drizzle_migrate(database_url, folder, "stable")  # finds nothing to do
+    assert tracking_rows(database_url, "stable") == ours, report
+    name = f"harsh_{tmp_path.name[-20:]}".replace("-", "_").lower()
+    pg_server.create_database(name)
+    try:
+        drizzle_migrate(pg_server.url(name), folder, "stable")  # drizzle alone
+        assert tracking_rows(pg_server.url(name), "stable") == ours
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.mark.parametrize("verb", ["plan", "apply"])
+def test_an_override_that_allows_a_lock_release_is_honoured_by_plan_and_apply(
+    verb: str, tmp_path: Path, database_url: str, psql
+) -> None:
+    # docs/runner.md: refused "unless the statement (or the migration's override) allows" it;
+    # apply checked the files a second time without the overrides and refused.
+    folder = write_drizzle_folder(
+        tmp_path / "m", [USERS, "CREATE TABLE a (id int);\nSELECT pg_advisory_unlock(4242);"]
+    )
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("0001_m1: {allow: [releases-advisory-lock]}\n")
+    proc = run_pgshift(verb, "--dir", str(folder), "--overrides", str(overrides),
+                       database_url=database_url)
+    assert proc.returncode == 0, proc.stderr
+    if verb == "apply":
+        assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
