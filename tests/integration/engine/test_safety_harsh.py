@@ -670,3 +670,22 @@ def test_an_override_that_allows_a_lock_release_is_honoured_by_plan_and_apply(
     assert proc.returncode == 0, proc.stderr
     if verb == "apply":
         assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
+
+
+def test_a_backfill_that_releases_the_lock_stops_the_run_before_the_next_step(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    psql(USERS + "INSERT INTO users (email) SELECT 'U' || g FROM generate_series(1, 3000) g;"
+         "CREATE FUNCTION unlocker() RETURNS text LANGUAGE plpgsql AS "
+         "$$ BEGIN PERFORM pg_advisory_unlock_all(); RETURN ''; END $$")
+    body = ("ALTER TABLE users ADD COLUMN lower text;" + BP
+            + "UPDATE users SET lower = lower(email) || unlocker() WHERE lower IS NULL;" + BP
+            + "ALTER TABLE users ADD COLUMN nick text;\n")
+    folder = write_drizzle_folder(tmp_path / "m", [body])
+    proc = run_pgshift("apply", "--dir", str(folder), "--output", "json",
+                       database_url=database_url)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert result_of(proc)["failure"]["code"] == "LockLost"
+    assert psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'nick'") \
+        == "0"
+    assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "0"
