@@ -59,9 +59,11 @@ def _common(p: argparse.ArgumentParser, *, database: bool = True, source: bool =
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", help="stop after this migration")
+    # append, not store: a repeated --target/--stop-before is refused (settings_from), where
+    # argparse would silently keep the last and run past the first stop.
+    p.add_argument("--target", action="append", help="stop after this migration")
     p.add_argument("--until-phase", help="expand|backfill|contract: stop at the first later step")
-    p.add_argument("--stop-before", help="stop before this step key")
+    p.add_argument("--stop-before", action="append", help="stop before this step key")
     p.add_argument("--expect-digest", help="refuse a source whose digest differs (sha256:...)")
     p.add_argument("--allow-out-of-order", action="store_true")
     p.add_argument("--allow-drift", action="store_true")
@@ -168,6 +170,22 @@ def _int(value: str, option: str, minimum: int = 0) -> int:
     return number
 
 
+def _one_name(values: list[str] | str | None, option: str) -> str | None:
+    """The one name an option that stops a run was given: an empty name or a second one would
+    leave a stop ignored (`--stop-before ''` matched no step and stopped nothing)."""
+    if values is None:
+        return None
+    names = [values] if isinstance(values, str) else values
+    if len(names) > 1:
+        raise UsageError(
+            f"{option}: given {len(names)} times ({', '.join(map(repr, names))}); "
+            "a run takes one"
+        )
+    if not names[0].strip():
+        raise UsageError(f"{option}: {names[0]!r} is empty: name a migration or step key")
+    return names[0]
+
+
 def settings_from(args: argparse.Namespace) -> RunSettings:
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     output = get("output")
@@ -218,9 +236,9 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     if digest is not None and not (digest.startswith("sha256:") and len(digest) == 71):
         raise UsageError(f"--expect-digest: {digest!r} is not sha256:<64 hex digits>")
     selection = Selection(
-        target=get("target"),
+        target=_one_name(get("target"), "--target"),
         until_phase=until,
-        stop_before=get("stop_before"),
+        stop_before=_one_name(get("stop_before"), "--stop-before"),
         expect_digest=digest,
         approve=frozenset(get("approve") or ()),
         destructive=policy,
