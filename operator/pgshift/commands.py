@@ -241,7 +241,8 @@ def _problems(state: DbState) -> list[dict[str, str]]:
 def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     """Applied / pending / drifted per migration and the pending steps. Takes no lock, writes
     nothing. Named problems (OutOfOrder, Drift, UnknownApplied) raise unless allowed."""
-    from pgshift.engine.plan import select
+    from pgshift.engine.analysis import quick_check, server_major_of
+    from pgshift.engine.plan import pending_up_to, select
 
     source = load_source(src)
     overrides = load_overrides(src.overrides)
@@ -250,6 +251,9 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
         state = _state(conn, source, settings.tracking)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
+        quick_check(
+            pending_up_to(source, state, settings.selection.target)[0], server_major_of(conn)
+        )
         the_plan = _plan(conn, source, state, settings, overrides)
     steps, stop = select(the_plan, settings.selection)
     summary = _base_summary("plan", source, state)
@@ -277,6 +281,7 @@ def apply(
         make_analyzer,
         make_new_table_analyzer,
         quick_check,
+        server_major_of,
     )
     from pgshift.engine.apply import run_files
     from pgshift.engine.plan import Stop, StopReason, compare, pending_up_to
@@ -291,7 +296,9 @@ def apply(
         state = compare(source, tracking.read_rows(conn, settings.tracking))
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
-        quick_check(pending_up_to(source, state, settings.selection.target)[0])
+        quick_check(
+            pending_up_to(source, state, settings.selection.target)[0], server_major_of(conn)
+        )
         with migration_lock(conn, settings, emit) as lock_pid:
             form = tracking.ensure(conn, settings.tracking, source)
             # read again under the lock: another run may have applied files meanwhile.
@@ -374,12 +381,15 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     return summary
 
 
-def lint(src: SourceOptions, settings: RunSettings) -> Summary:
-    """Findings only, offline: every table not created by the source is assumed to exist."""
-    from pgshift.engine.analysis import make_analyzer
+def lint(src: SourceOptions, settings: RunSettings, server_version: int | None = None) -> Summary:
+    """Findings only, offline: every table not created by the source is assumed to exist.
+    With `server_version` (a major), syntax that major lacks is refused (SyntaxTooNew)."""
+    from pgshift.engine.analysis import make_analyzer, quick_check
 
     source = load_source(src)
     overrides = load_overrides(src.overrides)
+    if server_version is not None:
+        quick_check(source.migrations, server_version)
     analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite)
     created: frozenset[str] = frozenset()
     keyless: Mapping[str, str] = {}

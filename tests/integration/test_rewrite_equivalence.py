@@ -18,7 +18,7 @@ import pytest
 from pgshift.safety import AUTO_BACKFILL, PlannedStatement, TxMode, analyze
 from pgshift.safety.rewrites import REWRITES
 from pgshift.safety.statements import split_statements
-from tests.pgserver import PG_BIN, PgServer
+from tests.pgserver import PgServer
 from tests.unit.safety.helpers import KEY_CASE, migration
 
 pytestmark = pytest.mark.integration
@@ -189,7 +189,7 @@ def _rows(conn: psycopg.Connection, table: str, volatile: str | None) -> list[tu
 def _dump(server: PgServer, name: str) -> str:
     env = {**os.environ, "PGPASSWORD": server.password}
     out = subprocess.run(
-        [str(PG_BIN / "pg_dump"), "--schema-only", "--no-owner", "-h", server.host,
+        [str(server.client_bin / "pg_dump"), "--schema-only", "--no-owner", "-h", server.host,
          "-p", str(server.port), "-U", server.user, "-d", name],
         env=env, check=True, capture_output=True, text=True,
     )
