@@ -72,3 +72,19 @@ def test_detach_partition_concurrently_runs_outside_a_transaction() -> None:
     assert s.tx is TxMode.AUTOCOMMIT
     (plain,) = analyze(migration("ALTER TABLE p DETACH PARTITION p1;")).statements
     assert plain.tx is TxMode.TRANSACTION
+
+
+def test_lint_server_version_refuses_by_name_offline(tmp_path) -> None:
+    from tests.helpers import run_pgshift, write_plain_folder
+
+    sql = "CREATE TABLE t (id int);\n\nCREATE UNIQUE INDEX t_id ON t (id) NULLS NOT DISTINCT;\n"
+    folder = write_plain_folder(tmp_path / "m", [sql])
+    old = run_pgshift("lint", "--dir", str(folder), "--server-version", "14")
+    assert old.returncode == 2
+    assert old.stderr.strip().startswith(
+        f"error[SyntaxTooNew]: {folder}/0001_m0.sql:3: UNIQUE NULLS NOT DISTINCT needs "
+        "PostgreSQL 15; the server is PostgreSQL 14"
+    )
+    assert run_pgshift("lint", "--dir", str(folder), "--server-version", "15.4").returncode == 0
+    bad = run_pgshift("lint", "--dir", str(folder), "--server-version", "12")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error[Usage]: --server-version")
