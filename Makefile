@@ -93,10 +93,13 @@ COMPAT_PATHS := tests/integration tests/interop tests/unit/safety
 postgres-versions: venv
 	$(PY) -m tests.pgversions install all
 
-# The compatibility subset (`-m compat`, tests/conftest.py) on each major of PG_COMPAT_MAJORS.
+# The compatibility subset (`-m compat`, tests/conftest.py) on each major of PG_COMPAT_MAJORS,
+# two majors at a time (much of a run waits on sleeps, locks and subprocesses, not the CPU).
 test-compat: venv system-deps node-deps postgres-versions
-	@set -e; for m in $(PG_COMPAT_MAJORS); do echo "== PostgreSQL $$m: compatibility subset"; \
-	  $(VENV)/bin/pytest $(COMPAT_PATHS) -m compat --pg-major $$m -q $(PYTEST_ARGS); done
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix compat-,$(PG_COMPAT_MAJORS))
+compat-%:
+	@echo "== PostgreSQL $*: compatibility subset"
+	$(VENV)/bin/pytest $(COMPAT_PATHS) -m compat --pg-major $* -q $(PYTEST_ARGS)
 
 # The whole suite on every major.
 test-matrix: deps lint chart-check postgres-versions
