@@ -123,7 +123,7 @@ def quick_check(migrations: Iterable[Migration], server_major: int | None = None
     `server_major`, syntax that major lacks is refused too (`safety.versions`)."""
     from pglast import parser
 
-    from pgshift.safety.versions import check_sql
+    from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
     for m in migrations:
         for chunk in m.chunks:
@@ -133,7 +133,7 @@ def quick_check(migrations: Iterable[Migration], server_major: int | None = None
                 return base + text.count("\n", 0, offset)
 
             try:
-                parser.parse_sql_json(text)
+                tree = parser.parse_sql_json(text)
                 # directives are `--` comments: a chunk without one needs no scanning.
                 tokens = parser.scan(text) if "--" in text else ()
             except parser.ParseError as exc:
@@ -142,8 +142,8 @@ def quick_check(migrations: Iterable[Migration], server_major: int | None = None
                 location = args[1] if len(args) > 1 and isinstance(args[1], int) else None
                 line = line_at(location) if location is not None else chunk.line
                 raise ParseError(f"{m.path}:{line}: {message}") from None
-            if server_major is not None:
-                check_sql(text, server_major, lambda at, path=m.path: f"{path}:{line_at(at)}")
+            if server_major is not None and server_major < GRAMMAR_MAJOR:
+                check_parsed(tree, server_major, lambda at, path=m.path: f"{path}:{line_at(at)}")
             for token in tokens:
                 if token.name != "SQL_COMMENT":
                     continue
