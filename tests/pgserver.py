@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+#: the default server's bin directory (Debian's 15); `running_server(major=N)` picks another.
 PG_BIN = Path(os.environ.get("PGSHIFT_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "pgshift_admin"
 #: contains every character that must be percent-encoded in a URL: tests assert it never leaks.
@@ -44,6 +45,9 @@ class PgServer:
     user: str = SUPERUSER
     password: str = PASSWORD
     host: str = "127.0.0.1"
+    #: the server's major, and where psql / pg_dump for it live (tests/pgversions.py).
+    major: int = 15
+    client_bin: Path = PG_BIN
 
     def url(
         self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None
@@ -55,7 +59,7 @@ class PgServer:
         """Run SQL with psql (password through the environment), return its output."""
         env = {**os.environ, "PGPASSWORD": self.password}
         out = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
+            [str(self.client_bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
              "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", dbname, "-c", sql],
             env=env, check=True, capture_output=True, text=True,
         )
@@ -78,17 +82,32 @@ def _as_postgres_user() -> dict[str, object]:
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
 
+def _binaries(major: int | None) -> tuple[int, Path, Path]:
+    """(major, server bin, client bin): PG_BIN for the default, else tests/pgversions.py's."""
+    from tests import pgversions
+
+    if major is None or (major == pgversions.DEFAULT_MAJOR and "PGSHIFT_PG_BIN" not in os.environ):
+        if not (PG_BIN / "postgres").exists():
+            raise RuntimeError(f"{PG_BIN}/postgres not found: run `make system-deps` (postgres 15)")
+        return pgversions.DEFAULT_MAJOR, PG_BIN, PG_BIN
+    return major, pgversions.require(major), pgversions.client_bindir(major)
+
+
 @contextlib.contextmanager
 def running_server(
-    *, max_connections: int = 100, host: str = "127.0.0.1", allow: tuple[str, ...] = ()
+    *,
+    max_connections: int = 100,
+    host: str = "127.0.0.1",
+    allow: tuple[str, ...] = (),
+    major: int | None = None,
 ) -> Iterator[PgServer]:
-    """Start a server, yield it, and remove every trace of it afterwards.
+    """Start a server (PostgreSQL `major`, default Debian's 15), yield it, and remove every
+    trace of it afterwards.
 
     ``host``: the address URLs name (it also listens on 127.0.0.1); ``allow``: networks (CIDR)
     pg_hba admits besides loopback, with the same scram-sha-256 password.
     """
-    if not (PG_BIN / "postgres").exists():
-        raise RuntimeError(f"{PG_BIN}/postgres not found: run `make system-deps` (postgresql-15)")
+    major, server_bin, client_bin = _binaries(major)
     root = Path(tempfile.mkdtemp(prefix="pgshift-pg-"))
     os.chmod(root, 0o755)
     datadir = root / "data"
@@ -103,8 +122,8 @@ def running_server(
     proc: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-             "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            [str(server_bin / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "--pwfile",
+             str(pwfile), "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
             check=True, capture_output=True, **run_as,  # type: ignore[arg-type]
         )
         if allow:
@@ -114,21 +133,23 @@ def running_server(
         listen = ",".join(dict.fromkeys(["127.0.0.1", host]))
         log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(port),
+            [str(server_bin / "postgres"), "-D", str(datadir), "-p", str(port),
              "-c", f"listen_addresses={listen}", "-c", f"unix_socket_directories={root}",
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", f"max_connections={max_connections}", "-c", "shared_buffers=256MB"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as,  # type: ignore[arg-type]
         )
-        server = PgServer(port=port, datadir=datadir, host=host)
+        server = PgServer(
+            port=port, datadir=datadir, host=host, major=major, client_bin=client_bin
+        )
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 log_tail = (root / "postgres.log").read_text()[-2000:]
                 raise RuntimeError(f"postgres exited: {log_tail}")
             ready = subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", host, "-p", str(port)],
+                [str(client_bin / "pg_isready"), "-h", host, "-p", str(port)],
                 capture_output=True,
             )
             if ready.returncode == 0:

@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, database=False)
     p.add_argument("--no-rewrite", action="store_true")
     _enable_rule_flag(p)
+    p.add_argument(
+        "--server-version",
+        metavar="MAJOR",
+        help="refuse syntax this PostgreSQL major (13-18) lacks, as plan/apply do on a server",
+    )
     p = sub.add_parser("baseline", help="mark every migration up to NAME applied, without running")
     _common(p)
     p.add_argument("--up-to", required=True, metavar="NAME")
@@ -424,12 +429,27 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
     if cmd == "status":
         return commands.status(src, url, settings)
     if cmd == "lint":
-        return commands.lint(src, settings)
+        return commands.lint(src, settings, server_version_of(args.server_version))
     if cmd == "baseline":
         return commands.baseline(src, url, settings, args.up_to, emit)
     if cmd == "mark-applied":
         return commands.mark_applied(src, url, settings, args.name, emit)
     raise UsageError(f"unknown command {cmd}")
+
+
+def server_version_of(value: str | None) -> int | None:
+    """`--server-version 16` (or 16.4): a supported major, else a one-line usage error."""
+    from pgshift.safety.versions import SUPPORTED_MAJORS
+
+    if value is None:
+        return None
+    major = value.split(".", 1)[0].strip()
+    if not major.isdigit() or int(major) not in SUPPORTED_MAJORS:
+        raise UsageError(
+            f"--server-version {value!r}: not a supported PostgreSQL major "
+            f"({SUPPORTED_MAJORS[0]} to {SUPPORTED_MAJORS[-1]})"
+        )
+    return int(major)
 
 
 def _print_result(data: dict[str, Any], output: str) -> None:

@@ -404,11 +404,15 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
         _check_names(source, state, settings, overrides)
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
-        from pgshift.engine.analysis import quick_check
+        from pgshift.engine.analysis import quick_check, server_major_of
         from pgshift.engine.plan import pending_up_to
 
         # what apply refuses before anything runs, plan names too (BEGIN, lock releases...)
-        quick_check(pending_up_to(source, state, settings.selection.target)[0], overrides)
+        quick_check(
+            pending_up_to(source, state, settings.selection.target)[0],
+            overrides,
+            server_major_of(conn),
+        )
         done = tracking.done_steps(conn, settings.tracking)
         if settings.allow.resume_edited:  # what apply --resume-edited would count as done
             moved = _resume_edited(conn, source, state, settings, overrides, write=False)
@@ -442,6 +446,7 @@ def apply(
         make_analyzer,
         make_new_table_analyzer,
         quick_check,
+        server_major_of,
         source_functions,
     )
     from pgshift.engine.apply import run_files
@@ -459,7 +464,7 @@ def apply(
         state.check(settings.allow)
         _check_partial(conn, state, settings, overrides)
         pending_now = pending_up_to(source, state, settings.selection.target)[0]
-        quick_check(pending_now, overrides)
+        quick_check(pending_now, overrides, server_major_of(conn))
         version_of = _versions(overrides, settings)
         if settings.allow.resume_edited:  # an edited applied step is named before the lock
             _resume_edited(conn, source, state, settings, overrides, write=False)
@@ -558,12 +563,15 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     return summary
 
 
-def lint(src: SourceOptions, settings: RunSettings) -> Summary:
-    """Findings only, offline: every table not created by the source is assumed to exist."""
-    from pgshift.engine.analysis import make_analyzer, source_functions
+def lint(src: SourceOptions, settings: RunSettings, server_version: int | None = None) -> Summary:
+    """Findings only, offline: every table not created by the source is assumed to exist.
+    With `server_version` (a major), syntax that major lacks is refused (SyntaxTooNew)."""
+    from pgshift.engine.analysis import make_analyzer, quick_check, source_functions
 
     source = load_source(src)
     overrides = source_overrides(source, src.overrides)
+    if server_version is not None:
+        quick_check(source.migrations, overrides, server_version)
 
     # offline: what the source's CREATE FUNCTIONs say; any other non-builtin is volatile.
     analyzer = make_analyzer(

@@ -86,6 +86,13 @@ class ParseError(SourceError):
     code = "Parse"
 
 
+class SyntaxTooNew(SourceError):
+    """A statement uses syntax the server's PostgreSQL major lacks (safety/versions.py)."""
+
+    code = "SyntaxTooNew"
+    hint = "write it for the server's major or upgrade the server; see docs/postgres-versions.md"
+
+
 class OverridesError(SourceError):
     code = "Overrides"
 

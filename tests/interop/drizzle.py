@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from tests.helpers import PGSHIFT, run_pgshift, write_drizzle_folder, write_v1_folder
-from tests.pgserver import PG_BIN, PgServer
+from tests.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tools" / "node"
@@ -196,7 +196,7 @@ def schema_dump(server: PgServer, dbname: str, schema: str = "public") -> str:
     """`pg_dump --schema-only` of one schema, without the lines that name the database."""
     env = {**os.environ, "PGPASSWORD": server.password}
     out = subprocess.run(
-        [str(PG_BIN / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
+        [str(server.client_bin / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
          "-n", schema, "-h", server.host, "-p", str(server.port), "-U", server.user, dbname],
         env=env, capture_output=True, text=True, check=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -13,7 +14,15 @@ from pgshift.errors import BackupError, PgDumpTooOld
 from pgshift.logs import redact
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-_DEBIAN_BIN = Path("/usr/lib/postgresql")
+#: where PostgreSQL client packages put their tools, besides PATH: Debian/Ubuntu (and PGDG's
+#: apt packages) keep one folder per major, so do PGDG's RPMs, Homebrew and Postgres.app.
+KNOWN_FOLDERS = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql@*/bin",
+    "/Applications/Postgres.app/Contents/Versions/*/bin",
+)
 
 
 def tool_version(path: str) -> tuple[int, int]:
@@ -25,25 +34,43 @@ def tool_version(path: str) -> tuple[int, int]:
 
 
 def candidates(name: str) -> list[str]:
-    """`name` on PATH and in every `/usr/lib/postgresql/<ver>/bin` (Debian keeps several)."""
-    found: list[str] = []
+    """`name` in `PGSHIFT_PG_BINDIR` alone when set (folders separated like PATH: an explicit
+    choice, and how tests stand in an old pg_dump); else on PATH and in `KNOWN_FOLDERS`."""
     forced = os.environ.get("PGSHIFT_PG_BINDIR")
-    if forced:  # an explicit choice (and how tests stand in an old pg_dump)
-        tool = Path(forced) / name
-        return [str(tool)] if tool.is_file() else []
+    if forced:
+        folders = [Path(f) for f in forced.split(os.pathsep) if f]
+        return [str(f / name) for f in folders if (f / name).is_file()]
+    found: list[str] = []
     on_path = shutil.which(name)
     if on_path:
         found.append(on_path)
-    if _DEBIAN_BIN.is_dir():
-        for ver in _DEBIAN_BIN.iterdir():
-            tool = ver / "bin" / name
+    for pattern in KNOWN_FOLDERS:
+        for folder in sorted(glob.glob(pattern)):
+            tool = Path(folder) / name
             if tool.is_file() and os.access(tool, os.X_OK):
                 found.append(str(tool))
     return list(dict.fromkeys(found))
 
 
+def choose(
+    versions: list[tuple[tuple[int, int], str]], server_major: int | None
+) -> tuple[tuple[int, int], str] | None:
+    """The tool for a server of `server_major`: of those at least as new, the nearest major
+    (its output is what that major restores by the documentation's promise: a newer pg_dump's
+    may use syntax an older server lacks), newest minor; with no server, the newest."""
+    if not versions:
+        return None
+    if server_major is None:
+        return max(versions)
+    fit = [v for v in versions if v[0][0] >= server_major]
+    if not fit:
+        return None
+    return min(fit, key=lambda v: (v[0][0], -v[0][1]))
+
+
 def find_tool(name: str, server_major: int | None) -> tuple[str, tuple[int, int]]:
-    """The newest `name`; refuse one older than the server (it cannot dump newer catalogs)."""
+    """`name` for a server of `server_major` (see `choose`); refuse when every one found is
+    older than the server (it cannot read newer catalogs), naming both versions."""
     versions = []
     for path in candidates(name):
         try:
@@ -52,15 +79,20 @@ def find_tool(name: str, server_major: int | None) -> tuple[str, tuple[int, int]
             continue
     if not versions:
         raise BackupError(
-            f"{name} not found on PATH or in {_DEBIAN_BIN}/<version>/bin",
-            hint="install the PostgreSQL client tools (postgresql-client)",
+            f"{name} not found on PATH or in {', '.join(KNOWN_FOLDERS)}",
+            hint="install the PostgreSQL client tools (postgresql-client), or set "
+            "PGSHIFT_PG_BINDIR to their folder",
         )
-    version, path = max(versions)
-    if server_major is not None and version[0] < server_major:
+    chosen = choose(versions, server_major)
+    if chosen is None:
+        (major, minor), path = max(versions)
         raise PgDumpTooOld(
-            f"{path} is version {version[0]}.{version[1]}, older than the server "
-            f"(PostgreSQL {server_major})"
+            f"{path} is version {major}.{minor}, older than the server "
+            f"(PostgreSQL {server_major}), and it is the newest {name} found",
+            hint=f"install {name} {server_major} or newer (postgresql-client-{server_major}), "
+            "or set PGSHIFT_PG_BINDIR to its folder",
         )
+    version, path = chosen
     return path, version
 
 

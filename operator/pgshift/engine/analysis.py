@@ -161,15 +161,25 @@ def make_new_table_analyzer(
     return run
 
 
+def server_major_of(conn: psycopg.Connection[Any]) -> int:
+    """The server's PostgreSQL major (180006 -> 18), as libpq reported it at connect."""
+    return int(conn.info.server_version) // 10000
+
+
 def quick_check(
-    migrations: Iterable[Migration], overrides: Mapping[str, Directives] | None = None
+    migrations: Iterable[Migration],
+    overrides: Mapping[str, Directives] | None = None,
+    server_major: int | None = None,
 ) -> None:
     """Syntax and `-- pgshift:` comments of these files, at C speed (pglast's scanner and
     parser without building Python parse trees), so bad input is reported before the lock is
     taken or a file applied, while the full analysis can run beside the run. Also what a run
     refuses (`safety.control`: BEGIN, SAVEPOINT..., lock releases not allowed), checked in full
-    only for a file whose text or parse tree may hold it."""
+    only for a file whose text or parse tree may hold it. With `server_major`, syntax that
+    major lacks is refused too (`safety.versions`)."""
     from pglast import parser
+
+    from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
     for m in migrations:
         suspect = False
@@ -189,6 +199,8 @@ def quick_check(
                 location = args[1] if len(args) > 1 and isinstance(args[1], int) else None
                 line = line_at(location) if location is not None else chunk.line
                 raise ParseError(f"{m.path}:{line}: {message}") from None
+            if server_major is not None and server_major < GRAMMAR_MAJOR:
+                check_parsed(tree, server_major, lambda at, path=m.path: f"{path}:{line_at(at)}")
             for token in tokens:
                 if token.name != "SQL_COMMENT":
                     continue

@@ -154,6 +154,14 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
         return Classification(C, TX, STRONG, False, f"alter {kind} {table}", tables=(table,))
     key = table_key(schema, name)
     cmds = [_alter_cmd(cmd, table) for cmd in node.cmds or ()]
+    detach = next((c.def_ for c in node.cmds or () if c.subtype == AT.AT_DetachPartition
+                   and isinstance(c.def_, ast.PartitionCmd) and c.def_.concurrent), None)
+    if detach is not None:
+        # PostgreSQL 14+ refuses DETACH ... CONCURRENTLY in a transaction block; it takes only
+        # SHARE UPDATE EXCLUSIVE on the parent (two transactions of its own), so it runs alone.
+        part = written(*relation_name(detach.name))
+        return Classification(C, AUTO, WEAK, False, f"detach partition {part} from {table} "
+                              "concurrently", tables=(table,), on_existing=ctx.exists(schema, name))
     for i, cmd in enumerate(node.cmds or ()):
         added = ctx.constraint_phases.get((key, cmd.name or ""))
         if cmd.subtype == AT.AT_ValidateConstraint and added is not None:

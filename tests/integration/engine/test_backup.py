@@ -76,7 +76,9 @@ def test_table_scope_and_keep(tmp_path: Path, database_url: str, psql) -> None:
     assert info["pruned"] == [str(folder / "0.dump")]
 
 
-def test_pg_dump_older_than_the_server_is_refused(tmp_path: Path, database_url: str) -> None:
+def test_pg_dump_older_than_the_server_is_refused(
+    tmp_path: Path, database_url: str, pg_server: PgServer
+) -> None:
     fake = tmp_path / "oldbin"
     fake.mkdir()
     for tool in ("pg_dump", "pg_restore"):
@@ -92,7 +94,8 @@ def test_pg_dump_older_than_the_server_is_refused(tmp_path: Path, database_url: 
     )
     assert proc.returncode == 2
     line = proc.stderr.strip()
-    assert line.startswith("error[PgDumpTooOld]: ") and "12.22" in line and "PostgreSQL 15" in line
+    assert line.startswith("error[PgDumpTooOld]: ") and "12.22" in line
+    assert f"PostgreSQL {pg_server.major}" in line
 
 
 def test_backup_failure_is_redacted(tmp_path: Path, database_url: str) -> None:
