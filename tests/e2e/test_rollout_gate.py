@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from pgshift.controller.config import Settings
-from tests.e2e import test_operator as _operator_tests
+from tests.e2e.conftest import Operator
 from tests.e2e.test_operator import (
     CREATE,
     DROP,
-    Operator,
     conditions,
     configmap,
     get,
@@ -32,10 +31,6 @@ from tests.e2e.test_operator import (
     wait_phase,
 )
 from tests.pgserver import PgServer
-
-#: the operator subprocess and a fresh namespace per test, shared with test_operator.py.
-operator = _operator_tests.operator
-ns = _operator_tests.ns
 
 pytestmark = pytest.mark.e2e
 

@@ -150,6 +150,7 @@ FAILURE_REASONS: dict[str, Reason] = {
     "LockTimeout": Reason.MIGRATION_FAILED,
     "Database": Reason.MIGRATION_FAILED,
     "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
+    "SyntaxTooNew": Reason.INVALID_SOURCE,
     "ImageUnavailable": Reason.IMAGE_UNAVAILABLE,
     "SourceUnreadable": Reason.SOURCE_UNREADABLE,
     "OutOfMemory": Reason.OUT_OF_MEMORY,
