@@ -6,6 +6,8 @@
 - `run_pgshift(*args, database_url=..., env=...)`: the real console script in a subprocess, the
   URL passed through the environment (as a Job does), never on the command line;
 - `start_pgshift(...)`: the same, without waiting (for SIGKILL/SIGTERM and concurrency tests);
+- `GATE`, `waiting_on_gate(conn)`, `pgshift_backends(conn)`: stop a run at an exact statement
+  (it waits while the test holds advisory lock 4242) and count pgshift's sessions;
 - `result_of(proc)`: the summary (the last `{"event": "result"}` line of `--output json`);
 - `assert_no_secret(text, password)`: no URL userinfo, no `password=` value, JSON lines valid,
   and (a distinctive password) none of its forms anywhere; `normalized(text)` for comparing
@@ -261,3 +263,25 @@ def wait_for(predicate: Any, what: str, limit: float = 60.0, interval: float = 0
 
 
 PYTHON = sys.executable
+
+
+#: a statement that waits while the test holds advisory lock 4242 in another session: it lets a
+#: test stop a run at an exact point without sleeping.
+GATE = "SELECT pg_advisory_xact_lock(4242);"
+
+
+def waiting_on_gate(conn: Any) -> bool:
+    """A session (the run) is waiting at `GATE`."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def pgshift_backends(conn: Any) -> int:
+    """pgshift's sessions on the current database (application_name 'pgshift')."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "
+        "AND datname = current_database()"
+    ).fetchone()
+    return int(row[0]) if row else 0

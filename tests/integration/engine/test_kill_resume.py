@@ -8,35 +8,24 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    GATE,
     events,
+    pgshift_backends,
     result_of,
     run_pgshift,
     start_pgshift,
     wait_for,
+    waiting_on_gate,
     write_drizzle_folder,
 )
 
 pytestmark = pytest.mark.integration
 
 USERS = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
-#: a statement that waits while the test holds advisory lock 4242 in another session: it lets a
-#: test stop a run at an exact point without sleeping.
-GATE = "SELECT pg_advisory_xact_lock(4242);"
 
 
-def _waiting_on_gate(conn) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242"
-    ).fetchone()
-    return bool(row and row[0])
 
 
-def _pgshift_backends(conn) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "
-        "AND datname = current_database()"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_sigkill_during_a_single_transaction_migration(
@@ -62,7 +51,7 @@ def test_sigkill_during_a_single_transaction_migration(
     proc.wait()
     # the orphaned backend notices its client is gone (client_connection_check_interval),
     # rolls back and frees the migration lock.
-    wait_for(lambda: _pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
+    wait_for(lambda: pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
     assert psql("SELECT to_regclass('a') IS NULL") == "t"
     fast = write_drizzle_folder(
@@ -93,13 +82,13 @@ def test_sigkill_between_the_steps_of_a_file_resumes(
     proc = start_pgshift(
         "apply", "--dir", str(folder), "--lock-timeout", "0", database_url=database_url
     )
-    wait_for(lambda: _waiting_on_gate(gate), "the run to reach the last step")
+    wait_for(lambda: waiting_on_gate(gate), "the run to reach the last step")
     proc.kill()
     proc.wait()
     # the last step's transaction went to the server whole (BEGIN; ...; COMMIT in one query
     # string): released before its backend notices the kill, it would commit the file whole,
     # which is as correct, but not what this test is about.
-    wait_for(lambda: _pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
+    wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
     gate.execute("SELECT pg_advisory_unlock(4242)")
     assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "2"  # the first two steps
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
@@ -155,7 +144,7 @@ def test_sigkill_during_a_backfill_resumes_after_the_checkpoint(
     wait_for(lambda: batches() >= 3, "three committed batches")
     proc.kill()
     proc.wait()
-    wait_for(lambda: _pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
+    wait_for(lambda: pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
     last_key = int(psql("SELECT last_key FROM drizzle.pgshift_backfill"))
     # every row up to the checkpoint is done, none after it: batches commit with their checkpoint
     assert psql(f"SELECT count(*) FROM users WHERE id <= {last_key} AND lower IS NULL") == "0"
@@ -193,7 +182,7 @@ def test_sigterm_cancels_the_running_query_and_a_rerun_resumes(
         str(tmp_path / "r.json"),
         database_url=database_url,
     )
-    wait_for(lambda: _waiting_on_gate(gate), "the run to wait at the gate")
+    wait_for(lambda: waiting_on_gate(gate), "the run to wait at the gate")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
@@ -201,7 +190,7 @@ def test_sigterm_cancels_the_running_query_and_a_rerun_resumes(
     assert summary["stopped"]["reason"] == "Interrupted" and summary["failure"]["retryable"]
     assert err.strip().splitlines()[-1].startswith("error[Interrupted]: 0001_m1")
     assert "Traceback" not in err
-    assert not _waiting_on_gate(gate)  # the query was cancelled, not left behind
+    assert not waiting_on_gate(gate)  # the query was cancelled, not left behind
     assert psql("SELECT to_regclass('b') IS NULL") == "t"
     gate.execute("SELECT pg_advisory_unlock(4242)")
     rerun = run_pgshift(

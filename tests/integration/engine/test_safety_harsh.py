@@ -16,6 +16,7 @@ import pytest
 from pgshift.migrations import read_source
 from tests.helpers import (
     events,
+    pgshift_backends,
     result_of,
     run_pgshift,
     start_pgshift,
@@ -48,12 +49,6 @@ def _one_error_line(proc: Any, code: str) -> str:
     return line
 
 
-def _pgshift_backends(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "
-        "AND datname = current_database()"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _waiting_on(conn: psycopg.Connection[Any], key: int) -> bool:
@@ -213,7 +208,7 @@ def test_drizzle_breakpoint_style_killed_at_every_point_resumes_exactly_once(
         wait_for(predicate, what)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        wait_for(lambda: _pgshift_backends(gate) == 0, "the killed run's backend to end",
+        wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend to end",
                  limit=30)
 
     def columns() -> str:
@@ -368,7 +363,7 @@ def test_a_session_setting_of_one_file_never_reaches_the_next(
             wait_for(lambda: _waiting_on(gate, 4242), "the run to start the second file")
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            wait_for(lambda: _pgshift_backends(gate) == 0, "the killed run's backend", limit=30)
+            wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend", limit=30)
             gate.execute("SELECT pg_advisory_unlock(4242)")
             assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
         run = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
@@ -514,7 +509,7 @@ def test_the_upgrade_of_pgshifts_tables_interrupted_leaves_them_as_they_were(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     holder.execute("ROLLBACK")
-    wait_for(lambda: _pgshift_backends(holder) == 0, "the killed run's backend", limit=30)
+    wait_for(lambda: pgshift_backends(holder) == 0, "the killed run's backend", limit=30)
     assert psql("SELECT to_regclass('drizzle.pgshift_schema') IS NULL") == "t"
     assert psql("SELECT count(*) FROM information_schema.columns WHERE column_name = "
                 "'text_hash'") == "0"

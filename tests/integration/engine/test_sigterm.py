@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
+    GATE,
     handles_sigterm,
     result_of,
     start_pgshift,
     wait_for,
+    waiting_on_gate,
     write_drizzle_folder,
 )
 
 pytestmark = pytest.mark.integration
 
 USERS = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
-#: waits while the test holds advisory lock 4242 in another session.
-GATE = "SELECT pg_advisory_xact_lock(4242);"
 #: a signal is handled and the process gone within this (issue 9).
 BOUND_S = 1.0
 
@@ -36,11 +36,6 @@ def _pgshift_backends(conn: Any) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
-def _waiting_on_gate(conn: Any) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242"
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _apply(folder: Path, result: Path, database_url: str) -> subprocess.Popen[str]:
@@ -96,10 +91,10 @@ def test_sigterm_mid_statement(tmp_path: Path, database_url: str, psql, session)
     gate.execute("SELECT pg_advisory_lock(4242)")
     result = tmp_path / "r.json"
     proc = _apply(folder, result, database_url)
-    wait_for(lambda: _waiting_on_gate(gate), "the run to wait at the gate")
+    wait_for(lambda: waiting_on_gate(gate), "the run to wait at the gate")
     out, err, elapsed = _terminate(proc)
     data = _assert_interrupted(proc, out, err, result, elapsed, gate)
-    assert not _waiting_on_gate(gate)  # cancelled, not left behind
+    assert not waiting_on_gate(gate)  # cancelled, not left behind
     assert data["failure"]["sqlstate"] == "57014" and data["failure"]["migration"] == "0001_m1"
     assert [a["migration"] for a in data["applied"]] == ["0000_m0"] == data["appliedNow"]
     assert psql("SELECT to_regclass('b') IS NULL") == "t"
@@ -111,7 +106,7 @@ def test_double_sigterm_mid_statement(tmp_path: Path, database_url: str, session
     gate.execute("SELECT pg_advisory_lock(4242)")
     result = tmp_path / "r.json"
     proc = _apply(folder, result, database_url)
-    wait_for(lambda: _waiting_on_gate(gate), "the run to wait at the gate")
+    wait_for(lambda: waiting_on_gate(gate), "the run to wait at the gate")
     out, err, elapsed = _terminate(proc, times=2)
     _assert_interrupted(proc, out, err, result, elapsed, gate)
 
@@ -231,7 +226,7 @@ def test_sigterm_while_the_commit_result_is_on_its_way_counts_the_file_applied(
     gate.execute("SELECT pg_advisory_lock(4242)")
     result = tmp_path / "r.json"
     proc = _apply(folder, result, database_url)
-    wait_for(lambda: _waiting_on_gate(gate), "the run to wait at the gate")
+    wait_for(lambda: waiting_on_gate(gate), "the run to wait at the gate")
     proc.send_signal(signal.SIGSTOP)  # the client waits for the result, and now cannot read it
     try:
         gate.execute("SELECT pg_advisory_unlock(4242)")

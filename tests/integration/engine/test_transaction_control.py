@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    GATE,
     events,
+    pgshift_backends,
     result_of,
     run_pgshift,
     start_pgshift,
     wait_for,
+    waiting_on_gate,
     write_drizzle_folder,
     write_plain_folder,
 )
@@ -21,8 +24,6 @@ from tests.helpers import (
 pytestmark = pytest.mark.integration
 
 USERS = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
-#: waits while the test holds advisory lock 4242 in another session (see test_kill_resume).
-GATE = "SELECT pg_advisory_xact_lock(4242);"
 
 #: what real projects write to escape drizzle's one transaction before a concurrent build,
 #: then more DDL after it (which waits at the gate the first time).
@@ -42,19 +43,8 @@ def _folder(layout: str, path: Path, sqls: list[str]) -> Path:
     return (write_drizzle_folder if layout == "drizzle" else write_plain_folder)(path, sqls)
 
 
-def _waiting_on_gate(conn) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242"
-    ).fetchone()
-    return bool(row and row[0])
 
 
-def _pgshift_backends(conn) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "
-        "AND datname = current_database()"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 @pytest.mark.parametrize("layout", ["drizzle", "plain"])
@@ -76,10 +66,10 @@ def test_a_commit_in_a_file_is_a_step_boundary_and_a_killed_run_resumes_after_it
     gate.execute("SELECT pg_advisory_lock(4242)")
     proc = start_pgshift("apply", "--dir", str(folder), "--lock-timeout", "0",
                          database_url=database_url)
-    wait_for(lambda: _waiting_on_gate(gate), "the run to reach the part after the COMMIT")
+    wait_for(lambda: waiting_on_gate(gate), "the run to reach the part after the COMMIT")
     proc.kill()
     proc.wait()
-    wait_for(lambda: _pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
+    wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
     gate.execute("SELECT pg_advisory_unlock(4242)")
     # the parts before the boundary are committed and recorded; the last one is not
     assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "2"
