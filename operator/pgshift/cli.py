@@ -231,8 +231,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         ) from None
     # an empty name (`--stop-before "$KEY"` with KEY unset) would name nothing and stop nothing.
     for option, values in (
-        ("--target", [get("target")]),
-        ("--stop-before", [get("stop_before")]),
+        ("--target", get("target") or []),
+        ("--stop-before", get("stop_before") or []),
         ("--approve", get("approve") or []),
     ):
         if any(v is not None and not v.strip() for v in values):
