@@ -10,6 +10,7 @@ also on Ctrl-C; if the session is killed, the kernel stops the cluster's supervi
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,16 +38,20 @@ def kube_cluster() -> Iterator[Cluster]:
         cluster.stop()
 
 
-@pytest.fixture
-def kube_namespace(kube_cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace with its ``default`` ServiceAccount ready; deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kube_cluster.kubectl("create", "namespace", name)
+@contextlib.contextmanager
+def fresh_namespace(cluster: Cluster, name: str) -> Iterator[str]:
+    """Namespace `name` with its ``default`` ServiceAccount ready; deleted afterwards."""
+    cluster.kubectl("create", "namespace", name)
     # ServiceAccount admission rejects Pods until the controller made `default`.
-    kube_cluster.kubectl(
-        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s"
-    )
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s")
     try:
         yield name
     finally:
-        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def kube_namespace(kube_cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace with its ``default`` ServiceAccount ready; deleted afterwards."""
+    with fresh_namespace(kube_cluster, f"t-{uuid.uuid4().hex[:10]}") as name:
+        yield name

@@ -21,6 +21,7 @@ import pytest
 
 from localcluster.cluster import Cluster
 from localcluster.network import NODE_NETWORKS
+from localcluster.pytest_plugin import fresh_namespace
 from tests.pgserver import PgServer, running_server
 
 #: the image the chart, the kustomize base and the operator's Jobs use (operator config).
@@ -148,12 +149,6 @@ def operator(kube_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 def ns(kube_cluster: Any, operator: Operator) -> Iterator[str]:
-    name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl(
-        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s"
-    )
-    try:
+    # the operator watches only `PREFIX*` namespaces: kube_namespace's names are not among them.
+    with fresh_namespace(kube_cluster, f"{PREFIX}{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
