@@ -641,8 +641,8 @@ def test_the_kubelet_enforces_the_job_security_settings(
     and the image's pg_dump."""
     from pgshift.controller.api import Ref, parse_spec
     from pgshift.controller.config import Settings
+    from pgshift.controller.intent import Action, RunJob
     from pgshift.controller.jobs import build_job
-    from pgshift.controller.machine import Action, RunJob
 
     spec = parse_spec(
         {

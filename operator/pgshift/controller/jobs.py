@@ -1,5 +1,10 @@
 """Job manifests for the runner. PURE: values in, a dict out, tested without a cluster.
 
+Every argument of the runner is rendered here, from the decision's typed intent
+(`intent.RunJob`) and the spec: nowhere else builds argv (as CloudNativePG's pkg/specs builds
+each Job in one place). tests/unit/controller/test_job_commands.py parses each with the CLI's
+own parser.
+
 DESIGN.md's Jobs contract: an explicit `command`, `backoffLimit: 0` (the operator decides what
 runs again), a name under 63 characters unique per step attempt (the Migration's sequence
 number), owner references and labels, the database URL only through `secretKeyRef`, non-root
@@ -25,7 +30,7 @@ from pgshift.controller.api import (
     Ref,
 )
 from pgshift.controller.config import Settings
-from pgshift.controller.machine import BACKUP_ROOT, Action, RunJob
+from pgshift.controller.intent import BACKUP_ROOT, Action, RunJob
 
 SOURCE_DIR = "/migrations"
 #: where the init container copies an image source (the runner sees it at SOURCE_DIR).
@@ -122,14 +127,39 @@ def _run_args(spec: MigrationSpec, action: Action) -> list[str]:
     return args
 
 
+def action_args(run: RunJob) -> list[str]:
+    """The flags of this one run, from the decision's intent: which steps, which approvals,
+    what to back up. (Flags from the spec alone are `_source_args` and `_run_args`.)"""
+    if run.action is Action.MARK_APPLIED:
+        return [run.migration]
+    if run.action is Action.BASELINE:
+        return ["--up-to", run.migration]
+    if run.action is Action.BACKUP:
+        assert run.backup is not None  # RunJob checks it
+        args = ["--to", run.backup.path, "--keep", str(run.backup.keep)]
+        if run.backup.tables:
+            args += ["--tables", *run.backup.tables]  # one flag, many values (nargs="+")
+        return args
+    args = ["--expect-digest", run.expect_digest] if run.expect_digest else []
+    if run.stop_before:
+        args += ["--stop-before", run.stop_before]
+    if run.until is not None:
+        args += ["--until-phase", run.until.value]
+    if run.destructive is not None:
+        args += ["--destructive", run.destructive.value]
+    for value in run.approvals:
+        args += ["--approve", value]
+    if run.resume_edited:
+        args.append("--resume-edited")
+    return args
+
+
 def command(spec: MigrationSpec, run: RunJob) -> list[str]:
     """The runner's argv: never the image's entry point."""
     cmd = ["pgshift", run.action.value]
+    extra = action_args(run)
     if run.action is Action.MARK_APPLIED:
-        cmd += [run.args[0]]
-        extra = list(run.args[1:])
-    else:
-        extra = list(run.args)
+        cmd, extra = [*cmd, *extra], []  # the positional NAME first
     if run.needs_source:
         cmd += _source_args(spec)
     cmd += _run_args(spec, run.action)

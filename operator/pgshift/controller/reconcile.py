@@ -31,17 +31,11 @@ from pgshift.controller.api import (
     parse_spec,
 )
 from pgshift.controller.config import Settings
+from pgshift.controller.decide import decide
+from pgshift.controller.intent import Action, Event
 from pgshift.controller.jobs import build_job, check_choices, job_name, notes_of
-from pgshift.controller.machine import (
-    Action,
-    JobPhase,
-    JobState,
-    Observed,
-    SourceState,
-    decide,
-    iso,
-)
 from pgshift.controller.memory import from_status
+from pgshift.controller.observe import JobPhase, JobState, Observed, SourceState, iso
 from pgshift.controller.progress import progress_from_log
 from pgshift.controller.rollout import DeploymentView
 from pgshift.controller.status import REASONS, Reason, patch_for, render
@@ -183,9 +177,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
     return decision.wake_after
 
 
-def _event(type_: str, reason: str, message: str) -> Any:
-    from pgshift.controller.machine import Event
-
+def _event(type_: str, reason: str, message: str) -> Event:
     return Event(type_, str(reason), message)
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from pgshift.controller.api import MigrationSpec, Ref, parse_spec
 from pgshift.controller.config import Settings
+from pgshift.controller.intent import Action, BackupTarget, RunJob
 from pgshift.controller.jobs import build_job, check_choices, job_name
-from pgshift.controller.machine import Action, RunJob
 
 SECRET_VALUE = "postgresql://app:hunter2@db:5432/shop"
 REF = Ref("shop", "shop", "3f1c9a7e-1111-2222-3333-444455556666", 3)
@@ -27,11 +27,11 @@ def spec(**over: Any) -> MigrationSpec:
 
 
 RUNS = [
-    RunJob(Action.PLAN, ("--expect-digest", "sha256:abc")),
-    RunJob(Action.APPLY, ("--expect-digest", "sha256:abc", "--stop-before", "aaa-0")),
-    RunJob(Action.BACKUP, ("--to", "/backups/shop/shop/x.dump", "--keep", "5"), needs_source=False),
-    RunJob(Action.BASELINE, ("--up-to", "0003_x")),
-    RunJob(Action.MARK_APPLIED, ("0004_y",)),
+    RunJob(Action.PLAN, expect_digest="sha256:abc"),
+    RunJob(Action.APPLY, expect_digest="sha256:abc", stop_before="aaa-0"),
+    RunJob(Action.BACKUP, backup=BackupTarget(path="/backups/shop/shop/x.dump", keep=5)),
+    RunJob(Action.BASELINE, migration="0003_x"),
+    RunJob(Action.MARK_APPLIED, migration="0004_y"),
 ]
 
 

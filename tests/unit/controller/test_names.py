@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgshift.controller.machine import Action, Decision, decide
+from pgshift.controller.decide import decide
+from pgshift.controller.intent import Action, Decision
 from pgshift.controller.memory import Memory, Plan, Step
 from pgshift.controller.names import Match, cut_to_target, match
 from pgshift.controller.status import REASONS, Reason
-from tests.unit.controller.test_machine import (
+from tests.unit.controller.test_decide import (
     C1,
     DIGEST,
     E1,

@@ -11,10 +11,12 @@ from dataclasses import replace
 from typing import Any
 
 from pgshift.controller import pod_failures as pf
-from pgshift.controller.machine import Action, JobPhase, JobState, decide
+from pgshift.controller.decide import decide
+from pgshift.controller.intent import Action
 from pgshift.controller.memory import Memory
+from pgshift.controller.observe import JobPhase, JobState
 from pgshift.controller.status import REASONS, Reason
-from tests.unit.controller.test_machine import finished, observe, plan_result, step
+from tests.unit.controller.test_decide import finished, observe, plan_result, step
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 E1 = {"key": "e1-0", "migration": "0001_add", "phase": "expand", "destructive": False}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pgshift.controller.status import REASONS, Reason
-from tests.unit.controller.test_machine import E1, decide, finished, observe, plan_result, step
+from tests.unit.controller.test_decide import E1, decide, finished, observe, plan_result, step
 
 
 def _failed(code: str, sqlstate: str, retryable: bool):  # type: ignore[no-untyped-def]

@@ -10,16 +10,11 @@ import pytest
 
 from pgshift.controller.api import Ref, parse_spec
 from pgshift.controller.config import Settings
-from pgshift.controller.machine import (
-    Action,
-    Decision,
-    JobPhase,
-    JobState,
-    Observed,
-    SourceState,
-    decide,
-)
+from pgshift.controller.decide import decide
+from pgshift.controller.intent import Action, Decision
+from pgshift.controller.jobs import action_args
 from pgshift.controller.memory import Memory, from_status, user_status
+from pgshift.controller.observe import JobPhase, JobState, Observed, SourceState
 from pgshift.controller.rollout import DeploymentView
 from pgshift.controller.status import REASONS, Reason
 
@@ -103,8 +98,9 @@ def step(memory: Memory, **kw: Any) -> Decision:
 
 
 def args_of(d: Decision) -> list[str]:
+    """The flags jobs.py renders from the decision's intent (beside the spec's own)."""
     assert d.run is not None
-    return list(d.run.args)
+    return action_args(d.run)
 
 
 # --- whole scenarios ----------------------------------------------------------------------------
@@ -346,7 +342,7 @@ def test_fixing_forward_with_a_new_source_clears_the_failure() -> None:
 def test_mark_applied_runs_once() -> None:
     d = _failed_apply()
     m = step(d.memory, annotations={"pgshift.dev/mark-applied": "0001_add"})
-    assert m.run and m.run.action is Action.MARK_APPLIED and m.run.args == ("0001_add",)
+    assert m.run and m.run.action is Action.MARK_APPLIED and args_of(m) == ["0001_add"]
     assert m.memory.marked_applied == ("0001_add",)
     after = step(
         m.memory,
@@ -416,7 +412,7 @@ def test_baseline_runs_when_its_migration_is_pending() -> None:
     s = spec(baseline={"upTo": "0002_fill"})
     d = decide(observe(spec=s))
     d = step(d.memory, spec=s, job=finished(d, plan_result(E1, B1, E2)))
-    assert d.run and d.run.action is Action.BASELINE and d.run.args == ("--up-to", "0002_fill")
+    assert d.run and d.run.action is Action.BASELINE and args_of(d) == ["--up-to", "0002_fill"]
     d = step(d.memory, spec=s, job=finished(d, {"ok": True}))
     assert d.run and d.run.action is Action.PLAN
 
