@@ -20,8 +20,7 @@ def test_every_runner_error_code_maps_to_a_reason() -> None:
         {
             cls.code
             for cls in _error_classes(errors.PgshiftError)
-            if cls.code not in FAILURE_REASONS
-            and cls.code not in RETRYABLE_CODES
+            if cls.code not in FAILURE_REASONS and cls.code not in RETRYABLE_CODES
             and cls.code != "Interrupted"  # always retryable: the next Job resumes
         }
     )
