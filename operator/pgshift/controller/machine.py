@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pgshift.contract.sqlstates import is_retryable
 from pgshift.controller import pod_failures
 from pgshift.controller.api import (
     BackupScope,
@@ -47,7 +48,6 @@ from pgshift.controller.status import (
     Reason,
     failure_reason,
 )
-from pgshift.sqlstates import is_retryable
 
 BACKUP_ROOT = "/backups"
 
