@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pgshift.sqlstates import is_retryable
+from pgshift.contract.sqlstates import is_retryable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -23,7 +23,8 @@ class PgshiftError(Exception):
     code: ClassVar[str] = "Error"
     exit_code: ClassVar[int] = EXIT_BAD_INPUT
     hint: ClassVar[str] = ""
-    #: whether another attempt may get past it (the controller retries); see `pgshift.sqlstates`.
+    #: whether another attempt may get past it (the controller retries); see
+    #: `pgshift.contract.sqlstates`.
     retryable: bool = False
 
     def __init__(

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from pgshift.contract.sqlstates import is_retryable
 from pgshift.controller import pod_failures
 from pgshift.controller.intent import Action, Event
 from pgshift.controller.memory import Failure, Memory, Plan, Step
 from pgshift.controller.names import cut_to_target
 from pgshift.controller.observe import JobPhase, JobState, Observed, iso
 from pgshift.controller.status import RETRYABLE_CODES
-from pgshift.sqlstates import is_retryable
 
 
 def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> Memory:

@@ -114,7 +114,7 @@ REASONS: dict[Reason, Meaning] = {
 }
 
 #: runner error codes that are worth another Job by themselves, when the failure carries no
-#: SQLSTATE (with one, `pgshift.sqlstates` decides).
+#: SQLSTATE (with one, `pgshift.contract.sqlstates` decides).
 RETRYABLE_CODES = frozenset(
     {"Connection", "LockNotAcquired", "DigestMismatch", "DeadlineExceeded", "JobLost"}
 )

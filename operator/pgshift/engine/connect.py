@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from pgshift.contract.sqlstates import connect_failure_sqlstate
 from pgshift.errors import BadDatabaseUrl, ConnectionError_, PooledConnection
 from pgshift.logs import redact, redact_url_error
-from pgshift.sqlstates import connect_failure_sqlstate
 
 URL_OPTION = "--database-url / DATABASE_URL"
 

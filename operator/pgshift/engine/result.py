@@ -1,5 +1,5 @@
 """The run summary of docs/runner.md: one JSON object, at most 4 KiB (a Job's termination
-message), and failures with their retry decision (the table is `pgshift.sqlstates`).
+message), and failures with their retry decision (the table is `pgshift.contract.sqlstates`).
 
 Imports no psycopg at load time: the CLI writes an `Interrupted` summary even when a SIGTERM
 comes while the driver is still being imported.
@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgshift.contract.sqlstates import is_retryable
 from pgshift.engine import signals
 from pgshift.logs import redact, redact_values
-from pgshift.sqlstates import is_retryable
 
 if TYPE_CHECKING:
     import psycopg

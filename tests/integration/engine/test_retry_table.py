@@ -1,5 +1,5 @@
 """What the runner's result says for each failure class, against a real server: the retry
-decision of `pgshift.sqlstates` in `failure.retryable`, with the SQLSTATE behind it."""
+decision of `pgshift.contract.sqlstates` in `failure.retryable`, with the SQLSTATE behind it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The controller decides retries from the runner's summary with the same table as the runner
-(`pgshift.sqlstates`): a SQLSTATE decides whatever the code; without one, the flag or code."""
+(`pgshift.contract.sqlstates`): a SQLSTATE decides whatever the code; without one, the flag or
+code."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The one retry table (pgshift.sqlstates), code by code, as issue 9's constraints list it."""
+"""The one retry table (pgshift.contract.sqlstates), code by code, as issue 9's constraints
+list it."""
 
 import pytest
 
-from pgshift.sqlstates import connect_failure_sqlstate, is_retryable
+from pgshift.contract.sqlstates import connect_failure_sqlstate, is_retryable
 
 RETRYABLE = ["08000", "08001", "08003", "08006", "08P01", "40001", "40P01", "55P03", "57P01",
              "57P02", "57P03", "53300"]  # fmt: skip
