@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pgshift.contract.summary import PlanStep
 from pgshift.controller.rollout import RolloutRecord, record_from_status, record_to_status
 
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
@@ -28,15 +29,21 @@ class Step:
     summary: str = ""
 
     @classmethod
-    def from_result(cls, d: Mapping[str, Any]) -> Step:
+    def from_plan_step(cls, step: PlanStep) -> Step:
+        """A pending step of the runner's plan (the contract's `PlanStep`), as status keeps it."""
         return cls(
-            key=str(d.get("key", "")),
-            migration=str(d.get("migration", "")),
-            phase=str(d.get("phase", "expand")),
-            destructive=bool(d.get("destructive", False)),
-            tables=tuple(str(t) for t in d.get("tables") or ()),
-            summary=str(d.get("summary") or "")[:200],
+            key=step.key,
+            migration=step.migration,
+            phase=step.phase,
+            destructive=step.destructive,
+            tables=step.tables,
+            summary=step.summary[:200],
         )
+
+    @classmethod
+    def from_result(cls, d: Mapping[str, Any]) -> Step:
+        """A step as `status.progress.plan.steps` stores it (the same keys as the runner's)."""
+        return cls.from_plan_step(PlanStep.from_dict(d))
 
 
 @dataclass(frozen=True)
