@@ -24,6 +24,8 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pgshift.contract.summary import BackupResult, RunSummary, read_summary
+
 RESOURCE = "migrations.pgshift.dev"
 ANNOTATION_RETRY = "pgshift.dev/retry"
 ANNOTATION_APPROVE = "pgshift.dev/approve"
@@ -283,17 +285,17 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
     return "\n".join(out)
 
 
-def _summary_of(pod: Mapping[str, Any]) -> dict[str, Any]:
+def _summary_of(pod: Mapping[str, Any]) -> RunSummary | None:
+    """The runner's summary in a Pod's termination message, read through the contract (None:
+    no message, not a summary, or a schema version this plugin cannot read)."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or ():
         message = ((cs.get("state") or {}).get("terminated") or {}).get("message")
         if message:
             try:
-                data = json.loads(message)
-            except ValueError:
+                return read_summary(message)
+            except ValueError:  # UnknownSummaryVersion included: shown as unknown
                 continue
-            if isinstance(data, dict):
-                return data
-    return {}
+    return None
 
 
 def _job_state(job: Mapping[str, Any]) -> str:
@@ -340,16 +342,17 @@ def render_backups(
     rows = []
     for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
         name = job["metadata"]["name"]
-        info: dict[str, Any] = {}
+        info: BackupResult | None = None
         for pod in pods_by_job.get(name, []):
-            info = (_summary_of(pod).get("backup") or {}) or info
+            summary = _summary_of(pod)
+            info = (summary.backup if summary else None) or info
         rows.append(
             [
                 name,
                 _job_state(job),
-                info.get("file", "-"),
-                human_size(info.get("size")),
-                str(info.get("sha256", "-"))[:12],
+                info.file if info else "-",
+                human_size(info.size if info else None),
+                (info.sha256 if info else "-")[:12],
                 age(job["metadata"].get("creationTimestamp"), now),
             ]
         )
