@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgshift.contract._coerce import (
+from pgshift.contract.coerce import (
     flag,
     integer,
     mapping,
