@@ -24,7 +24,9 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pgshift.contract.progress import StepProgress
 from pgshift.contract.summary import BackupResult, RunSummary, read_summary
+from pgshift.controller.memory import Failure
 
 RESOURCE = "migrations.pgshift.dev"
 ANNOTATION_RETRY = "pgshift.dev/retry"
@@ -223,15 +225,15 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             out.append(_field("Message", lines[0]))
             out.extend(_field("", line) for line in lines[1:])
 
-    step = status.get("currentStep") or {}
+    step = StepProgress.from_dict(status.get("currentStep"))
     if step:
         out.append("")
-        text = f"{step.get('migration', '?')} [{step.get('phase', '?')}] {step.get('key', '')}"
-        if step.get("rows") is not None:
-            text += f" — {step['rows']} rows in {step.get('batches', 0)} batches"
+        text = f"{step.migration or '?'} [{step.phase or '?'}] {step.key or ''}"
+        if step.rows is not None:
+            text += f" — {step.rows} rows in {step.batches or 0} batches"
         out.append(_field("Current step", text))
-        if step.get("summary"):
-            out.append(_field("", cut(step["summary"], 100)))
+        if step.summary:
+            out.append(_field("", cut(step.summary, 100)))
     gate = status.get("gate") or {}
     if gate:
         out.append("")
@@ -242,18 +244,18 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             out.append(_field("", cut(gate["message"], 100)))
         if gate.get("type") in ("Approval", "Destructive"):
             out.append(_field("Approve with", f"kubectl pgshift approve {name} {held}"))
-    failure = status.get("failure") or {}
+    failure = Failure.from_storage(status.get("failure"), None)
     if failure:
         out.append("")
-        what = failure.get("migration") or "-"
-        if failure.get("sqlstate"):
-            what += f" (SQLSTATE {failure['sqlstate']})"
-        out.append(_field("Failure", f"{failure.get('code', 'Failed')}: {what}"))
+        what = failure.migration or "-"
+        if failure.sqlstate:
+            what += f" (SQLSTATE {failure.sqlstate})"
+        out.append(_field("Failure", f"{failure.code or 'Failed'}: {what}"))
         for key in ("statement", "message", "detail", "hint"):
-            if failure.get(key):
-                out.append(_field(f"  {key}", cut(failure[key], 100)))
-        if failure.get("job"):
-            out.append(_field("  job", failure["job"]))
+            if getattr(failure, key):
+                out.append(_field(f"  {key}", cut(getattr(failure, key), 100)))
+        if failure.job:
+            out.append(_field("  job", failure.job))
     backup = status.get("lastBackup") or {}
     if backup:
         out.append("")
