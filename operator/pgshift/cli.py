@@ -16,9 +16,11 @@ import importlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pgshift.contract.summary import Stopped
 from pgshift.engine import signals
 from pgshift.engine.result import Failure, Summary, bounded_json
 from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
@@ -487,11 +489,11 @@ def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
         why = "before any step ran" if command == "apply" else "before it finished"
         summary = Summary(command=command, ok=False, exit_code=Interrupted.exit_code)
         summary.failure = _interrupted(f"pgshift {command}: interrupted (SIGTERM) {why}")
-        summary.stopped = {"reason": "Interrupted"}
+        summary.stopped = Stopped("Interrupted")
     elif summary.failure is None:
         summary.ok = False
         summary.exit_code = Interrupted.exit_code
-        summary.stopped = {**(summary.stopped or {}), "reason": "Interrupted"}
+        summary.stopped = replace(summary.stopped or Stopped("Interrupted"), reason="Interrupted")
         summary.failure = _interrupted(
             f"pgshift {command}: interrupted (SIGTERM) after its last step"
         )

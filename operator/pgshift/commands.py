@@ -17,6 +17,19 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from pgshift.contract.summary import (
+    BackupResult,
+    Finding,
+    FindingCounts,
+    LintResult,
+    MigrationState,
+    PlanResult,
+    PlanStep,
+    RestoreResult,
+    SourceProblem,
+    StatusResult,
+    Stopped,
+)
 from pgshift.engine import lock, tracking
 from pgshift.engine.connect import Database, check_session, connect, parse_url
 from pgshift.engine.result import Summary, db_error_retryable
@@ -373,19 +386,15 @@ def _base_summary(command: str, source: Source, state: DbState) -> Summary:
     )
 
 
-def _migrations_table(state: DbState) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": ms.migration.name,
-            "state": ms.state.value,
-            **({"outOfOrder": True} if ms.out_of_order else {}),
-        }
+def _migrations_table(state: DbState) -> tuple[MigrationState, ...]:
+    return tuple(
+        MigrationState(ms.migration.name, ms.state.value, ms.out_of_order)
         for ms in state.migrations
-    ]
+    )
 
 
-def _problems(state: DbState) -> list[dict[str, str]]:
-    return [{"code": p.code, "message": p.message} for p in state.problems()]
+def _problems(state: DbState) -> tuple[SourceProblem, ...]:
+    return tuple(SourceProblem(p.code, p.message) for p in state.problems())
 
 
 # --- verbs ---------------------------------------------------------------------------------
@@ -423,16 +432,16 @@ def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
     findings = [*source_findings(source), *the_plan.findings]
     errors = sum(1 for f in findings if f.severity.value == "error")
     warnings = sum(1 for f in findings if f.severity.value == "warning")
-    summary.stopped = stop.as_dict()
-    summary.extra = {
-        "steps": [s.as_dict() for s in the_plan.steps],
-        "willRun": [s.key for s in steps],
-        "affectedTables": the_plan.affected_tables,
-        "findings": {"error": errors, "warning": warnings},
-        "migrations": _migrations_table(state),
-        "problems": _problems(state),
-        "findingList": [f.as_dict() for f in findings],
-    }
+    summary.stopped = Stopped.from_dict(stop.as_dict())
+    summary.plan = PlanResult(
+        steps=tuple(PlanStep.from_dict(s.as_dict()) for s in the_plan.steps),
+        will_run=tuple(s.key for s in steps),
+        affected_tables=tuple(the_plan.affected_tables),
+        findings=FindingCounts(errors, warnings),
+        migrations=_migrations_table(state),
+        problems=_problems(state),
+        finding_list=tuple(Finding.from_dict(f.as_dict()) for f in findings),
+    )
     return summary
 
 
@@ -517,11 +526,11 @@ def apply(
             )
     summary = _base_summary("apply", source, after)
     summary.applied = outcome.done
-    summary.stopped = (outcome.stop or Stop(StopReason.DONE)).as_dict()
+    summary.stopped = Stopped.from_dict((outcome.stop or Stop(StopReason.DONE)).as_dict())
     summary.failure = outcome.failure
     summary.ok = outcome.failure is None
     summary.exit_code = outcome.exit_code
-    summary.extra = {"appliedNow": outcome.applied_migrations}
+    summary.applied_now = list(outcome.applied_migrations)
     return summary
 
 
@@ -548,18 +557,18 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
     from pgshift.engine.plan import partial_drift
 
     versions = _versions(overrides, settings)
-    problems = _problems(state) + [
-        {"code": p.code, "message": p.message} for p in partial_drift(state, files, versions)
-    ]
+    problems = _problems(state) + tuple(
+        SourceProblem(p.code, p.message) for p in partial_drift(state, files, versions)
+    )
     summary.ok = not problems
     summary.exit_code = 0 if summary.ok else EXIT_FAILED
-    summary.extra = {
-        "trackingTable": f"{settings.tracking.schema}.{settings.tracking.table}",
-        "trackingForm": form.value if form else None,
-        "migrations": _migrations_table(state),
-        "partialSteps": partial,
-        "problems": problems,
-    }
+    summary.status = StatusResult(
+        tracking_table=f"{settings.tracking.schema}.{settings.tracking.table}",
+        tracking_form=form.value if form else None,
+        migrations=_migrations_table(state),
+        partial_steps=tuple(partial),
+        problems=problems,
+    )
     return summary
 
 
@@ -595,13 +604,12 @@ def lint(src: SourceOptions, settings: RunSettings, server_version: int | None =
         ok=errors == 0,
         exit_code=0 if errors == 0 else EXIT_FAILED,
     )
-    summary.extra = {
-        "findings": {
-            "error": errors,
-            "warning": sum(1 for f in findings if f.severity.value == "warning"),
-        },
-        "findingList": [f.as_dict() for f in findings],
-    }
+    summary.lint = LintResult(
+        findings=FindingCounts(
+            errors, sum(1 for f in findings if f.severity.value == "warning")
+        ),
+        finding_list=tuple(Finding.from_dict(f.as_dict()) for f in findings),
+    )
     return summary
 
 
@@ -655,8 +663,8 @@ def _mark(
                     emit("migration.marked", migration=ms.migration.name)
         after = _state(conn, source, settings.tracking)
     summary = _base_summary(command, source, after)
-    summary.stopped = {"reason": "Done"}
-    summary.extra = {"marked": marked}
+    summary.stopped = Stopped("Done")
+    summary.marked = marked
     return summary
 
 
@@ -673,8 +681,8 @@ def backup(
 
     db = parse_url(url)
     info = dump(db, Path(to), tables=tables or [], lock_wait=lock_wait, keep=keep, emit=emit)
-    summary = Summary(command="backup", stopped={"reason": "Done"})
-    summary.extra = {"backup": info}
+    summary = Summary(command="backup", stopped=Stopped("Done"))
+    summary.backup = BackupResult.from_dict(info)
     return summary
 
 
@@ -683,8 +691,8 @@ def restore(url: str | None, from_: str, *, clean: bool = False, emit: Emit = _q
 
     db = parse_url(url)
     info = do_restore(db, Path(from_), clean=clean, emit=emit)
-    summary = Summary(command="restore", stopped={"reason": "Done"})
-    summary.extra = {"restore": info}
+    summary = Summary(command="restore", stopped=Stopped("Done"))
+    summary.restore = RestoreResult.from_dict(info)
     return summary
 
 

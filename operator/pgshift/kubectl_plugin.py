@@ -24,6 +24,10 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pgshift.contract.progress import StepProgress
+from pgshift.contract.summary import BackupResult, RunSummary, read_summary
+from pgshift.controller.memory import Failure
+
 RESOURCE = "migrations.pgshift.dev"
 ANNOTATION_RETRY = "pgshift.dev/retry"
 ANNOTATION_APPROVE = "pgshift.dev/approve"
@@ -221,15 +225,15 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             out.append(_field("Message", lines[0]))
             out.extend(_field("", line) for line in lines[1:])
 
-    step = status.get("currentStep") or {}
+    step = StepProgress.from_dict(status.get("currentStep"))
     if step:
         out.append("")
-        text = f"{step.get('migration', '?')} [{step.get('phase', '?')}] {step.get('key', '')}"
-        if step.get("rows") is not None:
-            text += f" — {step['rows']} rows in {step.get('batches', 0)} batches"
+        text = f"{step.migration or '?'} [{step.phase or '?'}] {step.key or ''}"
+        if step.rows is not None:
+            text += f" — {step.rows} rows in {step.batches or 0} batches"
         out.append(_field("Current step", text))
-        if step.get("summary"):
-            out.append(_field("", cut(step["summary"], 100)))
+        if step.summary:
+            out.append(_field("", cut(step.summary, 100)))
     gate = status.get("gate") or {}
     if gate:
         out.append("")
@@ -240,18 +244,18 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             out.append(_field("", cut(gate["message"], 100)))
         if gate.get("type") in ("Approval", "Destructive"):
             out.append(_field("Approve with", f"kubectl pgshift approve {name} {held}"))
-    failure = status.get("failure") or {}
+    failure = Failure.from_storage(status.get("failure"), None)
     if failure:
         out.append("")
-        what = failure.get("migration") or "-"
-        if failure.get("sqlstate"):
-            what += f" (SQLSTATE {failure['sqlstate']})"
-        out.append(_field("Failure", f"{failure.get('code', 'Failed')}: {what}"))
+        what = failure.migration or "-"
+        if failure.sqlstate:
+            what += f" (SQLSTATE {failure.sqlstate})"
+        out.append(_field("Failure", f"{failure.code or 'Failed'}: {what}"))
         for key in ("statement", "message", "detail", "hint"):
-            if failure.get(key):
-                out.append(_field(f"  {key}", cut(failure[key], 100)))
-        if failure.get("job"):
-            out.append(_field("  job", failure["job"]))
+            if getattr(failure, key):
+                out.append(_field(f"  {key}", cut(getattr(failure, key), 100)))
+        if failure.job:
+            out.append(_field("  job", failure.job))
     backup = status.get("lastBackup") or {}
     if backup:
         out.append("")
@@ -283,17 +287,17 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
     return "\n".join(out)
 
 
-def _summary_of(pod: Mapping[str, Any]) -> dict[str, Any]:
+def _summary_of(pod: Mapping[str, Any]) -> RunSummary | None:
+    """The runner's summary in a Pod's termination message, read through the contract (None:
+    no message, not a summary, or a schema version this plugin cannot read)."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or ():
         message = ((cs.get("state") or {}).get("terminated") or {}).get("message")
         if message:
             try:
-                data = json.loads(message)
-            except ValueError:
+                return read_summary(message)
+            except ValueError:  # UnknownSummaryVersion included: shown as unknown
                 continue
-            if isinstance(data, dict):
-                return data
-    return {}
+    return None
 
 
 def _job_state(job: Mapping[str, Any]) -> str:
@@ -340,16 +344,17 @@ def render_backups(
     rows = []
     for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
         name = job["metadata"]["name"]
-        info: dict[str, Any] = {}
+        info: BackupResult | None = None
         for pod in pods_by_job.get(name, []):
-            info = (_summary_of(pod).get("backup") or {}) or info
+            summary = _summary_of(pod)
+            info = (summary.backup if summary else None) or info
         rows.append(
             [
                 name,
                 _job_state(job),
-                info.get("file", "-"),
-                human_size(info.get("size")),
-                str(info.get("sha256", "-"))[:12],
+                info.file if info else "-",
+                human_size(info.size if info else None),
+                (info.sha256 if info else "-")[:12],
                 age(job["metadata"].get("creationTimestamp"), now),
             ]
         )

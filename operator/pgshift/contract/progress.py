@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pgshift.contract._coerce import opt_int, opt_str, text
+from pgshift.contract.coerce import opt_int, opt_str, text
 
 STEP_STARTED = "step.started"
 BACKFILL_PROGRESS = "backfill.progress"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgshift.contract._coerce import (
+from pgshift.contract.coerce import (
     flag,
     integer,
     mapping,
@@ -139,7 +139,7 @@ class Counts:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Counts | None:
-        if d.get("appliedCount") is None:
+        if d.get("appliedCount") is None and d.get("pendingCount") is None:
             return None  # the run never read the tracking table: unknown, not 0
         return cls(
             applied_count=integer(d.get("appliedCount")),

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pgshift.contract.progress import StepProgress
+from pgshift.contract.reasons import RETRY_REASONS, Reason, failure_reason
 from pgshift.controller import pod_failures
 from pgshift.controller.api import (
     ANNOTATION_MARK_APPLIED,
@@ -39,7 +41,6 @@ from pgshift.controller.intent import (
 from pgshift.controller.memory import Failure, Memory, Plan
 from pgshift.controller.names import UNKNOWN_TARGET, Match, match
 from pgshift.controller.observe import JobPhase, JobState, Observed, parse_iso
-from pgshift.controller.status import RETRY_REASONS, Reason, failure_reason
 from pgshift.controller.user_requests import (
     approve_values,
     problems,
@@ -208,11 +209,11 @@ def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
     if stale:
         message += "; the new generation is planned when it finishes"
     wake = None
-    if job.action is Action.APPLY and job.progress:
-        merged = {**(memory.current_step or {}), **job.progress}
-        if merged.get("key") != (memory.current_step or {}).get("key"):
-            merged = dict(job.progress)  # a new step: drop the previous one's summary
-        memory = memory.with_(current_step={k: v for k, v in merged.items() if v is not None})
+    seen = StepProgress.from_dict(job.progress)
+    if job.action is Action.APPLY and seen is not None:
+        # the same step keeps the plan's summary of it; a new step drops the previous one's.
+        before = StepProgress.from_dict(memory.current_step)
+        memory = memory.with_(current_step=(before.then(seen) if before else seen).as_dict())
     if job.action is Action.APPLY:
         # no Kubernetes event marks backfill batches: look at the log again now and then.
         wake = obs.settings.poll_seconds

@@ -1,31 +1,51 @@
-"""Folding a finished Job into memory: its summary read once, into counts, the plan, the last
-backup or the failure (with when to retry), and the Events that tell of it. PURE."""
+"""Folding a finished Job into memory: its summary read once through the contract
+(`pgshift.contract.read_summary`), into counts, the plan, the last backup or the failure (with
+when to retry), and the Events that tell of it. PURE."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
-from pgshift.contract.sqlstates import is_retryable
+from pgshift.contract.reasons import SUMMARY_VERSION_UNKNOWN, failure_retryable
+from pgshift.contract.summary import (
+    Counts,
+    PlanResult,
+    RunFailure,
+    RunSummary,
+    UnknownSummaryVersion,
+    read_summary,
+)
 from pgshift.controller import pod_failures
 from pgshift.controller.intent import Action, Event
 from pgshift.controller.memory import Failure, Memory, Plan, Step
 from pgshift.controller.names import cut_to_target
 from pgshift.controller.observe import JobPhase, JobState, Observed, iso
-from pgshift.controller.status import RETRYABLE_CODES
+
+
+def read_result(job: JobState) -> RunSummary | UnknownSummaryVersion | None:
+    """The Job's summary, read once through the contract: None when it left none, the
+    `UnknownSummaryVersion` when a runner image of another version wrote one we cannot read."""
+    if not job.result:
+        return None
+    try:
+        return read_summary(job.result)
+    except UnknownSummaryVersion as exc:
+        return exc
 
 
 def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> Memory:
-    result = job.result or {}
+    read = read_result(job)
+    summary = read if isinstance(read, RunSummary) else None
     generation = int(job.notes.get("generation") or obs.ref.generation)
-    digest = str(result.get("sourceDigest") or job.notes.get("digest") or "")
+    digest = str((summary.source_digest if summary else None) or job.notes.get("digest") or "")
     memory = memory.with_(seq=memory.seq + 1, current_step=None)
-    memory = _counts(memory, result)
-    ok = job.phase is JobPhase.SUCCEEDED and result.get("ok", True) is not False
+    memory = _counts(memory, summary)
+    ok = job.phase is JobPhase.SUCCEEDED and summary is not None and summary.ok
+    if read is None and job.phase is JobPhase.SUCCEEDED:
+        ok = True  # a Job that succeeded without a message: the next plan tells the rest
     if not ok:
-        failure = _failure(obs, job, generation, digest)
+        failure = _failure(obs, job, read, generation, digest)
         attempts = memory.attempts + 1 if failure.retryable else memory.attempts
         if failure.retryable:  # a deadline resumes while steps progress; OOM resumes once
             before = memory.failure
@@ -46,7 +66,7 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
             plan=None,
         )
     if job.action is Action.PLAN:
-        plan = _plan_from_result(result, generation, digest)
+        plan = _plan_from_result(summary, generation, digest)
         plan = cut_to_target(plan, obs.spec.target if obs.spec else "")
         events.append(
             Event(
@@ -59,22 +79,22 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         return memory.with_(plan=plan)
     memory = memory.with_(attempts=0, not_before="", failure=None)
     if job.action is Action.BACKUP:
-        result = {**result, **(result.get("backup") or {})}
-        backup: dict[str, Any] = {
-            "path": result.get("file") or result.get("path") or job.notes.get("path", ""),
+        taken = summary.backup if summary else None
+        backup = {
+            "path": (taken.file if taken else "") or job.notes.get("path", ""),
             "claimName": job.notes.get("claim", ""),
-            "size": int(result.get("size") or 0),
-            "sha256": str(result.get("sha256") or ""),
-            "time": str(result.get("time") or result.get("finishedAt") or iso(obs.now)),
+            "size": taken.size if taken else 0,
+            "sha256": taken.sha256 if taken else "",
+            "time": (taken.time if taken else "") or iso(obs.now),
             "scope": job.notes.get("scope", ""),
-            "tables": list(result.get("tables") or []) or None,
+            "tables": list(taken.tables) if taken and taken.tables else None,
         }
         tokens = tuple(t for t in job.notes.get("tokens", "").split(",") if t)
         events.append(
             Event(
                 "Normal",
                 "BackupTaken",
-                f"{backup['path']} ({backup['size']} bytes, sha256 {backup['sha256'][:12]})",
+                f"{backup['path']} ({backup['size']} bytes, sha256 {str(backup['sha256'])[:12]})",
             )
         )
         return memory.with_(
@@ -82,18 +102,19 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
             backups=(*memory.backups, *tokens),
         )
     if job.action is Action.APPLY:
-        applied = [a.get("migration") for a in result.get("applied") or [] if a.get("migration")]
-        stopped = result.get("stopped") or {}
+        applied = [a.migration for a in summary.applied if a.migration] if summary else []
+        stopped = summary.stopped if summary else None
         events.append(
             Event(
                 "Normal",
                 "Applied",
                 f"applied {len(applied)} migration(s)"
                 + (f" up to {applied[-1]}" if applied else "")
-                + (f"; stopped: {stopped.get('reason')}" if stopped.get("reason") else ""),
+                + (f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""),
             )
         )
-        if int(result.get("pendingCount", 1) or 0) == 0 and memory.plan is not None:
+        counts = summary.counts if summary else None
+        if counts is not None and counts.pending_count == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
             # The source's names stay known (names that name nothing are still told apart).
             return memory.with_(
@@ -101,7 +122,7 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
                     generation=generation,
                     digest=digest or memory.plan.digest,
                     names=memory.plan.names,
-                    last_applied=str(result.get("lastApplied") or memory.plan.last_applied),
+                    last_applied=counts.last_applied or memory.plan.last_applied,
                     truncated=memory.plan.truncated,
                 )
             )
@@ -110,38 +131,56 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
     return memory.with_(plan=None)
 
 
-def _counts(memory: Memory, result: Mapping[str, Any]) -> Memory:
-    if "appliedCount" not in result:
+def _counts(memory: Memory, summary: RunSummary | None) -> Memory:
+    counts = summary.counts if summary else None
+    if counts is None:  # the run never read the tracking table: keep what we know
         return memory
     return memory.with_(
-        applied_count=int(result.get("appliedCount") or 0),
-        pending_count=int(result.get("pendingCount") or 0),
-        pending=tuple(result.get("pending") or ()),
-        applied_version=str(result.get("lastApplied") or memory.applied_version),
+        applied_count=counts.applied_count,
+        pending_count=counts.pending_count,
+        pending=counts.pending,
+        applied_version=counts.last_applied or memory.applied_version,
     )
 
 
-def _plan_from_result(result: Mapping[str, Any], generation: int, digest: str) -> Plan:
+def _plan_from_result(summary: RunSummary | None, generation: int, digest: str) -> Plan:
+    part = (summary.plan if summary else None) or PlanResult()
+    counts = (summary.counts if summary else None) or Counts()
     return Plan(
         generation=generation,
         digest=digest,
-        steps=tuple(Step.from_result(s) for s in result.get("steps") or ()),
-        pending=tuple(result.get("pending") or ()),
-        pending_count=int(result.get("pendingCount") or 0),
-        applied_count=int(result.get("appliedCount") or 0),
-        last_applied=str(result.get("lastApplied") or ""),
-        affected_tables=tuple(result.get("affectedTables") or ()),
-        truncated=bool(result.get("truncated", False)),
-        names=tuple(
-            str(m.get("name")) for m in result.get("migrations") or () if isinstance(m, Mapping)
-        ),
+        steps=tuple(Step.from_plan_step(s) for s in part.steps),
+        pending=counts.pending,
+        pending_count=counts.pending_count,
+        applied_count=counts.applied_count,
+        last_applied=counts.last_applied or "",
+        affected_tables=part.affected_tables,
+        truncated=bool(summary and summary.truncated),
+        names=tuple(m.name for m in part.migrations),
     )
 
 
-def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Failure:
-    result = job.result or {}
-    f = result.get("failure") or {}
-    if not f and not result:
+def _failure(
+    obs: Observed,
+    job: JobState,
+    read: RunSummary | UnknownSummaryVersion | None,
+    generation: int,
+    digest: str,
+) -> Failure:
+    if isinstance(read, UnknownSummaryVersion):
+        # a runner image of another pgshift: nothing it says can be trusted, and another Job
+        # of the same image would say the same. A person chooses the image.
+        return Failure(
+            code=SUMMARY_VERSION_UNKNOWN,
+            message=str(read),
+            retryable=False,
+            hint="run a runner image of this operator's version (spec.image), then retry",
+            job=job.name,
+            time=iso(obs.now),
+            generation=generation,
+            digest=digest,
+        )
+    if read is None:
         # no summary: killed, deadline, or the Pod never ran. The database holds the truth,
         # so another Job resumes where this one stopped (DESIGN.md: a deadline means resume).
         code = "DeadlineExceeded" if job.reason == "DeadlineExceeded" else "JobLost"
@@ -160,29 +199,24 @@ def _failure(obs: Observed, job: JobState, generation: int, digest: str) -> Fail
             generation=generation,
             digest=digest,
         )
-    findings = result.get("findings") or {}
-    if not f and int(findings.get("error") or 0):
-        f = {"code": "Lint", "message": f"{findings['error']} lint error(s): run `pgshift lint`"}
-    code = str(f.get("code") or result.get("code") or "MigrationFailed")
-    sqlstate = str(f.get("sqlstate") or "")
-    # a SQLSTATE decides by the runner's own table (a wrong password is never retried, whatever
-    # its code); without one, the runner's flag or the code.
-    retryable = (
-        is_retryable(sqlstate, cancelled_by_us=code == "Interrupted")
-        if sqlstate
-        else bool(f.get("retryable")) or code in RETRYABLE_CODES
-    )
+    f = read.failure
+    findings = read.findings
+    if f is None and findings is not None and findings.error:
+        f = RunFailure(code="Lint", message=f"{findings.error} lint error(s): run `pgshift lint`")
+    if f is None:
+        f = RunFailure(code="MigrationFailed", message="the run failed")
+    sqlstate = f.sqlstate or ""
     return Failure(
-        code=code,
-        message=str(f.get("message") or result.get("message") or "the run failed")[:500],
-        retryable=retryable,
-        migration=str(f.get("migration") or ""),
-        step=str(f.get("step") or ""),
-        statement=str(f.get("statement") or "")[:200],
-        line=int(f.get("line") or 0),
+        code=f.code,
+        message=(f.message or "the run failed")[:500],
+        retryable=failure_retryable(f.code, sqlstate, f.retryable),
+        migration=f.migration or "",
+        step=f.step or "",
+        statement=(f.statement or "")[:200],
+        line=f.line or 0,
         sqlstate=sqlstate,
-        detail=str(f.get("detail") or "")[:300],
-        hint=str(f.get("hint") or "")[:300],
+        detail=(f.detail or "")[:300],
+        hint=(f.hint or "")[:300],
         job=job.name,
         time=iso(obs.now),
         generation=generation,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from pgshift.contract.reasons import Reason
 from pgshift.controller.api import ContractAfter, Destructive, MigrationSpec
 from pgshift.controller.intent import Decision, Event
 from pgshift.controller.memory import Memory, Plan, Step
 from pgshift.controller.observe import Observed
 from pgshift.controller.rollout import Verdict, record, replace_missing
 from pgshift.controller.rollout import gate as rollout_gate
-from pgshift.controller.status import Reason
 
 
 class Gate(enum.StrEnum):

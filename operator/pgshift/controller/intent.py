@@ -11,9 +11,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pgshift.contract.reasons import Reason
 from pgshift.controller.api import BackupScope, Destructive
 from pgshift.controller.memory import Memory
-from pgshift.controller.status import Reason
 
 #: where the backup claim is mounted in the runner's Pod; backup paths start here.
 BACKUP_ROOT = "/backups"

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pgshift.contract.coerce import flag, integer, mappings, strings, text
+from pgshift.contract.reasons import failure_retryable
+from pgshift.contract.summary import PlanStep, RunFailure
 from pgshift.controller.rollout import RolloutRecord, record_from_status, record_to_status
 
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
@@ -28,15 +31,24 @@ class Step:
     summary: str = ""
 
     @classmethod
-    def from_result(cls, d: Mapping[str, Any]) -> Step:
+    def from_plan_step(cls, step: PlanStep) -> Step:
+        """A pending step of the runner's plan (the contract's `PlanStep`), as status keeps it."""
         return cls(
-            key=str(d.get("key", "")),
-            migration=str(d.get("migration", "")),
-            phase=str(d.get("phase", "expand")),
-            destructive=bool(d.get("destructive", False)),
-            tables=tuple(str(t) for t in d.get("tables") or ()),
-            summary=str(d.get("summary") or "")[:200],
+            key=step.key,
+            migration=step.migration,
+            phase=step.phase,
+            destructive=step.destructive,
+            tables=step.tables,
+            summary=step.summary[:200],
         )
+
+    def for_storage(self) -> dict[str, Any]:
+        return _drop_empty(asdict(self))
+
+    @classmethod
+    def from_storage(cls, d: Mapping[str, Any]) -> Step:
+        """A step as `status.progress.plan.steps` stores it (the same keys as the runner's)."""
+        return cls.from_plan_step(PlanStep.from_dict(d))
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,30 @@ class Plan:
     #: every migration of the source, in order (the plan's `migrations` table; may be cut).
     names: tuple[str, ...] = ()
 
+    def for_storage(self) -> dict[str, Any]:
+        """`status.progress.plan`: at most MAX_STEPS steps (then `truncated`), no empty values."""
+        d = asdict(self)
+        d["steps"] = [s.for_storage() for s in self.steps[:MAX_STEPS]]
+        d["truncated"] = self.truncated or len(self.steps) > MAX_STEPS
+        return _drop_empty(d) | {"generation": self.generation}
+
+    @classmethod
+    def from_storage(cls, d: Mapping[str, Any] | None) -> Plan | None:
+        if not d:
+            return None
+        return cls(
+            generation=integer(d.get("generation")),
+            digest=text(d.get("digest")),
+            steps=tuple(Step.from_storage(s) for s in mappings(d.get("steps"))),
+            pending=strings(d.get("pending")),
+            pending_count=integer(d.get("pending_count")),
+            applied_count=integer(d.get("applied_count")),
+            last_applied=text(d.get("last_applied")),
+            affected_tables=strings(d.get("affected_tables")),
+            truncated=flag(d.get("truncated")),
+            names=strings(d.get("names")),
+        )
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -74,6 +110,63 @@ class Failure:
     #: what it failed for: fixing forward (a new generation or source) clears it.
     generation: int = 0
     digest: str = ""
+
+    @classmethod
+    def from_run(
+        cls, f: RunFailure, *, job: str, time: str, generation: int, digest: str
+    ) -> Failure:
+        """The runner's failure as status keeps it (texts cut to what status shows), with the
+        retry decision taken again from the contract's one table."""
+        sqlstate = f.sqlstate or ""
+        return cls(
+            code=f.code,
+            message=(f.message or "the run failed")[:500],
+            retryable=failure_retryable(f.code, sqlstate, f.retryable),
+            migration=f.migration or "",
+            step=f.step or "",
+            statement=(f.statement or "")[:200],
+            line=f.line or 0,
+            sqlstate=sqlstate,
+            detail=(f.detail or "")[:300],
+            hint=(f.hint or "")[:300],
+            job=job,
+            time=time,
+            generation=generation,
+            digest=digest,
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        """`status.failure` (what it failed for goes to `status.progress.failure`)."""
+        d = asdict(self)
+        d.pop("generation")
+        d.pop("digest")
+        d = _drop_empty(d)
+        d["retryable"] = self.retryable
+        return d
+
+    @classmethod
+    def from_storage(
+        cls, d: Mapping[str, Any] | None, progress: Mapping[str, Any] | None
+    ) -> Failure | None:
+        if not d:
+            return None
+        pf = progress or {}
+        return cls(
+            code=text(d.get("code")),
+            message=text(d.get("message")),
+            retryable=flag(d.get("retryable")),
+            migration=text(d.get("migration")),
+            step=text(d.get("step")),
+            statement=text(d.get("statement")),
+            line=integer(d.get("line")),
+            sqlstate=text(d.get("sqlstate")),
+            detail=text(d.get("detail")),
+            hint=text(d.get("hint")),
+            job=text(d.get("job")),
+            time=text(d.get("time")),
+            generation=integer(pf.get("generation")),
+            digest=text(pf.get("digest")),
+        )
 
 
 @dataclass(frozen=True)
@@ -125,44 +218,11 @@ def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, "", (), [], {})}
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    d = asdict(plan)
-    d["steps"] = [_drop_empty(s) for s in d["steps"][:MAX_STEPS]]
-    d["truncated"] = plan.truncated or len(plan.steps) > MAX_STEPS
-    return _drop_empty(d) | {"generation": plan.generation}
-
-
-def plan_from_dict(d: Mapping[str, Any] | None) -> Plan | None:
-    if not d:
-        return None
-    return Plan(
-        generation=int(d.get("generation", 0)),
-        digest=str(d.get("digest", "")),
-        steps=tuple(Step.from_result(s) for s in d.get("steps") or ()),
-        pending=tuple(d.get("pending") or ()),
-        pending_count=int(d.get("pending_count", 0)),
-        applied_count=int(d.get("applied_count", 0)),
-        last_applied=str(d.get("last_applied", "")),
-        affected_tables=tuple(d.get("affected_tables") or ()),
-        truncated=bool(d.get("truncated", False)),
-        names=tuple(str(n) for n in d.get("names") or ()),
-    )
-
-
-def failure_to_status(f: Failure) -> dict[str, Any]:
-    d = asdict(f)
-    d.pop("generation")
-    d.pop("digest")
-    d = _drop_empty(d)
-    d["retryable"] = f.retryable
-    return d
-
-
 def to_progress(m: Memory) -> dict[str, Any]:
     """`status.progress`: the bookkeeping users need not read."""
     return {
         "seq": m.seq,
-        "plan": plan_to_dict(m.plan) if m.plan else None,
+        "plan": m.plan.for_storage() if m.plan else None,
         "backups": list(m.backups[-10:]),
         "attempts": m.attempts,
         "notBefore": m.not_before or None,
@@ -177,34 +237,14 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
     status = status or {}
     progress = status.get("progress") or {}
     actions = status.get("actions") or {}
-    failure = None
-    if status.get("failure"):
-        f = dict(status["failure"])
-        pf = progress.get("failure") or {}
-        failure = Failure(
-            code=str(f.get("code", "")),
-            message=str(f.get("message", "")),
-            retryable=bool(f.get("retryable", False)),
-            migration=str(f.get("migration", "")),
-            step=str(f.get("step", "")),
-            statement=str(f.get("statement", "")),
-            line=int(f.get("line", 0) or 0),
-            sqlstate=str(f.get("sqlstate", "")),
-            detail=str(f.get("detail", "")),
-            hint=str(f.get("hint", "")),
-            job=str(f.get("job", "")),
-            time=str(f.get("time", "")),
-            generation=int(pf.get("generation", 0)),
-            digest=str(pf.get("digest", "")),
-        )
     job = status.get("job") or {}
     return Memory(
         seq=int(progress.get("seq", 0)),
-        plan=plan_from_dict(progress.get("plan")),
+        plan=Plan.from_storage(progress.get("plan")),
         backups=tuple(progress.get("backups") or ()),
         attempts=int(progress.get("attempts", 0)),
         not_before=str(progress.get("notBefore") or ""),
-        failure=failure,
+        failure=Failure.from_storage(status.get("failure"), progress.get("failure")),
         rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
         resume_edited=str(actions.get("resumeEdited") or ""),
@@ -237,7 +277,7 @@ def user_status(m: Memory) -> dict[str, Any]:
         "currentStep": dict(m.current_step) if m.current_step else None,
         "gate": dict(m.gate) if m.gate else None,
         "lastBackup": dict(m.last_backup) if m.last_backup else None,
-        "failure": failure_to_status(m.failure) if m.failure else None,
+        "failure": m.failure.for_storage() if m.failure else None,
         "actions": _drop_empty(
             {
                 "retry": m.retry_seen,

@@ -6,60 +6,38 @@ never disagree with each other, and kstatus, Argo CD and Flux read the usual con
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# the reasons and the mapping from the runner's error classes to them are the contract's.
+from pgshift.contract.reasons import (
+    FAILURE_REASONS,
+    RETRY_REASONS,
+    RETRYABLE_CODES,
+    Reason,
+    failure_reason,
+)
 from pgshift.controller.memory import Memory, user_status
+
+__all__ = [
+    "FAILURE_REASONS",
+    "RETRYABLE_CODES",
+    "RETRY_REASONS",
+    "Reason",
+    "conditions",
+    "failure_reason",
+    "patch_for",
+    "recovery",
+    "render",
+]
 
 READY = "Ready"
 COMPLETE = "Complete"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 CONDITION_TYPES = (READY, COMPLETE, RECONCILING, STALLED)
-
-
-class Reason(enum.StrEnum):
-    # work in progress: a Job runs or is about to.
-    PENDING = "Pending"
-    PLANNING = "Planning"
-    BACKING_UP = "BackingUp"
-    APPLYING = "Applying"
-    BASELINING = "Baselining"
-    MARKING_APPLIED = "MarkingApplied"
-    # waiting for something outside pgshift that comes by itself (retried with backoff).
-    SECRET_NOT_FOUND = "SecretNotFound"
-    SOURCE_NOT_FOUND = "SourceNotFound"
-    DATABASE_UNREACHABLE = "DatabaseUnreachable"
-    LOCK_BUSY = "LockBusy"
-    RETRYING = "Retrying"
-    # gates: expected waits for a person or a rollout.
-    AWAITING_APPROVAL = "AwaitingApproval"
-    AWAITING_ROLLOUT = "AwaitingRollout"
-    BLOCKED_BY_GATE = "BlockedByGate"
-    SUSPENDED = "Suspended"
-    # done.
-    COMPLETE = "Complete"
-    # a human is needed.
-    MIGRATION_FAILED = "MigrationFailed"
-    LINT_FAILED = "LintFailed"
-    INVALID_SOURCE = "InvalidSource"
-    SOURCE_TOO_LARGE = "SourceTooLarge"
-    SOURCE_DRIFT = "SourceDrift"
-    INVALID_SPEC = "InvalidSpec"
-    TRACKING_CONFLICT = "TrackingConflict"
-    DESTRUCTIVE_DENIED = "DestructiveDenied"
-    BACKUP_FAILED = "BackupFailed"
-    JOB_FAILED = "JobFailed"
-    RETRIES_EXHAUSTED = "RetriesExhausted"
-    # what the kubelet reported about the Job's Pod (controller/pod_failures.py).
-    IMAGE_UNAVAILABLE = "ImageUnavailable"
-    SOURCE_UNREADABLE = "SourceUnreadable"
-    OUT_OF_MEMORY = "OutOfMemory"
-    CONTAINER_CONFIG_ERROR = "ContainerConfigError"
-    DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -106,67 +84,13 @@ REASONS: dict[Reason, Meaning] = {
     Reason.BACKUP_FAILED: _HUMAN,
     Reason.JOB_FAILED: _HUMAN,
     Reason.RETRIES_EXHAUSTED: _HUMAN,
+    Reason.SUMMARY_VERSION_UNKNOWN: _HUMAN,
     Reason.IMAGE_UNAVAILABLE: _HUMAN,
     Reason.SOURCE_UNREADABLE: _HUMAN,
     Reason.OUT_OF_MEMORY: _HUMAN,
     Reason.CONTAINER_CONFIG_ERROR: _HUMAN,
     Reason.DEADLINE_EXCEEDED: _HUMAN,
 }
-
-#: runner error codes that are worth another Job by themselves, when the failure carries no
-#: SQLSTATE (with one, `pgshift.contract.sqlstates` decides).
-RETRYABLE_CODES = frozenset(
-    {"Connection", "LockNotAcquired", "DigestMismatch", "DeadlineExceeded", "JobLost"}
-)
-
-#: runner error codes -> the reason a failure of that kind stalls with.
-FAILURE_REASONS: dict[str, Reason] = {
-    "MigrationFailed": Reason.MIGRATION_FAILED,
-    "Lint": Reason.LINT_FAILED,
-    "Source": Reason.INVALID_SOURCE,
-    "Parse": Reason.INVALID_SOURCE,
-    "Directive": Reason.INVALID_SOURCE,
-    "Overrides": Reason.INVALID_SOURCE,
-    "Usage": Reason.INVALID_SOURCE,
-    "SourceTooLarge": Reason.SOURCE_TOO_LARGE,
-    "Drift": Reason.SOURCE_DRIFT,
-    "OutOfOrder": Reason.SOURCE_DRIFT,
-    "UnknownApplied": Reason.SOURCE_DRIFT,
-    "UnknownMigration": Reason.SOURCE_DRIFT,
-    "Backup": Reason.BACKUP_FAILED,
-    "PgDumpTooOld": Reason.BACKUP_FAILED,
-    "DatabaseUrl": Reason.INVALID_SPEC,
-    "PooledConnection": Reason.INVALID_SPEC,
-    # a connection refused for good (wrong password 28P01, no such database 3D000): the Secret
-    # or the server must change; retryable connection failures wait as DatabaseUnreachable.
-    "Connection": Reason.INVALID_SPEC,
-    "TransactionControl": Reason.INVALID_SOURCE,
-    "ReleasesLock": Reason.INVALID_SOURCE,
-    "BackfillKey": Reason.INVALID_SOURCE,
-    "UnknownStep": Reason.INVALID_SPEC,
-    "EditedAppliedStep": Reason.SOURCE_DRIFT,
-    "TrackingTable": Reason.TRACKING_CONFLICT,
-    "LockLost": Reason.MIGRATION_FAILED,
-    "LockTimeout": Reason.MIGRATION_FAILED,
-    "Database": Reason.MIGRATION_FAILED,
-    "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
-    "SyntaxTooNew": Reason.INVALID_SOURCE,
-    "ImageUnavailable": Reason.IMAGE_UNAVAILABLE,
-    "SourceUnreadable": Reason.SOURCE_UNREADABLE,
-    "OutOfMemory": Reason.OUT_OF_MEMORY,
-    "ContainerConfigError": Reason.CONTAINER_CONFIG_ERROR,
-    "DeadlineExceeded": Reason.DEADLINE_EXCEEDED,
-}
-
-#: retryable runner codes -> the reason shown while waiting to retry.
-RETRY_REASONS: dict[str, Reason] = {
-    "Connection": Reason.DATABASE_UNREACHABLE,
-    "LockNotAcquired": Reason.LOCK_BUSY,
-}
-
-
-def failure_reason(code: str) -> Reason:
-    return FAILURE_REASONS.get(code, Reason.JOB_FAILED)
 
 
 def conditions(

@@ -1,5 +1,7 @@
-"""The run summary of docs/runner.md: one JSON object, at most 4 KiB (a Job's termination
-message), and failures with their retry decision (the table is `pgshift.contract.sqlstates`).
+"""The engine's side of the run summary (docs/runner.md): a `Summary` built up while a command
+runs, turned into the typed `pgshift.contract.RunSummary` and written through the contract's
+bounded writer (at most 4 KiB: a Job's termination message); failures from driver errors with
+their retry decision (the table is `pgshift.contract.sqlstates`).
 
 Imports no psycopg at load time: the CLI writes an `Interrupted` summary even when a SIGTERM
 comes while the driver is still being imported.
@@ -7,19 +9,31 @@ comes while the driver is still being imported.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgshift.contract.sqlstates import is_retryable
+from pgshift.contract.summary import (
+    MAX_SUMMARY_BYTES,
+    AppliedMigration,
+    AppliedStep,
+    BackupResult,
+    Counts,
+    LintResult,
+    PlanResult,
+    RestoreResult,
+    RunFailure,
+    RunSummary,
+    StatusResult,
+    Stopped,
+    write_summary,
+)
 from pgshift.engine import signals
 from pgshift.logs import redact, redact_values
 
 if TYPE_CHECKING:
     import psycopg
-
-#: Kubernetes keeps at most 4096 bytes of a termination message.
-MAX_SUMMARY_BYTES = 4096
 
 
 def db_error_retryable(exc: psycopg.Error, *, cancelled_by_us: bool = False) -> bool:
@@ -50,19 +64,22 @@ class Failure:
     retryable: bool = False
     code: str = "MigrationFailed"
 
+    def contract(self) -> RunFailure:
+        return RunFailure(
+            code=self.code,
+            message=self.message,
+            migration=self.migration,
+            step=self.step,
+            statement=self.statement,
+            line=self.line,
+            sqlstate=self.sqlstate,
+            detail=self.detail,
+            hint=self.hint,
+            retryable=self.retryable,
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "migration": self.migration,
-            "step": self.step,
-            "statement": (self.statement or "")[:200] or None,
-            "line": self.line,
-            "sqlstate": self.sqlstate,
-            "message": self.message,
-            "detail": self.detail,
-            "hint": self.hint,
-            "retryable": self.retryable,
-            "code": self.code,
-        }
+        return self.contract().as_dict()
 
     def one_line(self) -> str:
         where = " ".join(
@@ -118,98 +135,59 @@ class StepDone:
 
 @dataclass
 class Summary:
-    """What a command reports; `as_dict` is the contract, `bounded_json` the termination message."""
+    """What a command reports, built up while it runs; `contract()` is the typed summary
+    (pgshift.contract, docs/runner.md), `bounded_json` the termination message."""
 
     command: str
     ok: bool = True
     source_digest: str | None = None
-    stopped: dict[str, Any] | None = None
+    stopped: Stopped | None = None
     applied: list[StepDone] = field(default_factory=list)
     applied_count: int = 0
     pending_count: int = 0
     pending: list[str] = field(default_factory=list)
     last_applied: str | None = None
     failure: Failure | None = None
-    #: command-specific fields (plan: steps, affectedTables, findings; backup: file, sha256...).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: command-specific parts (pgshift.contract): plan, lint, status, backup, restore...
+    applied_now: list[str] | None = None
+    marked: list[str] | None = None
+    plan: PlanResult | None = None
+    lint: LintResult | None = None
+    status: StatusResult | None = None
+    backup: BackupResult | None = None
+    restore: RestoreResult | None = None
     exit_code: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        grouped: dict[str, list[list[Any]]] = {}
+    def contract(self) -> RunSummary:
+        grouped: dict[str, list[AppliedStep]] = {}
         for s in self.applied:
-            grouped.setdefault(s.migration, []).append([s.key, s.phase, s.duration_ms])
-        out: dict[str, Any] = {
-            "command": self.command,
-            "ok": self.ok,
-            "sourceDigest": self.source_digest,
-            "stopped": self.stopped,
-            "applied": [{"migration": m, "steps": steps} for m, steps in grouped.items()],
-            "appliedCount": self.applied_count,
-            "pendingCount": self.pending_count,
-            "pending": list(self.pending),
-            "lastApplied": self.last_applied,
-            "failure": self.failure.as_dict() if self.failure else None,
-        }
-        out.update(self.extra)
-        return out
+            grouped.setdefault(s.migration, []).append(AppliedStep(s.key, s.phase, s.duration_ms))
+        return RunSummary(
+            command=self.command,
+            ok=self.ok,
+            source_digest=self.source_digest,
+            stopped=self.stopped,
+            applied=tuple(AppliedMigration(m, tuple(st)) for m, st in grouped.items()),
+            counts=Counts(
+                self.applied_count, self.pending_count, tuple(self.pending), self.last_applied
+            ),
+            failure=self.failure.contract() if self.failure else None,
+            applied_now=None if self.applied_now is None else tuple(self.applied_now),
+            marked=None if self.marked is None else tuple(self.marked),
+            plan=self.plan,
+            lint=self.lint,
+            status=self.status,
+            backup=self.backup,
+            restore=self.restore,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.contract().as_dict()
 
     def bounded_json(self, limit: int = MAX_SUMMARY_BYTES) -> str:
         return bounded_json(self.as_dict(), limit)
 
 
-def _dump(data: dict[str, Any]) -> str:
-    # values are redacted, never the serialised text: the output stays valid JSON.
-    return json.dumps(redact_values(data), separators=(",", ":"), default=str)
-
-
-def bounded_json(data: dict[str, Any], limit: int = MAX_SUMMARY_BYTES) -> str:
-    """Serialise within `limit` bytes: trim the longest lists from their end (marking
-    `truncated`), then shorten long strings; the scalars a controller needs stay whole."""
-    text = _dump(data)
-    if len(text.encode()) <= limit:
-        return text
-    data = json.loads(json.dumps(data, default=str))
-    data["truncated"] = True
-    list_keys = [k for k, v in data.items() if isinstance(v, list)]
-    while len(_dump(data).encode()) > limit:
-        longest = max(list_keys, key=lambda k: len(json.dumps(data[k])), default=None)
-        if longest is None or not data[longest]:
-            break
-        data[longest] = data[longest][
-            : max(0, len(data[longest]) // 2 if len(data[longest]) > 1 else 0)
-        ]
-    for budget in (400, 200, 80):
-        if len(_dump(data).encode()) <= limit:
-            break
-        data = _shorten(data, budget)
-    text = _dump(data)
-    if len(text.encode()) > limit:  # last resort: only what a controller cannot do without
-        keep = {
-            k: data.get(k)
-            for k in (
-                "command",
-                "ok",
-                "stopped",
-                "appliedCount",
-                "pendingCount",
-                "lastApplied",
-                "truncated",
-            )
-        }
-        if data.get("failure"):
-            keep["failure"] = {
-                k: data["failure"].get(k)
-                for k in ("migration", "step", "sqlstate", "code", "retryable")
-            }
-        text = _dump(keep)
-    return text
-
-
-def _shorten(value: Any, budget: int) -> Any:
-    if isinstance(value, str) and len(value) > budget:
-        return value[: budget - 1] + "…"
-    if isinstance(value, dict):
-        return {k: _shorten(v, budget) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shorten(v, budget) for v in value]
-    return value
+def bounded_json(data: Mapping[str, Any], limit: int = MAX_SUMMARY_BYTES) -> str:
+    """The contract's bounded writer, with every value redacted before it is serialised."""
+    return write_summary(data, limit, clean=redact_values)
