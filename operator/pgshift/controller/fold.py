@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from pgshift.contract.reasons import SUMMARY_VERSION_UNKNOWN, failure_retryable
+from pgshift.contract.reasons import SUMMARY_VERSION_UNKNOWN
 from pgshift.contract.summary import (
     Counts,
     PlanResult,
@@ -205,22 +205,8 @@ def _failure(
         f = RunFailure(code="Lint", message=f"{findings.error} lint error(s): run `pgshift lint`")
     if f is None:
         f = RunFailure(code="MigrationFailed", message="the run failed")
-    sqlstate = f.sqlstate or ""
-    return Failure(
-        code=f.code,
-        message=(f.message or "the run failed")[:500],
-        retryable=failure_retryable(f.code, sqlstate, f.retryable),
-        migration=f.migration or "",
-        step=f.step or "",
-        statement=(f.statement or "")[:200],
-        line=f.line or 0,
-        sqlstate=sqlstate,
-        detail=(f.detail or "")[:300],
-        hint=(f.hint or "")[:300],
-        job=job.name,
-        time=iso(obs.now),
-        generation=generation,
-        digest=digest,
+    return Failure.from_run(
+        f, job=job.name, time=iso(obs.now), generation=generation, digest=digest
     )
 
 
