@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pgshift.contract.summary import Stopped
+from pgshift.contract.summary import RunFailure, RunSummary, Stopped
 from pgshift.engine import signals
 from pgshift.engine.result import Failure, Summary, bounded_json
 from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
@@ -460,14 +460,6 @@ def _print_result(data: dict[str, Any], output: str) -> None:
         print(json.dumps({"event": "result", **redact_values(data)}, default=str), flush=True)
 
 
-def _without_counts(data: dict[str, Any]) -> dict[str, Any]:
-    """A summary of a run that never read the tracking table: its counts are unknown, not 0
-    (the controller keeps the ones it has when they are absent)."""
-    for key in ("appliedCount", "pendingCount", "pending", "lastApplied", "sourceDigest"):
-        data.pop(key, None)
-    return data
-
-
 def _interrupted(message: str) -> Failure:
     return Failure(
         migration=None,
@@ -543,9 +535,14 @@ def _main(argv: list[str]) -> int:
     except PgshiftError as exc:
         signals.hold()
         assert args is not None  # parse_args raises SystemExit, not PgshiftError
-        data = _without_counts(Summary(command=args.command, ok=False).as_dict())
-        data["failure"] = exc.as_dict()
-        data["stopped"] = {"reason": "Failed"}
+        # the tracking table was not read: counts unknown (absent), not 0
+        data = RunSummary(
+            command=args.command,
+            ok=False,
+            stopped=Stopped("Failed"),
+            counts=None,
+            failure=RunFailure.from_dict(exc.as_dict()),
+        ).as_dict()
         if writable:
             _write_result(getattr(args, "result_file", None), data)
         _print_result(data, getattr(args, "output", "text"))
@@ -557,7 +554,7 @@ def _main(argv: list[str]) -> int:
     ran = summary is not None
     if signals.requested() or summary is None:
         summary = _interrupted_summary(args.command, summary)
-    data = summary.as_dict() if ran else _without_counts(summary.as_dict())
+    data = summary.as_dict() if ran else replace(summary.contract(), counts=None).as_dict()
     _write_result(getattr(args, "result_file", None), data)
     output = getattr(args, "output", "text")
     if output == "json":
