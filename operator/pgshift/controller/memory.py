@@ -151,22 +151,15 @@ class Failure:
         if not d:
             return None
         pf = progress or {}
-        return cls(
-            code=text(d.get("code")),
-            message=text(d.get("message")),
-            retryable=flag(d.get("retryable")),
-            migration=text(d.get("migration")),
-            step=text(d.get("step")),
-            statement=text(d.get("statement")),
-            line=integer(d.get("line")),
-            sqlstate=text(d.get("sqlstate")),
-            detail=text(d.get("detail")),
-            hint=text(d.get("hint")),
+        stored = cls.from_run(
+            RunFailure.from_dict(d),
             job=text(d.get("job")),
             time=text(d.get("time")),
             generation=integer(pf.get("generation")),
             digest=text(pf.get("digest")),
         )
+        # the decision status holds was taken once (and escalated): it is not taken again.
+        return replace(stored, retryable=flag(d.get("retryable")))
 
 
 @dataclass(frozen=True)
