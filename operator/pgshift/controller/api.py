@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -215,10 +214,14 @@ def parse_spec(spec: Mapping[str, Any]) -> MigrationSpec:
     return parsed
 
 
-@functools.cache
+_FIELD_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
 def field_types(cls: type[Any]) -> dict[str, Any]:
-    """A spec type's field types, resolved (the module's annotations are strings)."""
-    return typing.get_type_hints(cls)
+    """A spec type's field types, resolved once (the module's annotations are strings)."""
+    if cls not in _FIELD_TYPES:
+        _FIELD_TYPES[cls] = typing.get_type_hints(cls)
+    return _FIELD_TYPES[cls]
 
 
 def _lookup(obj: Mapping[str, Any], path: str) -> Any:
@@ -243,9 +246,10 @@ def read_object(cls: type[T], obj: Mapping[str, Any], where: str) -> T:
         _lookup(obj, "image.reference")
     ):
         raise ValueError("exactly one of spec.source.configMap and spec.source.image is required")
-    hints = field_types(cls)
+    spec_type: type[Any] = cls  # a dataclass: every caller passes one of the spec types
+    hints = field_types(spec_type)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(spec_type):
         (path, *_) = field_paths(f)
         read = f.metadata.get(CRD_READ)
         raw = read(obj) if read else _lookup(obj, path)
