@@ -144,10 +144,10 @@ def test_a_drift_between_the_crd_and_the_spec_types_is_named(
     props = changed["properties"]
     props["safety"]["properties"]["lockWait"]["default"] = "6m"
     props["backup"]["properties"]["when"]["enum"].append("Weekly")
-    props["safety"]["properties"]["statementTimeout"] = {"type": "string", "default": "0s"}
+    props["safety"]["properties"]["notAField"] = {"type": "string", "default": "0s"}
     del props["suspend"]
     assert disagreements(changed) == [
-        "safety.statementTimeout: in the CRD, no spec field",
+        "safety.notAField: in the CRD, no spec field",
         "suspend: a spec field, not in the CRD",
         "backup.when: CRD enum ['Always', 'BeforeDestructive', 'Never', 'Weekly'], "
         "spec type <enum 'BackupWhen'>",
