@@ -101,9 +101,9 @@ def field_paths(f: dataclasses.Field[Any]) -> tuple[str, ...]:
     return tuple(f.metadata.get(CRD_PATHS) or (_camel(f.name),))
 
 
-def _deployments(rollout: Mapping[str, Any]) -> tuple[str, ...]:
+def _deployments(contract: Mapping[str, Any]) -> tuple[str, ...]:
     """`deployments` (a list) or the single `deployment` of older specs; the CRD allows one."""
-    rollout = rollout.get("rollout") or {}
+    rollout = contract.get("rollout") or {}
     names = [*(rollout.get("deployments") or ()), rollout.get("deployment") or ""]
     return tuple(dict.fromkeys(str(n) for n in names if n))
 
@@ -202,6 +202,12 @@ def parse_spec(spec: Mapping[str, Any]) -> MigrationSpec:
         parsed = read_object(MigrationSpec, spec, "spec")
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"spec is invalid: {exc}") from None
+    # the CRD's cross-field rules (CEL), for objects it did not validate.
+    if bool(parsed.source.config_map) == bool(parsed.source.image):
+        raise SpecError(
+            "spec is invalid: exactly one of spec.source.configMap and spec.source.image "
+            "is required"
+        )
     if parsed.contract.after is ContractAfter.ROLLOUT and not parsed.contract.rollout_deployments:
         raise SpecError(
             "spec is invalid: spec.contract.rollout.deployments is required when "
@@ -242,10 +248,6 @@ def read_object(cls: type[T], obj: Mapping[str, Any], where: str) -> T:
     its default when the value is missing, null or empty (the CRD's own defaulting)."""
     if not isinstance(obj, Mapping):
         raise TypeError(f"{where}: expected an object, got {type(obj).__name__}")
-    if cls is SourceSpec and bool(_lookup(obj, "configMap.name")) == bool(
-        _lookup(obj, "image.reference")
-    ):
-        raise ValueError("exactly one of spec.source.configMap and spec.source.image is required")
     spec_type: type[Any] = cls  # a dataclass: every caller passes one of the spec types
     hints = field_types(spec_type)
     values: dict[str, Any] = {}
@@ -253,7 +255,7 @@ def read_object(cls: type[T], obj: Mapping[str, Any], where: str) -> T:
         (path, *_) = field_paths(f)
         read = f.metadata.get(CRD_READ)
         raw = read(obj) if read else _lookup(obj, path)
-        if raw is None or raw == "" or raw == {} or raw == ():
+        if raw is None or raw == "" or raw == {} or raw == [] or raw == ():
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 if dataclasses.is_dataclass(hints[f.name]):
                     raw = {}  # a required object: its own required fields name what is missing

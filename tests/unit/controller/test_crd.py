@@ -155,6 +155,58 @@ def test_a_drift_between_the_crd_and_the_spec_types_is_named(
     ]
 
 
+def _attribute_paths(cls: type[Any], path: str = "", attrs: str = "") -> dict[str, str]:
+    """CRD path -> the attribute chain `parse_spec`'s value holds it at (`safety.lock_wait`)."""
+    out: dict[str, str] = {}
+    hints = api.field_types(cls)
+    for f in dataclasses.fields(cls):
+        for sub in api.field_paths(f):
+            here, at = f"{path}.{sub}" if path else sub, f"{attrs}.{f.name}" if attrs else f.name
+            if dataclasses.is_dataclass(hints[f.name]):
+                out |= _attribute_paths(hints[f.name], here, at)
+            else:
+                out[here] = at
+    return out
+
+
+@pytest.mark.parametrize("source", ["configMap", "image"])
+def test_parse_reads_every_property_of_the_crd(spec_schema: dict[str, Any], source: str) -> None:
+    """Each property set to a value other than its default arrives in its field."""
+    body: dict[str, Any] = {}
+    expected: dict[str, Any] = {}
+    other = {"configMap": "source.image.", "image": "source.configMap."}[source]
+    for path, node in crd_leaves(spec_schema).items():
+        if path == "contract.rollout.deployment" or path.startswith(other):
+            continue  # one of two the CRD allows only one of (an older spelling, a source)
+        if "enum" in node:
+            value: Any = next(v for v in reversed(node["enum"]) if v != node.get("default"))
+        elif node["type"] == "string":
+            value = f"v-{path.rsplit('.', 1)[-1]}"
+        elif node["type"] == "integer":
+            value = 4242
+        elif node["type"] == "boolean":
+            value = not node.get("default", False)
+        elif node["type"] == "array":
+            value = ["a", "b"]
+        else:
+            value = {"k": {"phase": "expand"}}
+        *parents, last = path.split(".")
+        here = body
+        for part in parents:
+            here = here.setdefault(part, {})
+        here[last] = value
+        expected[path] = tuple(value) if isinstance(value, list) else value
+    parsed = api.parse_spec(body)
+    for path, attrs in _attribute_paths(api.MigrationSpec).items():
+        if path not in expected:
+            continue
+        got: Any = parsed
+        for attr in attrs.split("."):
+            got = getattr(got, attr)
+        got = got.value if isinstance(got, enum.Enum) else got
+        assert got == expected[path], path
+
+
 def test_shared_defaults_come_from_the_run_settings() -> None:
     """One source: what the CLI and a Migration both default is read from pgshift.settings."""
     assert api.TrackingSpec() == api.TrackingSpec(**dataclasses.asdict(settings.Tracking()))
