@@ -75,9 +75,12 @@ deps: venv system-deps node-deps cluster-bin go-tools
 chart-check: go-tools
 	tools/chart-check.sh
 
+# ruff, the import contracts (layers and forbidden imports, pyproject.toml) and mypy --strict on
+# operator/pgshift ([tool.mypy]).
 lint: venv
 	$(VENV)/bin/ruff check operator tests localcluster bench examples tools
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 define run_pytest

@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 #: the default server's bin directory (Debian's 15); `running_server(major=N)` picks another.
 PG_BIN = Path(os.environ.get("PGSHIFT_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -120,6 +121,7 @@ def running_server(
         os.chown(pwfile, run_as["user"], run_as["group"])  # type: ignore[arg-type]
     port = free_port()
     proc: subprocess.Popen[bytes] | None = None
+    log: BinaryIO | None = None
     try:
         subprocess.run(
             [str(server_bin / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "--pwfile",
@@ -131,7 +133,7 @@ def running_server(
                 for network in allow:
                     hba.write(f"host all all {network} scram-sha-256\n")
         listen = ",".join(dict.fromkeys(["127.0.0.1", host]))
-        log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed after the process
         proc = subprocess.Popen(
             [str(server_bin / "postgres"), "-D", str(datadir), "-p", str(port),
              "-c", f"listen_addresses={listen}", "-c", f"unix_socket_directories={root}",
@@ -166,4 +168,6 @@ def running_server(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if log is not None:
+            log.close()  # the server has its own copy; ours leaked (a ResourceWarning)
         shutil.rmtree(root, ignore_errors=True)

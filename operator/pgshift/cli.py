@@ -25,18 +25,25 @@ from pgshift.engine import signals
 from pgshift.engine.result import Failure, Summary, bounded_json
 from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
 from pgshift.logs import configure, get_logger, redact, redact_values
+from pgshift.migrations.model import Layout
 from pgshift.settings import (
     Allow,
     BackfillSettings,
     DestructivePolicy,
+    DumpSettings,
     RunSettings,
     Selection,
     Timeouts,
     Tracking,
+    format_duration,
     parse_duration,
 )
 
-PHASES = ("expand", "backfill", "contract")
+#: the flags' defaults, read from the settings dataclasses (the one source; the Migration's
+#: spec types read the same ones, tests/unit/controller/test_crd.py).
+_TRACKING, _TIMEOUTS, _BACKFILL = Tracking(), Timeouts(), BackfillSettings()
+_SELECTION, _DUMP = Selection(), DumpSettings()
+_LOCK_WAIT = format_duration(_TIMEOUTS.lock_wait)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,12 +57,14 @@ class _Parser(argparse.ArgumentParser):
 def _common(p: argparse.ArgumentParser, *, database: bool = True, source: bool = True) -> None:
     if source:
         p.add_argument("--dir", default=".", help="migrations folder (default: .)")
-        p.add_argument("--layout", default="auto", help="auto|drizzle|drizzle-v1|plain")
+        p.add_argument(
+            "--layout", default=Layout.AUTO.value, help="|".join(v.value for v in Layout)
+        )
         p.add_argument("--overrides", help="YAML/JSON file: migration name -> directives")
     if database:
         p.add_argument("--database-url", help="postgresql:// URL (default: env DATABASE_URL)")
-        p.add_argument("--tracking-schema", default="drizzle")
-        p.add_argument("--tracking-table", default="__drizzle_migrations")
+        p.add_argument("--tracking-schema", default=_TRACKING.schema)
+        p.add_argument("--tracking-table", default=_TRACKING.table)
     p.add_argument("--output", default="text", help="text|json")
     p.add_argument("--result-file", help="write the bounded (<= 4 KiB) JSON summary here")
 
@@ -77,20 +86,46 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-unknown", action="store_true")
     p.add_argument("--no-rewrite", action="store_true", help="run statements exactly as written")
     _enable_rule_flag(p)
-    p.add_argument("--lock-wait", default="5m", help="wait for the migration lock (default 5m)")
     p.add_argument(
-        "--lock-timeout", default="2s", help="lock_timeout for strong locks (default 2s)"
+        "--lock-wait",
+        default=_LOCK_WAIT,
+        help=f"wait for the migration lock (default {_LOCK_WAIT})",
     )
-    p.add_argument("--lock-retries", default="5", help="retries after 55P03/40P01 (default 5)")
-    p.add_argument("--statement-timeout", default="0", help="statement_timeout (default 0: none)")
+    lock_timeout = format_duration(_TIMEOUTS.lock_timeout)
     p.add_argument(
-        "--target-batch-time", default="200ms", help="backfill batch time (default 200ms)"
+        "--lock-timeout",
+        default=lock_timeout,
+        help=f"lock_timeout for strong locks (default {lock_timeout})",
     )
-    p.add_argument("--batch-pause", default="0s", help="pause between backfill batches")
+    p.add_argument(
+        "--lock-retries",
+        default=str(_TIMEOUTS.lock_retries),
+        help=f"retries after 55P03/40P01 (default {_TIMEOUTS.lock_retries})",
+    )
+    p.add_argument(
+        "--statement-timeout",
+        default=format_duration(_TIMEOUTS.statement_timeout),
+        help=f"statement_timeout (default {format_duration(_TIMEOUTS.statement_timeout)}: none)",
+    )
+    batch_time = format_duration(_BACKFILL.target_batch_time)
+    p.add_argument(
+        "--target-batch-time",
+        default=batch_time,
+        help=f"backfill batch time (default {batch_time})",
+    )
+    p.add_argument(
+        "--batch-pause",
+        default=format_duration(_BACKFILL.batch_pause),
+        help="pause between backfill batches",
+    )
     p.add_argument(
         "--approve", action="append", default=[], help="step key or migration (repeatable)"
     )
-    p.add_argument("--destructive", default="Allow", help="Allow|RequireApproval|Deny")
+    p.add_argument(
+        "--destructive",
+        default=_SELECTION.destructive.value,
+        help="|".join(v.value for v in DestructivePolicy),
+    )
 
 
 def _enable_rule_flag(p: argparse.ArgumentParser) -> None:
@@ -141,19 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("baseline", help="mark every migration up to NAME applied, without running")
     _common(p)
     p.add_argument("--up-to", required=True, metavar="NAME")
-    p.add_argument("--lock-wait", default="5m")
+    p.add_argument("--lock-wait", default=_LOCK_WAIT)
     p.add_argument("--expect-digest")
     p = sub.add_parser("mark-applied", help="mark one migration applied, without running it")
     _common(p)
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--lock-wait", default="5m")
+    p.add_argument("--lock-wait", default=_LOCK_WAIT)
     p.add_argument("--expect-digest")
     p = sub.add_parser("backup", help="pg_dump (custom format), checksum, verify")
     _common(p, source=False)
     p.add_argument("--to", required=True, metavar="FILE")
     p.add_argument("--tables", nargs="+", default=[], metavar="TABLE")
     p.add_argument("--keep", metavar="N", help="keep the N newest *.dump files in the folder")
-    p.add_argument("--lock-wait", default="60s", help="pg_dump --lock-wait-timeout (default 60s)")
+    dump_wait = format_duration(_DUMP.lock_wait)
+    p.add_argument(
+        "--lock-wait", default=dump_wait, help=f"pg_dump --lock-wait-timeout (default {dump_wait})"
+    )
     p = sub.add_parser("restore", help="pg_restore into an empty database (or --clean)")
     _common(p, source=False)
     p.add_argument("--from", dest="from_", required=True, metavar="FILE")
@@ -194,13 +232,17 @@ def _one_name(values: list[str] | str | None, option: str) -> str | None:
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+
+    def get(name: str, default: Any = None) -> Any:
+        """A flag's value; a verb without that flag gets `default` (status has no --target)."""
+        return getattr(args, name, default)
+
     output = get("output")
     if output not in ("text", "json"):
         raise UsageError(f"--output: {output!r} is not one of text, json")
     tracking = Tracking(
-        schema=get("tracking_schema", "drizzle"),
-        table=get("tracking_table", "__drizzle_migrations"),
+        schema=get("tracking_schema", _TRACKING.schema),
+        table=get("tracking_table", _TRACKING.table),
     )
     for option, value in (
         ("--tracking-schema", tracking.schema),
@@ -208,22 +250,30 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     ):
         if not value or len(value.encode()) > 63:
             raise UsageError(f"{option}: {value!r} must be 1 to 63 bytes")
+    # a verb without a flag (status has no --lock-timeout) runs with the settings' default.
     timeouts = Timeouts(
-        lock_wait=parse_duration(get("lock_wait", "5m"), "--lock-wait"),
-        lock_timeout=parse_duration(get("lock_timeout", "2s"), "--lock-timeout"),
-        statement_timeout=parse_duration(get("statement_timeout", "0"), "--statement-timeout"),
-        lock_retries=_int(get("lock_retries", "5"), "--lock-retries"),
+        lock_wait=parse_duration(get("lock_wait", _TIMEOUTS.lock_wait), "--lock-wait"),
+        lock_timeout=parse_duration(get("lock_timeout", _TIMEOUTS.lock_timeout), "--lock-timeout"),
+        statement_timeout=parse_duration(
+            get("statement_timeout", _TIMEOUTS.statement_timeout), "--statement-timeout"
+        ),
+        lock_retries=_int(get("lock_retries", str(_TIMEOUTS.lock_retries)), "--lock-retries"),
     )
     backfill = BackfillSettings(
-        target_batch_time=parse_duration(get("target_batch_time", "200ms"), "--target-batch-time"),
-        batch_pause=parse_duration(get("batch_pause", "0s"), "--batch-pause"),
+        target_batch_time=parse_duration(
+            get("target_batch_time", _BACKFILL.target_batch_time), "--target-batch-time"
+        ),
+        batch_pause=parse_duration(get("batch_pause", _BACKFILL.batch_pause), "--batch-pause"),
     )
     if backfill.target_batch_time <= 0:
         raise UsageError("--target-batch-time: must be more than 0")
+    from pgshift.safety.model import Phase  # here: pglast loads after the signal handler
+
+    phases = [p.value for p in Phase]
     until = get("until_phase")
-    if until is not None and until not in PHASES:
-        raise UsageError(f"--until-phase: {until!r} is not one of {', '.join(PHASES)}")
-    policy_text = get("destructive", "Allow")
+    if until is not None and until not in phases:
+        raise UsageError(f"--until-phase: {until!r} is not one of {', '.join(phases)}")
+    policy_text = get("destructive", _SELECTION.destructive.value)
     try:
         policy = DestructivePolicy(policy_text)
     except ValueError:
@@ -268,7 +318,10 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 

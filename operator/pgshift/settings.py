@@ -33,8 +33,14 @@ def parse_duration(text: str | float | int, option: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
+    """Seconds -> the text `parse_duration` reads back, in the largest whole unit (300 -> `5m`,
+    0.2 -> `200ms`): how the CLI's help and the CRD write the defaults held here."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g}{unit}"
+    millis = round(seconds * 1000, 6)  # 0.3 * 1000 is 300.00000000000006
+    if seconds and seconds < 1 and millis.is_integer():
+        return f"{millis:g}ms"
     return f"{seconds:g}s"
 
 
@@ -91,6 +97,15 @@ class BackfillSettings:
     initial_batch_size: int = 1000
     min_batch_size: int = 10
     max_batch_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class DumpSettings:
+    """How `pgshift backup` runs pg_dump."""
+
+    #: pg_dump's `--lock-wait-timeout` (seconds): a dump waits this long for each table's
+    #: share lock, then fails instead of queueing behind (and blocking) a long ALTER.
+    lock_wait: float = 60.0
 
 
 @dataclass(frozen=True)

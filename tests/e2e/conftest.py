@@ -108,14 +108,16 @@ class Operator:
             # an image that cannot be pulled stalls the Migration soon (pod_failures).
             "PGSHIFT_IMAGE_PULL_GRACE": "20",
         }
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgshift.controller", "-n", f"{PREFIX}*"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-        )
+        # the child writes through its own copy of the descriptor: ours closes at once (left
+        # open, it leaked one file per start: a ResourceWarning).
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pgshift.controller", "-n", f"{PREFIX}*"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+            )
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as when a node dies."""

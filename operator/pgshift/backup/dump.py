@@ -103,7 +103,7 @@ def dump(
         os.replace(partial, to)
     finally:
         partial.unlink(missing_ok=True)
-    info = {
+    info: dict[str, Any] = {
         "file": str(to),
         "sha256": sha256_of(to),
         "size": to.stat().st_size,

@@ -1,16 +1,34 @@
 """The Migration resource as typed values. PURE: parses a resource body, touches nothing.
 
 The CRD (`manifests/crd/pgshift.dev_migrations.yaml`) is the user-facing truth: it defaults and
-validates. The defaults here only matter for objects the apiserver did not default (tests, old
-objects); `tests/unit/controller/test_crd.py` holds both equal.
+validates. The spec types below mirror its `spec` one field per CRD property: a field's CRD
+path is its name in camelCase unless `crd_path` says otherwise, and `parse_spec` reads every
+field through that path, so a new spec field is the CRD property, one field here and the code
+that uses it. Defaults a run shares with the CLI come from `pgshift.settings` (the one source);
+a default only the operator has is written on its field. They only matter for objects the
+apiserver did not default (tests, old objects); `tests/unit/controller/test_crd.py` walks the
+CRD schema and these types together and fails when a property, a default or an enum differs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pgshift.migrations import Layout as Layout
+from pgshift.settings import (
+    BackfillSettings,
+    DestructivePolicy,
+    Selection,
+    Timeouts,
+    Tracking,
+    format_duration,
+)
 
 GROUP = "pgshift.dev"
 VERSION = "v1alpha1"
@@ -34,11 +52,9 @@ LABEL_ACTION = "pgshift.dev/action"
 LABEL_SEQ = "pgshift.dev/seq"
 
 
-class Layout(enum.StrEnum):
-    AUTO = "auto"
-    DRIZZLE = "drizzle"
-    DRIZZLE_V1 = "drizzle-v1"
-    PLAIN = "plain"
+#: `Layout` (migrations) and `DestructivePolicy` (settings) are defined once, where the runner
+#: reads them; the spec uses the same values. `Destructive` is the controller's older name.
+Destructive = DestructivePolicy
 
 
 class BackupWhen(enum.StrEnum):
@@ -52,16 +68,44 @@ class BackupScope(enum.StrEnum):
     AFFECTED_TABLES = "AffectedTables"
 
 
-class Destructive(enum.StrEnum):
-    ALLOW = "Allow"
-    REQUIRE_APPROVAL = "RequireApproval"
-    DENY = "Deny"
-
-
 class ContractAfter(enum.StrEnum):
     IMMEDIATELY = "Immediately"
     APPROVAL = "Approval"
     ROLLOUT = "Rollout"
+
+
+#: a spec field's metadata: where it is under its parent object in the CRD (dotted, camelCase),
+#: and for the rare field that is not one plain value there, the function that reads it.
+CRD_PATHS = "pgshift.crd_paths"
+CRD_READ = "pgshift.crd_read"
+
+_RUN_TIMEOUTS = Timeouts()
+_RUN_BACKFILL = BackfillSettings()
+_RUN_SELECTION = Selection()
+_RUN_TRACKING = Tracking()
+
+
+def crd_path(*paths: str, read: Callable[[Mapping[str, Any]], Any] | None = None) -> dict[str, Any]:
+    """`field(metadata=crd_path("image.reference"))`: the field lives at that path under its
+    parent; several paths and `read` for a field read from more than one property."""
+    return {CRD_PATHS: paths, CRD_READ: read}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def field_paths(f: dataclasses.Field[Any]) -> tuple[str, ...]:
+    """The CRD paths of one spec field, relative to its parent object."""
+    return tuple(f.metadata.get(CRD_PATHS) or (_camel(f.name),))
+
+
+def _deployments(contract: Mapping[str, Any]) -> tuple[str, ...]:
+    """`deployments` (a list) or the single `deployment` of older specs; the CRD allows one."""
+    rollout = contract.get("rollout") or {}
+    names = [*(rollout.get("deployments") or ()), rollout.get("deployment") or ""]
+    return tuple(dict.fromkeys(str(n) for n in names if n))
 
 
 @dataclass(frozen=True)
@@ -73,32 +117,35 @@ class SecretKeyRef:
 @dataclass(frozen=True)
 class SourceSpec:
     #: exactly one of the two is set (the CRD's CEL rule says so).
-    config_map: str | None = None
-    image: str | None = None
-    image_path: str = "/migrations"
+    config_map: str | None = field(default=None, metadata=crd_path("configMap.name"))
+    image: str | None = field(default=None, metadata=crd_path("image.reference"))
+    image_path: str = field(default="/migrations", metadata=crd_path("image.path"))
+    #: auto-detect, as the CLI's `--layout` does.
     layout: Layout = Layout.AUTO
 
 
 @dataclass(frozen=True)
 class TrackingSpec:
-    schema: str = "drizzle"
-    table: str = "__drizzle_migrations"
+    schema: str = _RUN_TRACKING.schema
+    table: str = _RUN_TRACKING.table
 
 
 @dataclass(frozen=True)
 class BackupSpec:
     when: BackupWhen = BackupWhen.BEFORE_DESTRUCTIVE
     scope: BackupScope = BackupScope.AFFECTED_TABLES
-    claim_name: str | None = None
+    claim_name: str | None = field(default=None, metadata=crd_path("volume.claimName"))
     keep: int = 5
 
 
 @dataclass(frozen=True)
 class SafetySpec:
-    lock_timeout: str = "2s"
-    lock_wait: str = "5m"
-    destructive: Destructive = Destructive.REQUIRE_APPROVAL
-    rewrite: bool = True
+    lock_timeout: str = format_duration(_RUN_TIMEOUTS.lock_timeout)
+    lock_wait: str = format_duration(_RUN_TIMEOUTS.lock_wait)
+    #: stricter than the CLI's Allow: nobody watches an operator's run, so a destructive step
+    #: waits for a `pgshift.dev/approve` unless the spec says otherwise.
+    destructive: DestructivePolicy = DestructivePolicy.REQUIRE_APPROVAL
+    rewrite: bool = _RUN_SELECTION.rewrite
 
 
 @dataclass(frozen=True)
@@ -106,13 +153,16 @@ class ContractSpec:
     after: ContractAfter = ContractAfter.APPROVAL
     #: `spec.contract.rollout.deployments`, or the older single `deployment`: a Rollout gate
     #: waits for every one of them.
-    rollout_deployments: tuple[str, ...] = ()
+    rollout_deployments: tuple[str, ...] = field(
+        default=(),
+        metadata=crd_path("rollout.deployments", "rollout.deployment", read=_deployments),
+    )
 
 
 @dataclass(frozen=True)
 class BackfillSpec:
-    target_batch_time: str = "200ms"
-    pause: str = "0s"
+    target_batch_time: str = format_duration(_RUN_BACKFILL.target_batch_time)
+    pause: str = format_duration(_RUN_BACKFILL.batch_pause)
 
 
 @dataclass(frozen=True)
@@ -127,11 +177,11 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class MigrationSpec:
-    database: SecretKeyRef
+    database: SecretKeyRef = field(metadata=crd_path("database.urlSecretRef"))
     source: SourceSpec
     tracking: TrackingSpec = TrackingSpec()
     target: str = ""
-    baseline_up_to: str = ""
+    baseline_up_to: str = field(default="", metadata=crd_path("baseline.upTo"))
     #: migration name -> directives, passed to the runner as its `--overrides` file.
     overrides: Mapping[str, Any] = field(default_factory=dict)
     backup: BackupSpec = BackupSpec()
@@ -149,90 +199,96 @@ class SpecError(ValueError):
 def parse_spec(spec: Mapping[str, Any]) -> MigrationSpec:
     """Read `.spec` into typed values, applying the CRD's defaults where missing."""
     try:
-        return _parse(spec)
+        parsed = read_object(MigrationSpec, spec, "spec")
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"spec is invalid: {exc}") from None
-
-
-def _parse(spec: Mapping[str, Any]) -> MigrationSpec:
-    db = spec.get("database") or {}
-    ref = db.get("urlSecretRef") or {}
-    if not ref.get("name"):
-        raise ValueError("spec.database.urlSecretRef.name is required")
-    src = spec.get("source") or {}
-    cm = (src.get("configMap") or {}).get("name")
-    image = src.get("image") or {}
-    if bool(cm) == bool(image.get("reference")):
-        raise ValueError("exactly one of spec.source.configMap and spec.source.image is required")
-    tracking = spec.get("tracking") or {}
-    backup = spec.get("backup") or {}
-    safety = spec.get("safety") or {}
-    contract = spec.get("contract") or {}
-    backfill = spec.get("backfill") or {}
-    job = spec.get("job") or {}
-    d_src, d_tr, d_bk, d_sf = SourceSpec(), TrackingSpec(), BackupSpec(), SafetySpec()
-    d_bf, d_job = BackfillSpec(), JobSpec()
-    parsed = MigrationSpec(
-        database=SecretKeyRef(name=ref["name"], key=ref.get("key") or SecretKeyRef.key),
-        source=SourceSpec(
-            config_map=cm or None,
-            image=image.get("reference") or None,
-            image_path=image.get("path") or d_src.image_path,
-            layout=Layout(src.get("layout") or d_src.layout),
-        ),
-        tracking=TrackingSpec(
-            schema=tracking.get("schema") or d_tr.schema,
-            table=tracking.get("table") or d_tr.table,
-        ),
-        target=spec.get("target") or "",
-        baseline_up_to=(spec.get("baseline") or {}).get("upTo") or "",
-        overrides=dict(spec.get("overrides") or {}),
-        backup=BackupSpec(
-            when=BackupWhen(backup.get("when") or d_bk.when),
-            scope=BackupScope(backup.get("scope") or d_bk.scope),
-            claim_name=(backup.get("volume") or {}).get("claimName") or None,
-            keep=int(backup.get("keep", d_bk.keep)),
-        ),
-        safety=SafetySpec(
-            lock_timeout=str(safety.get("lockTimeout") or d_sf.lock_timeout),
-            lock_wait=str(safety.get("lockWait") or d_sf.lock_wait),
-            destructive=Destructive(safety.get("destructive") or d_sf.destructive),
-            rewrite=bool(safety.get("rewrite", d_sf.rewrite)),
-        ),
-        contract=ContractSpec(
-            after=ContractAfter(contract.get("after") or ContractSpec.after),
-            rollout_deployments=_deployments(contract.get("rollout") or {}),
-        ),
-        backfill=BackfillSpec(
-            target_batch_time=str(backfill.get("targetBatchTime") or d_bf.target_batch_time),
-            pause=str(backfill.get("pause") or d_bf.pause),
-        ),
-        job=JobSpec(
-            image=job.get("image") or None,
-            service_account_name=job.get("serviceAccountName") or None,
-            active_deadline_seconds=int(
-                job.get("activeDeadlineSeconds") or d_job.active_deadline_seconds
-            ),
-            ttl_seconds_after_finished=int(
-                job.get("ttlSecondsAfterFinished") or d_job.ttl_seconds_after_finished
-            ),
-            resources=dict(job.get("resources") or {}),
-        ),
-        suspend=bool(spec.get("suspend", False)),
-    )
+    # the CRD's cross-field rules (CEL), for objects it did not validate.
+    if bool(parsed.source.config_map) == bool(parsed.source.image):
+        raise SpecError(
+            "spec is invalid: exactly one of spec.source.configMap and spec.source.image "
+            "is required"
+        )
     if parsed.contract.after is ContractAfter.ROLLOUT and not parsed.contract.rollout_deployments:
-        raise ValueError(
-            "spec.contract.rollout.deployments is required when contract.after=Rollout"
+        raise SpecError(
+            "spec is invalid: spec.contract.rollout.deployments is required when "
+            "contract.after=Rollout"
         )
     if parsed.backup.when is not BackupWhen.NEVER and not parsed.backup.claim_name:
-        raise ValueError("spec.backup.volume.claimName is required unless backup.when=Never")
+        raise SpecError(
+            "spec is invalid: spec.backup.volume.claimName is required unless backup.when=Never"
+        )
     return parsed
 
 
-def _deployments(rollout: Mapping[str, Any]) -> tuple[str, ...]:
-    """`deployments` (a list) or the single `deployment` of older specs; the CRD allows one."""
-    names = [*(rollout.get("deployments") or ()), rollout.get("deployment") or ""]
-    return tuple(dict.fromkeys(str(n) for n in names if n))
+_FIELD_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
+def field_types(cls: type[Any]) -> dict[str, Any]:
+    """A spec type's field types, resolved once (the module's annotations are strings)."""
+    if cls not in _FIELD_TYPES:
+        _FIELD_TYPES[cls] = typing.get_type_hints(cls)
+    return _FIELD_TYPES[cls]
+
+
+def _lookup(obj: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path; None when any part is missing or null."""
+    value: Any = obj
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+T = typing.TypeVar("T")
+
+
+def read_object(cls: type[T], obj: Mapping[str, Any], where: str) -> T:
+    """One spec type from its CRD object: each field from its path, typed by its annotation,
+    its default when the value is missing, null or empty (the CRD's own defaulting)."""
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{where}: expected an object, got {type(obj).__name__}")
+    spec_type: type[Any] = cls  # a dataclass: every caller passes one of the spec types
+    hints = field_types(spec_type)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(spec_type):
+        (path, *_) = field_paths(f)
+        read = f.metadata.get(CRD_READ)
+        raw = read(obj) if read else _lookup(obj, path)
+        if raw is None or raw == "" or raw == {} or raw == [] or raw == ():
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if dataclasses.is_dataclass(hints[f.name]):
+                    raw = {}  # a required object: its own required fields name what is missing
+                else:
+                    raise ValueError(f"{where}.{path} is required")
+            else:
+                continue
+        values[f.name] = _convert(hints[f.name], raw, f"{where}.{path}")
+    return cls(**values)
+
+
+def _convert(kind: Any, raw: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return read_object(typing.cast(type[Any], kind), raw, where)
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        (kind,) = (k for k in typing.get_args(kind) if k is not type(None))
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        try:
+            return kind(raw)
+        except ValueError:
+            allowed = ", ".join(str(e.value) for e in kind)
+            raise ValueError(f"{where}: {raw!r} is not one of {allowed}") from None
+    if kind is bool:
+        return bool(raw)
+    if kind is int:
+        return int(raw)
+    if kind is str:
+        return str(raw)
+    if typing.get_origin(kind) is tuple:
+        return tuple(raw)
+    if typing.get_origin(kind) is Mapping:
+        return dict(raw)
+    raise TypeError(f"{where}: no reader for {kind!r}")  # a spec type this module cannot read
 
 
 @dataclass(frozen=True)

@@ -86,4 +86,4 @@ class Settings:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based)."""
-        return min(self.backoff_cap, self.backoff_seconds * 2 ** max(0, attempt - 1))
+        return min(self.backoff_cap, self.backoff_seconds * 2.0 ** max(0, attempt - 1))

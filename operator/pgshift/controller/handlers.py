@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -55,25 +56,26 @@ def probe(**_: Any) -> dict[str, Any]:
 @kopf.on.resume(*MIGRATIONS)
 @kopf.on.create(*MIGRATIONS)
 @kopf.on.update(*MIGRATIONS, field="spec")
-async def migration_changed(namespace: str, name: str, **_: Any) -> None:
-    await reconcile(namespace, name, SETTINGS)
+async def migration_changed(namespace: str | None, name: str, **_: Any) -> None:
+    await reconcile(_namespaced(namespace), name, SETTINGS)
 
 
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_APPROVE))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RETRY))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_MARK_APPLIED))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME_EDITED))
-async def action_annotated(namespace: str, name: str, **_: Any) -> None:
+async def action_annotated(namespace: str | None, name: str, **_: Any) -> None:
     # the value is read and recorded by the machine: each value acts once.
-    await reconcile(namespace, name, SETTINGS)
+    await reconcile(_namespaced(namespace), name, SETTINGS)
 
 
 @kopf.on.event(*MIGRATIONS)
-async def migration_deleted(namespace: str, name: str, type: str, **_: Any) -> None:
+async def migration_deleted(namespace: str | None, name: str, type: str, **_: Any) -> None:
     # a watch event, not an on.delete handler: no finalizer, and it fires even though the
     # object is already gone. The database and backups are left alone by design.
     if type != "DELETED":
         return
+    namespace = _namespaced(namespace)
     forget(namespace, name)
     # one held back by a TrackingConflict with this one may go on now.
     for other in await asyncio.to_thread(list_migrations, namespace):
@@ -82,18 +84,29 @@ async def migration_deleted(namespace: str, name: str, type: str, **_: Any) -> N
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("", "v1", "pods", labels=OURS)
-async def runner_changed(namespace: str, labels: dict[str, str], type: str, **_: Any) -> None:
+async def runner_changed(
+    namespace: str | None, labels: Mapping[str, str], type: str, **_: Any
+) -> None:
     migration = labels.get(LABEL_MIGRATION)
     if migration and type != "DELETED":
-        await reconcile(namespace, migration, SETTINGS)
+        await reconcile(_namespaced(namespace), migration, SETTINGS)
 
 
-def _referenced(namespace: str, name: str, **_: Any) -> bool:
-    return bool(configmap_refs.get((namespace, name)))
+def _referenced(namespace: str | None, name: str, **_: Any) -> bool:
+    return bool(configmap_refs.get((_namespaced(namespace), name)))
 
 
 @kopf.on.event("", "v1", "configmaps", when=_referenced)
-async def source_changed(namespace: str, name: str, **_: Any) -> None:
+async def source_changed(namespace: str | None, name: str, **_: Any) -> None:
     # a ConfigMap edited in place changes the digest: reconcile re-plans.
+    namespace = _namespaced(namespace)
     for migration in sorted(configmap_refs.get((namespace, name), ())):
         await reconcile(namespace, migration, SETTINGS)
+
+
+def _namespaced(namespace: str | None) -> str:
+    """kopf types `namespace` for cluster-scoped resources too; every one watched here is
+    namespaced, so None would be a kopf bug, not a case to handle."""
+    if namespace is None:
+        raise kopf.PermanentError("a namespaced resource arrived without a namespace")
+    return namespace

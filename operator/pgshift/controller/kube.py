@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from pgshift.controller.api import GROUP, LABEL_MIGRATION, PLURAL, VERSION
 from pgshift.controller.rollout import DeploymentView, selector_string, view_of
@@ -37,9 +38,9 @@ def _ensure_config() -> None:
     if _configured:
         return
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     _configured = True
 
 
@@ -50,19 +51,21 @@ def _api() -> kubernetes.client.ApiClient:
 
 def _dict(obj: Any) -> dict[str, Any]:
     """A client model as the API's own JSON (camelCase), like kopf's bodies."""
-    return kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+    serialised = kubernetes.client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return typing.cast(dict[str, Any], serialised)
 
 
 def not_found(exc: ApiException) -> bool:
-    return exc.status == 404
+    return bool(exc.status == 404)
 
 
 def get_migration(namespace: str, name: str) -> dict[str, Any] | None:
     api = kubernetes.client.CustomObjectsApi(_api())
     try:
-        return api.get_namespaced_custom_object(
+        found = api.get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
         )
+        return typing.cast(dict[str, Any], found)  # the client returns the JSON as a dict
     except ApiException as exc:
         if not_found(exc):
             return None
@@ -74,7 +77,7 @@ def list_migrations(namespace: str) -> list[dict[str, Any]]:
     found = api.list_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, _request_timeout=TIMEOUT
     )
-    return list(found["items"])
+    return list(typing.cast(dict[str, Any], found)["items"])
 
 
 def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
@@ -143,7 +146,8 @@ def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
     """Create the Job; False when it exists already (adopted: the name is deterministic)."""
     api = kubernetes.client.BatchV1Api(_api())
     try:
-        api.create_namespaced_job(namespace, dict(manifest), _request_timeout=TIMEOUT)
+        # the client takes a plain dict body as well as a V1Job (it serialises either).
+        api.create_namespaced_job(namespace, dict(manifest), _request_timeout=TIMEOUT)  # type: ignore[arg-type]
     except ApiException as exc:
         if exc.status == 409:
             return False

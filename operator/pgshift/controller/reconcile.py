@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from pgshift.controller import kube, pod_failures
 from pgshift.controller.api import (
@@ -237,7 +237,7 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
             j
             for j in jobs
             if _job_phase(j) is JobPhase.RUNNING
-            and not _stuck(ref.namespace, j["metadata"]["name"])
+            and not _stuck(ref.namespace, j["metadata"]["name"], pull_grace)
         ]
     if not current:
         return None
@@ -256,7 +256,7 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
         if verdict.terminal and phase is JobPhase.RUNNING:
             phase = JobPhase.FAILED  # the Pod will not get further: fold it now
     if phase is JobPhase.FAILED and (verdict is None or result is not None):
-        cond = next(
+        cond: Mapping[str, Any] = next(
             (
                 c
                 for c in (job.get("status") or {}).get("conditions") or []

@@ -9,6 +9,8 @@ the keys once and runs no final pass: a guard that never becomes false would nev
 
 from __future__ import annotations
 
+import typing
+
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType
 
@@ -38,7 +40,7 @@ def backfill_for(node: ast.UpdateStmt, key: str | None) -> Backfill:
         set_sql=set_list(node),
         where_sql=render(node.whereClause) if node.whereClause is not None else None,
         idempotent=idempotent(node),
-        columns=tuple(t.name for t in _targets(node)),
+        columns=tuple(typing.cast(str, t.name) for t in _targets(node)),
     )
 
 
@@ -64,7 +66,7 @@ def idempotent(node: ast.UpdateStmt) -> bool:
     for target in _targets(node):
         if target.indirection or isinstance(target.val, ast.MultiAssignRef):
             continue  # arrays, fields, (a, b) = (...): too clever to reason about
-        values[target.name] = target.val
+        values[target.name] = typing.cast(ast.Node, target.val)
     return any(_excludes_updated(c, values) for c in _conjuncts(node.whereClause))
 
 

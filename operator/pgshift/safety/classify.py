@@ -10,6 +10,7 @@ take no lock that matters.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -291,7 +292,7 @@ def _object_name(obj: object) -> str:
     if isinstance(obj, tuple | list):
         return ".".join(getattr(p, "sval", str(p)) for p in obj)
     if isinstance(obj, ast.String):
-        return obj.sval
+        return typing.cast(str, obj.sval)
     if isinstance(obj, ast.Node):
         return render(obj)
     return str(obj)
@@ -342,7 +343,7 @@ def _rename(node: ast.RenameStmt, ctx: Context) -> Classification:
     tables = (table,) if node.relation is not None else ()
     if not existing:
         # a new table renamed is still new under its new name.
-        creates = ()
+        creates: tuple[str, ...] = ()
         if rt == ObjectType.OBJECT_TABLE and node.relation is not None:
             creates = (table_key(node.relation.schemaname or None, node.newname),)
         return Classification(E, TX, WEAK, False, summary, tables=tables, creates=creates)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import typing
 
 from pglast import ast
 from pglast.stream import RawStream, maybe_double_quote_name
@@ -39,7 +40,8 @@ def quote(name: str) -> str:
 
 
 def relation_name(rv: ast.RangeVar) -> tuple[str | None, str]:
-    return (rv.schemaname or None, rv.relname)
+    # pglast types relname Optional; the grammar always gives a RangeVar one.
+    return (rv.schemaname or None, typing.cast(str, rv.relname))
 
 
 def written(schema: str | None, name: str) -> str:

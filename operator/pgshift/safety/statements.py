@@ -100,18 +100,18 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
             raise ParseError(f"{migration.path}:{line}: {message}") from None
         if tokens is None:
             for raw in raws:
-                start = raw.stmt_location
+                start = raw.stmt_location or 0  # pglast types it Optional; sql[None:] is sql[0:]
                 end = start + raw.stmt_len if raw.stmt_len else len(sql)
                 text = sql[start:end].strip()
                 while text.endswith(";"):
                     text = text[:-1].rstrip()
                 if not text:
                     continue
-                first = start + (len(sql[start:end]) - len(sql[start:end].lstrip()))
+                text_start = start + (len(sql[start:end]) - len(sql[start:end].lstrip()))
                 result.append(
                     SourceStatement(
                         index=len(result),
-                        line=line_at(first),
+                        line=line_at(text_start),
                         text=text,
                         node=raw.stmt,
                         directives=pending.take()
@@ -126,7 +126,7 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
         previous_end_line: int | None = None
         taken = 0  # comments consumed so far
         for raw in raws:
-            start = raw.stmt_location
+            start = raw.stmt_location or 0
             end = start + raw.stmt_len if raw.stmt_len else len(sql)
             window = code[bisect_left(starts, start) : bisect_left(starts, end)]
             body = [t for t in window if sql[t.start : t.end + 1] != ";"]

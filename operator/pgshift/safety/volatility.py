@@ -103,7 +103,7 @@ def rewrite_reason(column: ast.ColumnDef, known: Mapping[str, str] | None = None
 
 def _named(funcname: tuple[ast.String, ...] | list[ast.String]) -> list[str]:
     """The keys a function is known by: `name`, and `schema.name` when qualified."""
-    parts = [p.sval for p in funcname]
+    parts: list[str] = [p.sval for p in funcname if p.sval is not None]
     return [parts[-1]] + ([".".join(parts[-2:])] if len(parts) > 1 else [])
 
 

@@ -148,6 +148,7 @@ def test_pgbouncer_port_with_a_proxy_in_between_is_refused(
     try:
         listener.bind(("127.0.0.1", 6432))
     except OSError:
+        listener.close()  # a skip leaves it otherwise: an unclosed-socket ResourceWarning
         pytest.skip("port 6432 is in use")
     listener.listen(8)
 

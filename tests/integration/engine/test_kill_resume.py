@@ -48,7 +48,7 @@ def test_sigkill_during_a_single_transaction_migration(
         "pg_sleep to run",
     )
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     # the orphaned backend notices its client is gone (client_connection_check_interval),
     # rolls back and frees the migration lock.
     wait_for(lambda: pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
@@ -84,7 +84,7 @@ def test_sigkill_between_the_steps_of_a_file_resumes(
     )
     wait_for(lambda: waiting_on_gate(gate), "the run to reach the last step")
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     # the last step's transaction went to the server whole (BEGIN; ...; COMMIT in one query
     # string): released before its backend notices the kill, it would commit the file whole,
     # which is as correct, but not what this test is about.
@@ -143,7 +143,7 @@ def test_sigkill_during_a_backfill_resumes_after_the_checkpoint(
 
     wait_for(lambda: batches() >= 3, "three committed batches")
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     wait_for(lambda: pgshift_backends(watcher) == 0, "the killed run's backend to end", limit=30)
     last_key = int(psql("SELECT last_key FROM drizzle.pgshift_backfill"))
     # every row up to the checkpoint is done, none after it: batches commit with their checkpoint

@@ -277,7 +277,7 @@ def test_sigkill_mid_file_leaves_it_whole_or_absent(
         "pg_sleep to run",
     )  # fmt: skip
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     wait_for(
         lambda: watcher.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift' "

@@ -168,10 +168,11 @@ def test_a_connection_lost_mid_run_without_a_sqlstate_is_retryable(
     tmp_path: Path, own_server: PgServer
 ) -> None:
     proc, watcher = _run_until_asleep(own_server, tmp_path)
-    pid = _sleeping(watcher)
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)  # the backend dies: its client gets no error message at all
-    failure = _finish(proc, tmp_path)
+    with watcher:  # closed: left open, a ResourceWarning when it is collected
+        pid = _sleeping(watcher)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # the backend dies: its client gets no error message at all
+        failure = _finish(proc, tmp_path)
     assert failure["sqlstate"] is None and failure["retryable"] is True
     assert failure["code"] == "MigrationFailed"
 

@@ -207,7 +207,7 @@ def test_drizzle_breakpoint_style_killed_at_every_point_resumes_exactly_once(
                              database_url=database_url)
         wait_for(predicate, what)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # waits, and closes its pipes
         wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend to end",
                  limit=30)
 
@@ -362,7 +362,7 @@ def test_a_session_setting_of_one_file_never_reaches_the_next(
                                  database_url=database_url)
             wait_for(lambda: _waiting_on(gate, 4242), "the run to start the second file")
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.communicate()  # waits, and closes its pipes
             wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend", limit=30)
             gate.execute("SELECT pg_advisory_unlock(4242)")
             assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
@@ -507,7 +507,7 @@ def test_the_upgrade_of_pgshifts_tables_interrupted_leaves_them_as_they_were(
 
     wait_for(upgrading, "the upgrade to wait on pgshift_steps")
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     holder.execute("ROLLBACK")
     wait_for(lambda: pgshift_backends(holder) == 0, "the killed run's backend", limit=30)
     assert psql("SELECT to_regclass('drizzle.pgshift_schema') IS NULL") == "t"

@@ -68,7 +68,7 @@ def test_a_commit_in_a_file_is_a_step_boundary_and_a_killed_run_resumes_after_it
                          database_url=database_url)
     wait_for(lambda: waiting_on_gate(gate), "the run to reach the part after the COMMIT")
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipes
     wait_for(lambda: pgshift_backends(gate) == 0, "the killed run's backend to end", limit=30)
     gate.execute("SELECT pg_advisory_unlock(4242)")
     # the parts before the boundary are committed and recorded; the last one is not

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import enum
 import json
 import subprocess
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from pgshift import settings
 from pgshift.controller import api
 from pgshift.controller.memory import Memory, user_status
+from pgshift.safety.model import Phase
 from tests.unit import test_gitops
 
 #: tools/gitops-check (cel-go), built once: it compiles and runs the CRD's CEL rules.
@@ -46,53 +54,183 @@ def test_identity(crd: dict[str, Any]) -> None:
     assert version["subresources"] == {"status": {}}
 
 
-@pytest.mark.parametrize(
-    ("path", "enum"),
-    [
-        ("source.layout", api.Layout),
-        ("backup.when", api.BackupWhen),
-        ("backup.scope", api.BackupScope),
-        ("safety.destructive", api.Destructive),
-        ("contract.after", api.ContractAfter),
-    ],
-)
-def test_enums_match(spec_schema: dict[str, Any], path: str, enum: type) -> None:
-    assert prop(spec_schema, path)["enum"] == [e.value for e in enum]
+def crd_leaves(schema: dict[str, Any], path: str = "") -> dict[str, dict[str, Any]]:
+    """CRD path -> schema node of every property that holds a value: a scalar, a list, or an
+    object with no properties of its own (a map, or preserve-unknown-fields)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, sub in (schema.get("properties") or {}).items():
+        here = f"{path}.{name}" if path else name
+        if sub.get("type") == "object" and sub.get("properties") and not sub.get(
+            "additionalProperties"
+        ):
+            out |= crd_leaves(sub, here)
+        else:
+            out[here] = sub
+    return out
 
 
-def test_layout_enum_matches_the_reader() -> None:
+def spec_leaves(cls: type[Any], path: str = "") -> dict[str, tuple[Any, Any]]:
+    """CRD path -> (type, default) of every field of the spec types, read as `parse_spec`
+    reads them (api.field_paths); a field read from two properties (its own reader: an older
+    spelling) appears under both, typed by the first."""
+    out: dict[str, tuple[Any, Any]] = {}
+    hints = api.field_types(cls)
+    for f in dataclasses.fields(cls):
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else f.default_factory()
+            if f.default_factory is not dataclasses.MISSING
+            else dataclasses.MISSING
+        )
+        for i, sub in enumerate(api.field_paths(f)):
+            here = f"{path}.{sub}" if path else sub
+            if dataclasses.is_dataclass(hints[f.name]):
+                out |= spec_leaves(hints[f.name], here)
+            else:
+                out[here] = (hints[f.name] if i == 0 else None, default)
+    return out
+
+
+def _plain(kind: Any) -> Any:
+    """`str | None` -> str: what the CRD's type says about a field that may be unset."""
+    args = [k for k in typing.get_args(kind) if k is not type(None)]
+    return args[0] if typing.get_origin(kind) in (types.UnionType, typing.Union) else kind
+
+
+CRD_TYPES = {"string": (str,), "integer": (int,), "boolean": (bool,), "array": (tuple,)}
+
+
+def disagreements(spec_schema: dict[str, Any]) -> list[str]:
+    """Where the CRD's `spec` and the spec types differ: a property without a field or a field
+    without a property, a type, an enum's values, a default."""
+    crd, spec = crd_leaves(spec_schema), spec_leaves(api.MigrationSpec)
+    wrong = [f"{p}: in the CRD, no spec field" for p in sorted(crd.keys() - spec.keys())]
+    wrong += [f"{p}: a spec field, not in the CRD" for p in sorted(spec.keys() - crd.keys())]
+    for path in sorted(crd.keys() & spec.keys()):
+        node, (kind, default) = crd[path], spec[path]
+        plain = _plain(kind)
+        is_enum = isinstance(plain, type) and issubclass(plain, enum.Enum)
+        if node["type"] == "object":
+            ok_type = typing.get_origin(plain) is Mapping
+        else:
+            ok_type = (typing.get_origin(plain) or plain) in CRD_TYPES[node["type"]] or (
+                is_enum and node["type"] == "string"
+            )
+        if kind is not None and not ok_type:
+            wrong.append(f"{path}: CRD type {node['type']}, spec type {kind}")
+        if ("enum" in node or is_enum) and node.get("enum") != [
+            e.value for e in (plain if is_enum else ())
+        ]:
+            wrong.append(f"{path}: CRD enum {node.get('enum')}, spec type {kind}")
+        plain_default = default.value if isinstance(default, enum.Enum) else default
+        if "default" in node and node["default"] != plain_default:
+            wrong.append(f"{path}: CRD default {node['default']!r}, spec {plain_default!r}")
+        if "default" not in node and plain_default not in (None, (), {}, dataclasses.MISSING):
+            wrong.append(f"{path}: spec default {plain_default!r}, CRD none")
+    return wrong
+
+
+def test_the_crd_and_the_spec_types_agree(spec_schema: dict[str, Any]) -> None:
+    """Every CRD spec property is one spec field and back, with the same type, enum values
+    and default: adding a property without its field (or the other way round) fails here."""
+    assert disagreements(spec_schema) == []
+
+
+def test_a_drift_between_the_crd_and_the_spec_types_is_named(
+    spec_schema: dict[str, Any],
+) -> None:
+    changed = copy.deepcopy(spec_schema)
+    props = changed["properties"]
+    props["safety"]["properties"]["lockWait"]["default"] = "6m"
+    props["backup"]["properties"]["when"]["enum"].append("Weekly")
+    props["safety"]["properties"]["notAField"] = {"type": "string", "default": "0s"}
+    del props["suspend"]
+    assert disagreements(changed) == [
+        "safety.notAField: in the CRD, no spec field",
+        "suspend: a spec field, not in the CRD",
+        "backup.when: CRD enum ['Always', 'BeforeDestructive', 'Never', 'Weekly'], "
+        "spec type <enum 'BackupWhen'>",
+        "safety.lockWait: CRD default '6m', spec '5m'",
+    ]
+
+
+def _attribute_paths(cls: type[Any], path: str = "", attrs: str = "") -> dict[str, str]:
+    """CRD path -> the attribute chain `parse_spec`'s value holds it at (`safety.lock_wait`)."""
+    out: dict[str, str] = {}
+    hints = api.field_types(cls)
+    for f in dataclasses.fields(cls):
+        for sub in api.field_paths(f):
+            here, at = f"{path}.{sub}" if path else sub, f"{attrs}.{f.name}" if attrs else f.name
+            if dataclasses.is_dataclass(hints[f.name]):
+                out |= _attribute_paths(hints[f.name], here, at)
+            else:
+                out[here] = at
+    return out
+
+
+@pytest.mark.parametrize("source", ["configMap", "image"])
+def test_parse_reads_every_property_of_the_crd(spec_schema: dict[str, Any], source: str) -> None:
+    """Each property set to a value other than its default arrives in its field."""
+    body: dict[str, Any] = {}
+    expected: dict[str, Any] = {}
+    other = {"configMap": "source.image.", "image": "source.configMap."}[source]
+    for path, node in crd_leaves(spec_schema).items():
+        if path == "contract.rollout.deployment" or path.startswith(other):
+            continue  # one of two the CRD allows only one of (an older spelling, a source)
+        if "enum" in node:
+            value: Any = next(v for v in reversed(node["enum"]) if v != node.get("default"))
+        elif node["type"] == "string":
+            value = f"v-{path.rsplit('.', 1)[-1]}"
+        elif node["type"] == "integer":
+            value = 4242
+        elif node["type"] == "boolean":
+            value = not node.get("default", False)
+        elif node["type"] == "array":
+            value = ["a", "b"]
+        else:
+            value = {"k": {"phase": "expand"}}
+        *parents, last = path.split(".")
+        here = body
+        for part in parents:
+            here = here.setdefault(part, {})
+        here[last] = value
+        expected[path] = tuple(value) if isinstance(value, list) else value
+    parsed = api.parse_spec(body)
+    for path, attrs in _attribute_paths(api.MigrationSpec).items():
+        if path not in expected:
+            continue
+        got: Any = parsed
+        for attr in attrs.split("."):
+            got = getattr(got, attr)
+        got = got.value if isinstance(got, enum.Enum) else got
+        assert got == expected[path], path
+
+
+def test_shared_defaults_come_from_the_run_settings() -> None:
+    """One source: what the CLI and a Migration both default is read from pgshift.settings."""
+    assert api.TrackingSpec() == api.TrackingSpec(**dataclasses.asdict(settings.Tracking()))
+    timeouts, backfill = settings.Timeouts(), settings.BackfillSettings()
+    assert settings.parse_duration(api.SafetySpec().lock_wait, "x") == timeouts.lock_wait
+    assert settings.parse_duration(api.SafetySpec().lock_timeout, "x") == timeouts.lock_timeout
+    assert settings.parse_duration(api.BackfillSpec().pause, "x") == backfill.batch_pause
+    assert (
+        settings.parse_duration(api.BackfillSpec().target_batch_time, "x")
+        == backfill.target_batch_time
+    )
+    assert api.SafetySpec().rewrite is settings.Selection().rewrite
+
+
+def test_overrides_phase_enum_is_the_safety_phase(spec_schema: dict[str, Any]) -> None:
+    phase = spec_schema["properties"]["overrides"]["additionalProperties"]["properties"]["phase"]
+    assert phase["enum"] == [p.value for p in Phase]
+
+
+def test_layout_and_destructive_are_defined_once() -> None:
     from pgshift.migrations import Layout
 
-    assert [e.value for e in api.Layout] == [e.value for e in Layout]
-
-
-@pytest.mark.parametrize(
-    ("path", "default"),
-    [
-        ("database.urlSecretRef.key", api.SecretKeyRef("x").key),
-        ("source.layout", api.SourceSpec().layout.value),
-        ("source.image.path", api.SourceSpec().image_path),
-        ("tracking.schema", api.TrackingSpec().schema),
-        ("tracking.table", api.TrackingSpec().table),
-        ("target", ""),
-        ("baseline.upTo", ""),
-        ("backup.when", api.BackupSpec().when.value),
-        ("backup.scope", api.BackupSpec().scope.value),
-        ("backup.keep", api.BackupSpec().keep),
-        ("safety.lockTimeout", api.SafetySpec().lock_timeout),
-        ("safety.lockWait", api.SafetySpec().lock_wait),
-        ("safety.destructive", api.SafetySpec().destructive.value),
-        ("safety.rewrite", api.SafetySpec().rewrite),
-        ("contract.after", api.ContractSpec().after.value),
-        ("backfill.targetBatchTime", api.BackfillSpec().target_batch_time),
-        ("backfill.pause", api.BackfillSpec().pause),
-        ("job.activeDeadlineSeconds", api.JobSpec().active_deadline_seconds),
-        ("job.ttlSecondsAfterFinished", api.JobSpec().ttl_seconds_after_finished),
-        ("suspend", False),
-    ],
-)
-def test_defaults_match(spec_schema: dict[str, Any], path: str, default: object) -> None:
-    assert prop(spec_schema, path)["default"] == default
+    assert api.Layout is Layout
+    assert api.Destructive is settings.DestructivePolicy
 
 
 def _walk(schema: dict[str, Any], path: str = "spec"):  # type: ignore[no-untyped-def]

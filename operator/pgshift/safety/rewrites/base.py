@@ -59,5 +59,6 @@ def single_cmd(node: ast.Node) -> ast.AlterTableCmd | None:
     (splitting them would change what a failure leaves behind; lint still reports them)."""
     if (isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE
             and len(node.cmds or ()) == 1):
-        return node.cmds[0]
+        cmd: ast.AlterTableCmd = node.cmds[0]
+        return cmd
     return None

@@ -15,6 +15,8 @@ Each existing row gets its own value of the expression, as with the original sta
 
 from __future__ import annotations
 
+import typing
+
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 
@@ -33,7 +35,7 @@ def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | 
     cmd = single_cmd(node)
     if cmd is None or cmd.subtype != AlterTableType.AT_AddColumn or cmd.missing_ok:
         return None  # ADD COLUMN IF NOT EXISTS: the backfill would touch an existing column
-    column: ast.ColumnDef = cmd.def_
+    column = typing.cast(ast.ColumnDef, cmd.def_)
     constraints = list(column.constraints or ())
     kinds = {c.contype for c in constraints}
     if not kinds <= _ALLOWED or column.typeName is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def alter_cmds(node: ast.Node) -> list[ast.AlterTableCmd]:
 
 def table_of(node: ast.AlterTableStmt) -> str:
     rv = node.relation
-    return f"{rv.schemaname}.{rv.relname}" if rv.schemaname else rv.relname
+    return f"{rv.schemaname}.{rv.relname}" if rv.schemaname else typing.cast(str, rv.relname)
 
 
 def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
@@ -89,7 +90,7 @@ def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
 def type_key(type_name: ast.TypeName) -> str:
     """`integer` -> "int4", `pg_catalog.varchar(10)` -> "varchar": the name PostgreSQL's
     grammar gives it, without a pg_catalog qualifier ("" for another schema's type)."""
-    names = [p.sval for p in type_name.names]
+    names = typing.cast(list[str], [p.sval for p in type_name.names])
     if len(names) > 1 and names[-2] != "pg_catalog":
         return ""
     return names[-1].lower()

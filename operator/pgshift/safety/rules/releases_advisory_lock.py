@@ -27,7 +27,7 @@ _IN_TEXT = re.compile(
 )
 
 
-class _Finder(Visitor):  # type: ignore[misc] - pglast's Visitor is untyped
+class _Finder(Visitor):
     def __init__(self) -> None:
         self.found: list[str] = []
 
