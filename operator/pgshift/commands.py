@@ -35,7 +35,8 @@ from pgshift.migrations import Layout, Migration, Source, read_source
 from pgshift.settings import RunSettings, Tracking
 
 if TYPE_CHECKING:  # the planner pulls in safety (pglast): backup and restore need neither
-    from pgshift.engine.plan import DbState, Plan
+    from pgshift.engine.plan import Plan
+    from pgshift.engine.state import DbState
 
 Emit = Callable[..., None]
 
@@ -199,7 +200,7 @@ def migration_lock(
 
 
 def _state(conn: psycopg.Connection[Any], source: Source, t: Tracking) -> DbState:
-    from pgshift.engine.plan import compare
+    from pgshift.engine.state import compare
 
     return compare(source, tracking.read_rows(conn, t))
 
@@ -241,7 +242,7 @@ def _plan(
 
 def _versions(overrides: dict[str, Any], settings: RunSettings) -> Callable[[Any], str]:
     """`plan.plan_version` of each migration under these overrides and --no-rewrite."""
-    from pgshift.engine.plan import plan_version
+    from pgshift.engine.steps import plan_version
 
     rewrite = settings.selection.rewrite
     return lambda m: plan_version(m, overrides.get(m.name), rewrite)
@@ -253,7 +254,7 @@ def _check_partial(
     settings: RunSettings,
     overrides: dict[str, Any] | None = None,
 ) -> None:
-    from pgshift.engine.plan import check_partial
+    from pgshift.engine.state import check_partial
 
     check_partial(
         state,
@@ -294,7 +295,8 @@ def _check_names(
     """Every migration name and step key given to this run names something (plan.check_names);
     only a pending file that a key's hash names is analysed, to know its steps' keys."""
     from pgshift.engine.analysis import make_analyzer
-    from pgshift.engine.plan import check_names, cut_steps
+    from pgshift.engine.plan import check_names
+    from pgshift.engine.steps import cut_steps
 
     analyzer = make_analyzer(overrides, rewrite=settings.selection.rewrite, lint=False)
     version_of = _versions(dict(overrides), settings)
@@ -450,7 +452,8 @@ def apply(
         source_functions,
     )
     from pgshift.engine.apply import run_files
-    from pgshift.engine.plan import Stop, StopReason, compare, pending_up_to
+    from pgshift.engine.plan import Stop, StopReason, pending_up_to
+    from pgshift.engine.state import compare
     from pgshift.engine.runner import Runner
 
     source = load_source(src)
@@ -545,7 +548,7 @@ def status(src: SourceOptions, url: str | None, settings: RunSettings) -> Summar
         form = tracking.current_form(conn, settings.tracking)
         files = tracking.partial_files(conn, settings.tracking)
     summary = _base_summary("status", source, state)
-    from pgshift.engine.plan import partial_drift
+    from pgshift.engine.state import partial_drift
 
     versions = _versions(overrides, settings)
     problems = _problems(state) + [

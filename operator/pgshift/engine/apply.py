@@ -36,18 +36,10 @@ from typing import Any, Generic, Protocol, TypeVar
 import psycopg
 
 from pgshift.engine import signals, tracking
-from pgshift.engine.plan import (
-    Stop,
-    StopReason,
-    as_written_steps,
-    cut_steps,
-    end_stop,
-    resume_renames,
-    select_steps,
-    step_key,
-)
+from pgshift.engine.plan import Stop, StopReason, end_stop, select_steps
 from pgshift.engine.result import Failure
 from pgshift.engine.runner import Outcome, Runner
+from pgshift.engine.steps import as_written_steps, cut_steps, resume_renames, step_key
 from pgshift.errors import PgshiftError
 from pgshift.migrations.model import Migration
 from pgshift.safety.model import Analysis, TxMode
@@ -121,7 +113,7 @@ def resume_edited(
 ) -> dict[str, list[tuple[str, str]]]:
     """--resume-edited: for each pending file that an earlier run left partly applied under
     another version of its text (or settings), move the records of its applied steps to the
-    keys of its plan now, when their statement text is unchanged (`plan.resume_renames`;
+    keys of its plan now, when their statement text is unchanged (`steps.resume_renames`;
     EditedAppliedStep otherwise). `write=False` only checks (before the lock). Returns
     migration name -> the (old key, new key) moves."""
     records = tracking.step_records(conn, tracking_settings)
@@ -211,7 +203,7 @@ def run_files(
 ) -> Outcome:
     """Apply `pending` in order. `analyze_new(m, tables)`: the file's analysis with `tables`
     known as new (safety's `new_tables`); None never runs a file in that form. `version_of`:
-    `plan.plan_version` under this run's settings (default: the file's hash)."""
+    `steps.plan_version` under this run's settings (default: the file's hash)."""
     total = Outcome()
     #: tables created by files that this run applied whole, from their first step.
     fresh: set[str] = set()

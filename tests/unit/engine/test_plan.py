@@ -2,15 +2,9 @@
 
 import pytest
 
-from pgshift.engine.plan import (
-    State,
-    StopReason,
-    as_written_steps,
-    build_plan,
-    compare,
-    cut_steps,
-    select,
-)
+from pgshift.engine.plan import StopReason, build_plan, select
+from pgshift.engine.state import State, compare
+from pgshift.engine.steps import as_written_steps, cut_steps
 from pgshift.engine.tracking import Row
 from pgshift.errors import Drift, OutOfOrder, UnknownApplied, UnknownMigration, UsageError
 from pgshift.migrations import read_mapping
@@ -236,7 +230,7 @@ def test_nameless_rows_match_like_drizzle_1_0() -> None:
 
 
 def test_plan_version_and_keys_follow_the_settings_that_cut_the_file() -> None:
-    from pgshift.engine.plan import plan_version, step_key
+    from pgshift.engine.steps import plan_version, step_key
     from pgshift.safety.model import Directives
 
     (m,) = stable("CREATE INDEX i ON t (a);").migrations
@@ -291,7 +285,7 @@ def test_step_text_hashes_survive_an_edit_of_a_later_step() -> None:
 
 
 def test_resume_renames_moves_unchanged_applied_steps_and_names_changed_ones() -> None:
-    from pgshift.engine.plan import resume_renames
+    from pgshift.engine.steps import resume_renames
     from pgshift.engine.tracking import StepRecord
     from pgshift.errors import EditedAppliedStep
 
