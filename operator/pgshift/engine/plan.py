@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pgshift.engine.state import DbState
 from pgshift.engine.steps import Step, cut_steps
@@ -48,7 +49,18 @@ class Plan:
         return list(seen)
 
 
-Analyzer = Callable[[Migration, frozenset[str]], Analysis]
+class Analyze(Protocol):
+    """The stable analysis of one file under a run's settings (`engine.analysis.FileAnalyzer`):
+    `render=False` leaves rewritten statements' SQL out (the plan's shape); `new_tables`: the
+    form in which those tables are known to be new (see `engine/apply.py`)."""
+
+    def __call__(
+        self,
+        migration: Migration,
+        *,
+        render: bool = True,
+        new_tables: frozenset[str] = frozenset(),
+    ) -> Analysis: ...
 
 
 def check_names(
@@ -98,27 +110,22 @@ def pending_up_to(
 def build_plan(
     source: Source,
     state: DbState,
-    analyze: Analyzer,
+    analyze: Analyze,
     *,
     done: Collection[str] = (),
     target: str | None = None,
     version_of: Callable[[Migration], str] | None = None,
 ) -> Plan:
-    """Analyse each pending migration up to `target` and cut it into steps.
-
-    `analyze(migration, created_before)` gets the tables that earlier pending migrations of this
-    run create, so safety treats them as new and empty.
-    """
+    """Analyse each pending migration up to `target` (each on its own: `safety.analyze`) and
+    cut it into steps."""
     pending, beyond = pending_up_to(source, state, target)
     steps: list[Step] = []
     findings: list[Finding] = []
     analyses: dict[str, Analysis] = {}
-    created: frozenset[str] = frozenset()
     for m in pending:
-        analysis = analyze(m, created)
+        analysis = analyze(m)
         analyses[m.name] = analysis
         findings.extend(analysis.findings)
-        created = created | analysis.created_tables
         version = version_of(m) if version_of is not None else ""
         steps.extend(s for s in cut_steps(m, analysis.statements, done, version) if not s.done)
     return Plan(

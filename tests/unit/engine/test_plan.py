@@ -157,7 +157,7 @@ def test_empty_file_still_has_a_step() -> None:
 def _plan(src, analyses, **kw):
     state = compare(src, [])
     by_name = dict(zip([m.name for m in src.migrations], analyses, strict=True))
-    return build_plan(src, state, lambda m, created: by_name[m.name], **kw)
+    return build_plan(src, state, lambda m, **_: by_name[m.name], **kw)
 
 
 def test_selection_until_phase_stop_before_and_approval() -> None:
@@ -208,7 +208,7 @@ def test_done_steps_are_left_out() -> None:
     p = build_plan(
         src,
         state,
-        lambda m, c: Analysis((st("a"), st("b", tx=TxMode.AUTOCOMMIT))),
+        lambda m, **_: Analysis((st("a"), st("b", tx=TxMode.AUTOCOMMIT))),
         done={f"{m.hash[:12]}-0"},
     )
     assert [s.index for s in p.steps] == [1]
