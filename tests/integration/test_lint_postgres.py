@@ -16,7 +16,7 @@ import pytest
 
 from pgshift.engine.analysis import function_volatility, source_functions
 from pgshift.migrations.model import Layout, Source
-from pgshift.safety import analyze
+from pgshift.safety import CatalogFacts, analyze
 from pgshift.safety.builtin_functions import NON_VOLATILE
 from pgshift.safety.volatility import VOLATILE
 from tests.helpers import result_of, run_pgshift, write_drizzle_folder
@@ -77,7 +77,8 @@ def test_a_default_calling_an_unknown_function_rewrites_the_table(
     # the catalog says volatile too, and the engine passes that on.
     catalog = function_volatility(conn)
     assert catalog["app_code"] == "v" and catalog["public.app_code"] == "v"
-    assert "adding-field-with-volatile-default" in _rules(sql, functions=catalog)
+    facts = CatalogFacts(functions=catalog)
+    assert "adding-field-with-volatile-default" in _rules(sql, facts=facts)
 
 
 def test_a_default_calling_an_immutable_function_does_not_rewrite(
@@ -90,8 +91,8 @@ def test_a_default_calling_an_immutable_function_does_not_rewrite(
     for column, call in (("code", "app_code()"), ("at", "app_now()"), ("n", "now()")):
         sql = f"ALTER TABLE t ADD COLUMN {column} {'int' if column == 'code' else 'timestamptz'} " \
               f"DEFAULT {call}"
-        catalog = function_volatility(conn)
-        assert "adding-field-with-volatile-default" not in _rules(sql, functions=catalog)
+        facts = CatalogFacts(functions=function_volatility(conn))
+        assert "adding-field-with-volatile-default" not in _rules(sql, facts=facts)
         assert not _rewrites(conn, sql), sql
 
 

@@ -1,43 +1,46 @@
-"""Glue between the engine and safety: which tables exist, overrides, and `safety.analyze`."""
+"""Glue between the engine and safety: the catalog facts (`catalog_facts`), the one way of
+calling `safety.analyze` (`FileAnalyzer`), and the checks of bad input before a run
+(`quick_check`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
-from pgshift.engine.plan import Analyzer
 from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
 from pgshift.safety import analyze, control
-from pgshift.safety.analyze import functions_before
+from pgshift.safety.analyze import NO_FACTS, functions_before
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
+from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
 from pgshift.safety.names import table_key
 
 
-def existing_tables(conn: psycopg.Connection[Any]) -> Any:
-    """A `(schema, name) -> bool` over the tables that exist now (unqualified names resolve
-    through the search path, as the migration's statements will)."""
+def catalog_facts(conn: psycopg.Connection[Any]) -> CatalogFacts:
+    """What safety and the engine's checks need to know of the database, read once: the tables
+    that exist now (unqualified names resolve through the search path, as the migration's
+    statements will), the volatility of the database's own functions, the server's major."""
     rows = conn.execute(
         "SELECT n.nspname, c.relname, n.nspname = ANY (current_schemas(false)) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
     ).fetchall()
-    qualified = {(r[0], r[1]) for r in rows}
-    visible = {r[1] for r in rows if r[2]}
-
-    def exists(schema: str | None, name: str) -> bool:
-        return (schema, name) in qualified if schema else name in visible
-
-    return exists
+    return CatalogFacts(
+        tables=frozenset((r[0], r[1]) for r in rows),
+        visible_tables=frozenset(r[1] for r in rows if r[2]),
+        functions=function_volatility(conn),
+        server_major=server_major_of(conn),
+    )
 
 
 def function_volatility(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """What the catalog says of the volatility of the database's own functions (not
     pg_catalog's, which safety knows): `schema.name` and `name` -> `i`/`s`/`v`, `v` when any
     overload (or, for the bare name, any schema's function of that name) is VOLATILE. Safety
-    takes it as data (`analyze(functions=...)`); the source's own CREATE FUNCTIONs win."""
+    takes it as data (`CatalogFacts.functions`); the source's own CREATE FUNCTIONs win."""
     rows = conn.execute(
         "SELECT n.nspname, p.proname, string_agg(DISTINCT p.provolatile::text, '') "
         "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
@@ -62,13 +65,62 @@ def source_functions(
     return functions_before(source.migrations, catalog)
 
 
-def backfill_finder(
-    source: Source,
-    overrides: Mapping[str, Directives],
-    *,
-    rewrite: bool,
-    functions: Mapping[str, Mapping[str, str]] | None = None,
-) -> Callable[[CatchUp], Backfill | None]:
+class FileAnalyzer:
+    """The one way the engine calls `safety.analyze`: this run's overrides, `--no-rewrite`,
+    opt-in rules and catalog facts, with each file's function volatility as the catalog and
+    the source's earlier files leave it (`source_functions`, computed when first needed).
+    `lint=False`: without findings, for a run (lint is a tenth of the cost)."""
+
+    def __init__(
+        self,
+        source: Source,
+        overrides: Mapping[str, Directives],
+        *,
+        rewrite: bool,
+        facts: CatalogFacts = NO_FACTS,
+        lint: bool = False,
+        enable: frozenset[str] = frozenset(),
+    ) -> None:
+        self.source = source
+        self.overrides = overrides
+        self.rewrite = rewrite
+        self.facts = facts
+        self.lint = lint
+        self.enable = enable
+        self._functions: dict[str, dict[str, str]] | None = None
+
+    def __call__(
+        self,
+        migration: Migration,
+        *,
+        render: bool = True,
+        new_tables: frozenset[str] = frozenset(),
+        refuse_control: bool = True,
+    ) -> Analysis:
+        """The stable analysis of `migration`; `render=False` leaves rewritten statements' SQL
+        out; `new_tables`: the form in which those tables (created by files this run applied
+        whole) are known to be new (`engine/apply.py`); `refuse_control=False` for a file that
+        is read, not run."""
+        if self._functions is None:
+            self._functions = source_functions(self.source, self.facts.functions)
+        facts = replace(
+            self.facts,
+            functions=self._functions.get(migration.name, {}),
+            created_earlier=new_tables,
+        )
+        return analyze(
+            migration,
+            override=self.overrides.get(migration.name),
+            facts=facts,
+            rewrite=self.rewrite,
+            lint=self.lint,
+            render=render,
+            refuse_control=refuse_control,
+            enable=self.enable,
+        )
+
+
+def backfill_finder(analyzer: FileAnalyzer) -> Callable[[CatchUp], Backfill | None]:
     """Find the backfill a `CatchUp` refers to: the last batched UPDATE of the source that sets
     that column of that table. The source is analysed (offline) only when first asked, because
     the backfill may belong to a migration applied by an earlier run."""
@@ -82,15 +134,9 @@ def backfill_finder(
         nonlocal loaded
         if not loaded:
             # each file alone, every table assumed to exist: as the backfill ran on a live table.
-            for m in source.migrations:
-                analysis = analyze(
-                    m,
-                    override=overrides.get(m.name),
-                    rewrite=rewrite,
-                    lint=False,
-                    functions=(functions or {}).get(m.name),
-                    refuse_control=False,  # applied files too: they are read, not run
-                )
+            for m in analyzer.source.migrations:
+                # applied files too: they are read, not run
+                analysis = analyzer(m, refuse_control=False)
                 cache.extend(s.backfill for s in analysis.statements if s.backfill is not None)
             loaded = True
         for b in reversed(cache):
@@ -101,66 +147,6 @@ def backfill_finder(
     return find
 
 
-def make_analyzer(
-    overrides: Mapping[str, Directives],
-    *,
-    rewrite: bool,
-    existing: Any = None,
-    lint: bool = True,
-    functions: Mapping[str, Mapping[str, str]] | None = None,
-    enable: frozenset[str] = frozenset(),
-) -> Analyzer:
-    """`analyze(migration, created_before)` with this run's overrides and database knowledge
-    (`lint=False`: without findings, for a run); `functions`: `source_functions`; `enable`:
-    the opt-in rules to report."""
-
-    def run(
-        migration: Migration,
-        created_before: frozenset[str],
-        *,
-        render: bool = True,
-        keyless_before: Mapping[str, str] | None = None,
-    ) -> Analysis:
-        result: Analysis = analyze(
-            migration,
-            override=overrides.get(migration.name),
-            existing_tables=existing,
-            created_before=created_before,
-            rewrite=rewrite,
-            lint=lint,
-            render=render,
-            keyless_before=keyless_before,
-            functions=(functions or {}).get(migration.name),
-            enable=enable,
-        )
-        return result
-
-    return run
-
-
-def make_new_table_analyzer(
-    overrides: Mapping[str, Directives],
-    *,
-    rewrite: bool,
-    functions: Mapping[str, Mapping[str, str]] | None = None,
-) -> Callable[[Migration, frozenset[str]], Analysis]:
-    """`analyze(migration, new_tables)`: the form of a file in which the tables that earlier
-    files of this run created are known to be new (see `engine/apply.py`)."""
-
-    def run(migration: Migration, new_tables: frozenset[str]) -> Analysis:
-        result: Analysis = analyze(
-            migration,
-            override=overrides.get(migration.name),
-            rewrite=rewrite,
-            new_tables=new_tables,
-            lint=False,
-            functions=(functions or {}).get(migration.name),
-        )
-        return result
-
-    return run
-
-
 def server_major_of(conn: psycopg.Connection[Any]) -> int:
     """The server's PostgreSQL major (180006 -> 18), as libpq reported it at connect."""
     return int(conn.info.server_version) // 10000
@@ -169,18 +155,19 @@ def server_major_of(conn: psycopg.Connection[Any]) -> int:
 def quick_check(
     migrations: Iterable[Migration],
     overrides: Mapping[str, Directives] | None = None,
-    server_major: int | None = None,
+    facts: CatalogFacts = NO_FACTS,
 ) -> None:
     """Syntax and `-- pgshift:` comments of these files, at C speed (pglast's scanner and
     parser without building Python parse trees), so bad input is reported before the lock is
     taken or a file applied, while the full analysis can run beside the run. Also what a run
     refuses (`safety.control`: BEGIN, SAVEPOINT..., lock releases not allowed), checked in full
-    only for a file whose text or parse tree may hold it. With `server_major`, syntax that
-    major lacks is refused too (`safety.versions`)."""
+    only for a file whose text or parse tree may hold it. With `facts.server_major`, syntax
+    that major lacks is refused too (`safety.versions`)."""
     from pglast import parser
 
     from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
+    server_major = facts.server_major
     for m in migrations:
         suspect = False
         for chunk in m.chunks:
@@ -200,7 +187,13 @@ def quick_check(
                 line = line_at(location) if location is not None else chunk.line
                 raise ParseError(f"{m.path}:{line}: {message}") from None
             if server_major is not None and server_major < GRAMMAR_MAJOR:
-                check_parsed(tree, server_major, lambda at, path=m.path: f"{path}:{line_at(at)}")
+
+                def where(
+                    at: int, path: str = m.path, line_at: Callable[..., int] = line_at
+                ) -> str:
+                    return f"{path}:{line_at(at)}"
+
+                check_parsed(tree, server_major, where)
             for token in tokens:
                 if token.name != "SQL_COMMENT":
                     continue

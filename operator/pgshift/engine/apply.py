@@ -12,10 +12,11 @@ step keys; see `safety.analyze`), so a `CREATE INDEX` or `FOREIGN KEY` on a tabl
 earlier file of this run created is planned as a safe rewrite (CONCURRENTLY, NOT VALID +
 VALIDATE, batches), as for a table that holds rows. That table is empty and private until the
 run ends: nothing has seen it yet. So a file that no run has started, that this run may run
-entirely (no stop inside it), and whose form with those tables known as new (`new_tables`) can
-share one transaction, runs in that form, as written, in one transaction under its stable
-steps' keys. It commits whole or not at all, records no step, and so never needs resuming; a
-run that stops or fails before it leaves it pending as if untouched. Only files wholly applied
+entirely (no stop inside it), and whose form with those tables known as new
+(`CatalogFacts.created_earlier`) can share one transaction, runs in that form, as written, in
+one transaction under its stable steps' keys. It commits whole or not at all, records no step,
+and so never needs resuming; a run that stops or fails before it leaves it pending as if
+untouched. Only files wholly applied
 by this run count: a table created by a file that an earlier run started may have been seen.
 
 Session settings. Before each file after the first, the session is reset (`Runner.reset_session`:
@@ -31,23 +32,15 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 
 from pgshift.engine import signals, tracking
-from pgshift.engine.plan import (
-    Stop,
-    StopReason,
-    as_written_steps,
-    cut_steps,
-    end_stop,
-    resume_renames,
-    select_steps,
-    step_key,
-)
+from pgshift.engine.plan import Analyze, Stop, StopReason, end_stop, select_steps
 from pgshift.engine.result import Failure
 from pgshift.engine.runner import Outcome, Runner
+from pgshift.engine.steps import as_written_steps, cut_steps, resume_renames, step_key
 from pgshift.errors import PgshiftError
 from pgshift.migrations.model import Migration
 from pgshift.safety.model import Analysis, TxMode
@@ -64,15 +57,9 @@ class _Prepared:
     complete: bool = True
 
 
-class Analyze(Protocol):
-    """The stable analysis of a file; `render=False`: rewritten statements' SQL left out."""
-
-    def __call__(self, migration: Migration, *, render: bool = True) -> Analysis: ...
-
-
 def _preparer(
     analyze: Analyze,
-    analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None,
+    as_written: bool,
     done: Collection[str],
     selection: Selection,
     version_of: Callable[[Migration], str] | None = None,
@@ -90,13 +77,13 @@ def _preparer(
         prefix = step_key(m, 0, version).removesuffix("0")
         untouched = not any(k.startswith(prefix) for k in done)
         out: _Prepared | None = None
-        if analyze_new is not None and created and untouched:
+        if as_written and created and untouched:
             shape = analyze(m, render=False)
             if not any(s.rewrite and not s.sql for s in shape.statements):
                 out = _Prepared(shape)  # nothing was left out: the stable analysis itself
             elif any(s.tx is not TxMode.TRANSACTION for s in shape.statements):
                 basis = frozenset(created)
-                written = analyze_new(m, basis)
+                written = analyze(m, new_tables=basis)
                 steps = cut_steps(m, shape.statements, (), version)
                 _run, stop = select_steps(steps, selection)
                 if stop is None and as_written_steps(steps, written.statements) is not None:
@@ -121,7 +108,7 @@ def resume_edited(
 ) -> dict[str, list[tuple[str, str]]]:
     """--resume-edited: for each pending file that an earlier run left partly applied under
     another version of its text (or settings), move the records of its applied steps to the
-    keys of its plan now, when their statement text is unchanged (`plan.resume_renames`;
+    keys of its plan now, when their statement text is unchanged (`steps.resume_renames`;
     EditedAppliedStep otherwise). `write=False` only checks (before the lock). Returns
     migration name -> the (old key, new key) moves."""
     records = tracking.step_records(conn, tracking_settings)
@@ -206,16 +193,17 @@ def run_files(
     done: Collection[str],
     selection: Selection,
     beyond: list[str],
-    analyze_new: Callable[[Migration, frozenset[str]], Analysis] | None = None,
+    as_written: bool = True,
     version_of: Callable[[Migration], str] | None = None,
 ) -> Outcome:
-    """Apply `pending` in order. `analyze_new(m, tables)`: the file's analysis with `tables`
-    known as new (safety's `new_tables`); None never runs a file in that form. `version_of`:
-    `plan.plan_version` under this run's settings (default: the file's hash)."""
+    """Apply `pending` in order. `as_written=False` never runs a file in the form in which the
+    tables earlier files of this run created are known as new (`CatalogFacts.created_earlier`).
+    `version_of`:
+    `steps.plan_version` under this run's settings (default: the file's hash)."""
     total = Outcome()
     #: tables created by files that this run applied whole, from their first step.
     fresh: set[str] = set()
-    prepare = _preparer(analyze, analyze_new, done, selection, version_of)
+    prepare = _preparer(analyze, as_written, done, selection, version_of)
     #: a file already ran in this session: its SETs must not reach the next one.
     ran_before = False
     with _Ahead(prepare, pending) as ahead:

@@ -286,7 +286,7 @@ def run_unbatched(conn: psycopg.Connection[Any], statement: str, lock_timeout: f
     idempotent (that is why it was to be batched), so a rerun after a failure is harmless."""
     with conn.transaction():
         conn.execute(lock_timeout_sql(lock_timeout))
-        cur = conn.execute(statement)  # type: ignore[arg-type] - migration SQL as written
+        cur = conn.execute(statement)  # migration SQL as written
         return max(cur.rowcount, 0)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,9 +34,10 @@ from psycopg import sql
 
 from pgshift.engine import backfill as bf
 from pgshift.engine import lock, tracking
-from pgshift.engine.plan import Step, Stop, StopReason
+from pgshift.engine.plan import Stop, StopReason
 from pgshift.engine.result import Failure, StepDone, failure_from_db_error
 from pgshift.engine.signals import sigterm_cancels
+from pgshift.engine.steps import Step
 from pgshift.errors import BackfillKeyError, PgshiftError, PooledConnection
 from pgshift.migrations.model import TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
@@ -105,8 +106,8 @@ class Runner:
         #: trip instead of one per statement. Behind a pooler the pid is the pooler's: every
         #: step then checks the lock in its own transaction.
         self.direct = self.lock_pid == conn.info.backend_pid
-        #: the tracking records as SQL text, composed on first use.
-        self._record_text: tracking.RecordText | None = None
+        #: the lock_timeout in force in the transaction being sent (see `_statements`).
+        self._local_lock_timeout: float | None = None
         #: the steps being run and when they started: see `_settle`.
         self._in_flight: tuple[tuple[Step, ...], float] = ((), 0.0)
 
@@ -162,7 +163,7 @@ class Runner:
         ]
         if self.conn.info.server_version >= 140000:
             parts.append("SET client_connection_check_interval = '1s'")
-        self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
+        self.conn.execute(";\n".join(parts))
         self._session_lock_timeout = None
 
     # --- steps ------------------------------------------------------------------------------
@@ -198,19 +199,14 @@ class Runner:
                         i += 1
         except KeyboardInterrupt:
             self._settle(out)
-            step = self.current.step
-            out.failure = Failure(
-                migration=step.migration.name if step else None,
-                step=step.key if step else None,
-                statement=self.current.statement.sql if self.current.statement else None,
-                line=self.current.statement.line if self.current.statement else None,
+            out.failure = self._failure_here(
                 sqlstate="57014",
                 message="interrupted (SIGTERM): the running query was cancelled",
                 hint="rerun to resume after the last finished step",
                 retryable=True,
                 code="Interrupted",
             )
-            out.stop = Stop(StopReason.INTERRUPTED, step)
+            out.stop = Stop(StopReason.INTERRUPTED, self.current.step)
             out.exit_code = 1
         except psycopg.Error as exc:
             self._settle(out)
@@ -219,20 +215,35 @@ class Runner:
             out.exit_code = 1
         except PgshiftError as exc:
             self._settle(out)
-            step = self.current.step
-            out.failure = Failure(
-                migration=step.migration.name if step else None,
-                step=step.key if step else None,
-                statement=self.current.statement.sql if self.current.statement else None,
-                line=self.current.statement.line if self.current.statement else None,
-                sqlstate=None,
-                message=exc.message,
-                hint=exc.hint or None,
-                code=exc.code,
+            out.failure = self._failure_here(
+                sqlstate=None, message=exc.message, hint=exc.hint or None, code=exc.code
             )
-            out.stop = Stop(StopReason.FAILED, step)
+            out.stop = Stop(StopReason.FAILED, self.current.step)
             out.exit_code = exc.exit_code
         return out
+
+    def _failure_here(
+        self,
+        *,
+        sqlstate: str | None,
+        message: str,
+        hint: str | None,
+        code: str,
+        retryable: bool = False,
+    ) -> Failure:
+        """A failure of what was running (step and statement) when it happened."""
+        step, st = self.current.step, self.current.statement
+        return Failure(
+            migration=step.migration.name if step else None,
+            step=step.key if step else None,
+            statement=st.sql if st else None,
+            line=st.line if st else None,
+            sqlstate=sqlstate,
+            message=message,
+            hint=hint,
+            retryable=retryable,
+            code=code,
+        )
 
     def _failure(self, exc: psycopg.Error) -> Failure:
         step, st = self.current.step, self.current.statement
@@ -286,27 +297,40 @@ class Runner:
             if applied or step.key in recorded:
                 self._finished(step, ms, out)
 
-    def _record(self, step: Step, *, clear_steps: bool = True) -> None:
-        """Inside the step's transaction: its progress, or (last step) the file's tracking row,
-        written only if this backend still holds the migration lock (checked in the same
-        statement): else a transaction pooler swapped backends, and the transaction rolls back."""
+    def _records(
+        self, step: Step, *, clear_steps: bool = True, only_if: sql.Composable | None = None
+    ) -> list[sql.Composed]:
+        """What finishing `step` writes: its progress, or (last step) the file's tracking row
+        (`tracking.row_record` / `step_record`: the SQL is composed there, once)."""
         t = self.settings.tracking
         if step.last:
-            ok = tracking.insert_row(
-                self.conn, t, step.migration, self.form, clear_steps=clear_steps, only_if=self._held
+            return tracking.row_record(
+                t, step.migration, self.form, clear_steps=clear_steps, only_if=only_if
             )
-        else:
-            ok = tracking.mark_step(
-                self.conn,
+        return [
+            tracking.step_record(
                 t,
                 step.key,
                 step.migration,
-                only_if=self._held,
                 version=step.version,
                 text_hash=step.text_hash,
+                only_if=only_if,
             )
-        if not ok:
+        ]
+
+    def _record(self, step: Step, *, clear_steps: bool = True, checked: bool = True) -> None:
+        """Inside the step's transaction: its records, `checked`: written only if this backend
+        still holds the migration lock (checked in the same statement): else a transaction
+        pooler swapped backends, and the transaction rolls back. Unchecked in a pipeline on a
+        direct connection (the row count is not known yet; the backend is the lock's)."""
+        insert, *rest = self._records(
+            step, clear_steps=clear_steps, only_if=self._held if checked else None
+        )
+        cur = self.conn.execute(insert)
+        if checked and cur.rowcount != 1:
             raise PooledConnection(lock.NOT_HELD_MESSAGE)
+        for query in rest:
+            self.conn.execute(query)
 
     def _finished(self, step: Step, ms: int, out: Outcome) -> None:
         out.done.append(StepDone(step.key, step.migration.name, step.phase.value, ms))
@@ -360,19 +384,14 @@ class Runner:
             durations.clear()
             self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
             with self.conn.transaction():
-                current = self._session_lock_timeout
+                self._local_lock_timeout = self._session_lock_timeout
                 for step in group:
-                    self._started(step)
                     t0 = time.monotonic()
-                    for st in step.statements:
-                        if not st.sql.strip():
-                            continue
+                    for st, setting in self._statements(step):
                         self.current.statement = st
-                        wanted = self.lock_timeout_for(st.lock)
-                        if wanted != current:
-                            self.conn.execute(lock.lock_timeout_sql(wanted))
-                            current = wanted
-                        self.conn.execute(st.sql)  # type: ignore[arg-type] - migration SQL as written
+                        if setting is not None:
+                            self.conn.execute(setting)
+                        self.conn.execute(st.sql)
                     durations.append(int((time.monotonic() - t0) * 1000))
                 # the records after every statement of the group (one transaction either way):
                 # written as the session's own user, whatever role the file SET.
@@ -388,6 +407,24 @@ class Runner:
         for step, ms in zip(group, durations, strict=True):
             self._finished(step, ms, out)
 
+    def _statements(
+        self, step: Step
+    ) -> Iterator[tuple[PlannedStatement, sql.Composed | None]]:
+        """A transactional step, started (`step.started`): each statement that has SQL, with
+        the `SET LOCAL lock_timeout` to send before it when it needs another value than the one
+        in force (a transaction starts with the session's). The one walk over a group's
+        statements, whether they go one by one or in one query string."""
+        self._started(step)
+        for st in step.statements:
+            if not st.sql.strip():
+                continue
+            wanted = self.lock_timeout_for(st.lock)
+            setting = None
+            if wanted != self._local_lock_timeout:
+                setting = lock.lock_timeout_sql(wanted)
+                self._local_lock_timeout = wanted
+            yield st, setting
+
     def _pipelined(self, group: list[Step], whole: bool, out: Outcome) -> bool:
         """The fast path: BEGIN, every statement, the record and COMMIT in one query string
         (the simple query protocol: one round trip, and one result to read back). Any error
@@ -395,37 +432,26 @@ class Runner:
         statement, which retries lock timeouts and names the failing statement exactly."""
         self.set_session_lock_timeout(self.settings.timeouts.lock_timeout)
         t0 = time.monotonic()
-        if self._record_text is None:
-            self._record_text = tracking.RecordText(self.conn, self.settings.tracking, self.form)
-        record = self._record_text
         parts = ["BEGIN"]
-        current = self._session_lock_timeout
+        self._local_lock_timeout = self._session_lock_timeout
         for step in group:
-            self._started(step)
-            for st in step.statements:
-                if not st.sql.strip():
-                    continue
-                wanted = self.lock_timeout_for(st.lock)
-                if wanted != current:
-                    parts.append(lock.lock_timeout_sql(wanted).as_string(self.conn))
-                    current = wanted
+            for st, setting in self._statements(step):
+                if setting is not None:
+                    parts.append(setting.as_string(self.conn))
                 # as written; the ";" that ends each statement here is not part of its text,
                 # whose last token is never a comment (safety.statements).
                 parts.append(st.sql)
         if _may_set_role(group[0]):
             parts.append(_AS_SESSION_USER)
         for step in group:
-            if step.last:
-                parts.extend(record.insert_row(step.migration, clear_steps=not whole))
-            elif not whole:
-                parts.append(
-                    record.mark_step(step.key, step.migration, step.version, step.text_hash)
-                )
+            if step.last or not whole:  # a whole file commits with its row alone
+                records = self._records(step, clear_steps=not whole)
+                parts += [q.as_string(self.conn) for q in records]
         # the lock is still ours, or the transaction fails before COMMIT (see `lock.verify`).
         parts.append(lock.still_held_sql(self.lock_pid))
         parts.append("COMMIT")
         try:
-            self.conn.execute(";\n".join(parts))  # type: ignore[arg-type] - composed above
+            self.conn.execute(";\n".join(parts))
         except psycopg.Error as exc:
             if self.conn.broken:
                 raise
@@ -441,41 +467,60 @@ class Runner:
             self._finished(step, ms // len(group), out)
         return True
 
-    def _autocommit(self, step: Step, out: Outcome) -> None:
+    def _alone(
+        self,
+        step: Step,
+        out: Outcome,
+        run_statement: Callable[[Step, PlannedStatement], None],
+        *,
+        catch_ups: bool = False,
+    ) -> None:
+        """The frame of a step that runs outside a transaction (autocommit, batched): started,
+        each statement in turn, then the lock check, its record in a transaction of its own,
+        finished."""
         self._flying((step,))
         self._started(step)
         t0 = time.monotonic()
-        self._catch_ups(step, step.statements)
+        if catch_ups:
+            self._catch_ups(step, step.statements)
         for st in step.statements:
             self.current.statement = st
-
-            def body(st: PlannedStatement = st) -> None:
-                if not self.direct:
-                    lock.assert_held(self.conn)
-                if st.index_name:
-                    found = self._index(st.index_name)
-                    if found and found[1]:
-                        # an earlier run built it and was killed before recording the step.
-                        self.emit(
-                            "step.skipped",
-                            step=step.key,
-                            why=f"index {st.index_name} exists and is valid",
-                        )
-                        return
-                    if found:  # INVALID: a failed concurrent build left it; drop it first
-                        self._drop_invalid_index(found[0])
-                self.set_session_lock_timeout(self.lock_timeout_for(st.lock))
-                try:
-                    self.conn.execute(st.sql)  # type: ignore[arg-type]
-                except BaseException:
-                    if st.index_name and st.index_unique:
-                        self._drop_failed_unique(st.index_name)
-                    raise
-
-            self.with_retries(step.migration.name, body)
+            run_statement(step, st)
         lock.verify(self.conn, self.lock_pid)  # not recorded, and no next step, without it
         self._record_alone(step)
         self._finished(step, int((time.monotonic() - t0) * 1000), out)
+
+    def _autocommit(self, step: Step, out: Outcome) -> None:
+        self._alone(step, out, self._autocommit_statement, catch_ups=True)
+
+    def _autocommit_statement(self, step: Step, st: PlannedStatement) -> None:
+        """One statement on its own (CONCURRENTLY...), retried on lock timeouts; a valid index
+        of its name is a build an earlier run finished, an INVALID one is dropped first."""
+
+        def body() -> None:
+            if not self.direct:
+                lock.assert_held(self.conn)
+            if st.index_name:
+                found = self._index(st.index_name)
+                if found and found[1]:
+                    # an earlier run built it and was killed before recording the step.
+                    self.emit(
+                        "step.skipped",
+                        step=step.key,
+                        why=f"index {st.index_name} exists and is valid",
+                    )
+                    return
+                if found:  # INVALID: a failed concurrent build left it; drop it first
+                    self._drop_invalid_index(found[0])
+            self.set_session_lock_timeout(self.lock_timeout_for(st.lock))
+            try:
+                self.conn.execute(st.sql)
+            except BaseException:
+                if st.index_name and st.index_unique:
+                    self._drop_failed_unique(st.index_name)
+                raise
+
+        self.with_retries(step.migration.name, body)
 
     def _record_alone(self, step: Step) -> None:
         """Record an autocommit or batched step in a transaction of its own (on a direct
@@ -486,75 +531,60 @@ class Runner:
                     self.conn.execute(_AS_SESSION_USER)
                 self._record(step)
             return
-        t = self.settings.tracking
         with self.conn.pipeline(), self.conn.transaction():
             if _may_set_role(step):
                 self.conn.execute(_AS_SESSION_USER)
-            if step.last:
-                tracking.insert_row(self.conn, t, step.migration, self.form, check=False)
-            else:
-                tracking.mark_step(
-                    self.conn,
-                    t,
-                    step.key,
-                    step.migration,
-                    check=False,
-                    version=step.version,
-                    text_hash=step.text_hash,
-                )
+            self._record(step, checked=False)
 
     def _batched(self, step: Step, out: Outcome) -> None:
-        self._flying((step,))
-        self._started(step)
-        t0 = time.monotonic()
-        for st in step.statements:
-            self.current.statement = st
-            if st.backfill is None:  # safety marks BATCHED only with a backfill spec
-                raise PgshiftError(
-                    f"{step.migration.path}:{st.line}: batched statement without a backfill spec"
-                )
-            # batches wait for row locks the application holds: bounded like strong locks.
-            lock_timeout = self.settings.timeouts.lock_timeout
+        self._alone(step, out, self._batched_statement)
 
-            def run_batch(fn: Callable[[], Any]) -> Any:
-                return self.with_retries(step.migration.name, fn)
-
-            def progress(data: dict[str, Any]) -> None:
-                self.emit("backfill.progress", **data)
-
-            try:
-                key = bf.resolve_key(self.conn, st.backfill)
-            except BackfillKeyError as exc:
-                if not st.rewrite:  # `-- pgshift:backfill` (or the override) asked for batches
-                    raise BackfillKeyError(
-                        f"{step.migration.path}:{st.line}: -- pgshift:backfill: {exc.message}"
-                    ) from None
-                # pgshift chose to batch it (an idempotent UPDATE): it runs as written instead.
-                self.emit("backfill.unbatched", step=step.key, why=exc.message)
-                self.with_retries(
-                    step.migration.name,
-                    lambda st=st, lt=lock_timeout: bf.run_unbatched(self.conn, st.sql, lt),
-                )
-                continue
-            # the checkpoint carries the step's text hash (--resume-edited compares it).
-            tracking.tag_checkpoint(
-                self.conn, self.settings.tracking, step.key, step.migration.name, step.text_hash
+    def _batched_statement(self, step: Step, st: PlannedStatement) -> None:
+        """A backfill in checkpointed keyset batches; an UPDATE pgshift chose to batch runs as
+        written when its table has no key to batch over."""
+        if st.backfill is None:  # safety marks BATCHED only with a backfill spec
+            raise PgshiftError(
+                f"{step.migration.path}:{st.line}: batched statement without a backfill spec"
             )
-            bf.run(
-                self.conn,
-                step=step.key,
-                migration=step.migration.name,
-                backfill=st.backfill,
-                settings=self.settings.backfill,
-                tracking=self.settings.tracking,
-                lock_timeout=lock_timeout,
-                run_batch=run_batch,
-                progress=progress,
-                key=key,
+        # batches wait for row locks the application holds: bounded like strong locks.
+        lock_timeout = self.settings.timeouts.lock_timeout
+
+        def run_batch(fn: Callable[[], Any]) -> Any:
+            return self.with_retries(step.migration.name, fn)
+
+        def progress(data: dict[str, Any]) -> None:
+            self.emit("backfill.progress", **data)
+
+        try:
+            key = bf.resolve_key(self.conn, st.backfill)
+        except BackfillKeyError as exc:
+            if not st.rewrite:  # `-- pgshift:backfill` (or the override) asked for batches
+                raise BackfillKeyError(
+                    f"{step.migration.path}:{st.line}: -- pgshift:backfill: {exc.message}"
+                ) from None
+            # pgshift chose to batch it (an idempotent UPDATE): it runs as written instead.
+            self.emit("backfill.unbatched", step=step.key, why=exc.message)
+            self.with_retries(
+                step.migration.name,
+                lambda: bf.run_unbatched(self.conn, st.sql, lock_timeout),
             )
-        lock.verify(self.conn, self.lock_pid)
-        self._record_alone(step)
-        self._finished(step, int((time.monotonic() - t0) * 1000), out)
+            return
+        # the checkpoint carries the step's text hash (--resume-edited compares it).
+        tracking.tag_checkpoint(
+            self.conn, self.settings.tracking, step.key, step.migration.name, step.text_hash
+        )
+        bf.run(
+            self.conn,
+            step=step.key,
+            migration=step.migration.name,
+            backfill=st.backfill,
+            settings=self.settings.backfill,
+            tracking=self.settings.tracking,
+            lock_timeout=lock_timeout,
+            run_batch=run_batch,
+            progress=progress,
+            key=key,
+        )
 
     # --- invalid indexes --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ pgshift's own tables carry a schema version (`pgshift_schema`, one row) and are 
 place, under the migration lock, in one transaction (`ensure`):
 - 1 (no `pgshift_schema` table): `pgshift_steps (step, migration, hash, done_at)` and
   `pgshift_backfill (step, migration, last_key, rows, batches, walked, updated_at)`;
-- 2: both gain `text_hash` (the step's statement-text hash, `plan.step_text_hash`; NULL in
+- 2: both gain `text_hash` (the step's statement-text hash, `steps.step_text_hash`; NULL in
   records older than the upgrade), so a rerun of an edited file can resume (`--resume-edited`).
 A database whose version is newer than this pgshift's is refused (TrackingTable).
 """
@@ -52,7 +52,7 @@ class StepRecord:
 
     step: str
     migration: str
-    #: the plan version (`plan.plan_version`) the step was cut from.
+    #: the plan version (`steps.plan_version`) the step was cut from.
     hash: str
     #: the step's statement-text hash; None in records made before schema version 2.
     text_hash: str | None
@@ -262,6 +262,66 @@ def match_row_to_migration(row: Row, migrations: tuple[Migration, ...]) -> Migra
     return next((m for m in migrations if m.hash == row.hash), None)
 
 
+def row_record(
+    tracking: Tracking,
+    migration: Migration,
+    form: TrackingForm,
+    *,
+    clear_steps: bool = True,
+    only_if: sql.Composable | None = None,
+) -> list[sql.Composed]:
+    """The tracking row drizzle would write (a v1 table also gets the folder name), and, with
+    `clear_steps`, the DELETE of the file's step records. The one place this SQL is composed:
+    `insert_row` executes it, the runner also sends it as text inside a file's one query string
+    (`Composed.as_string`). Values are literals quoted by psycopg, never formatted raw.
+
+    `only_if`: an SQL condition (the migration lock still held) checked in the same statement."""
+    values = [sql.Literal(migration.hash), sql.Literal(int(migration.when))]
+    columns = [sql.SQL("hash"), sql.SQL("created_at")]
+    if form is TrackingForm.V1:
+        values.append(sql.Literal(migration.name))
+        columns.append(sql.SQL("name"))
+    out = [
+        sql.SQL("INSERT INTO {} ({}) SELECT {} WHERE {}").format(
+            _t(tracking),
+            sql.SQL(", ").join(columns),
+            sql.SQL(", ").join(values),
+            only_if if only_if is not None else sql.SQL("true"),
+        )
+    ]
+    if clear_steps:
+        # the file is whole now: its partial progress has served its purpose.
+        out.append(
+            sql.SQL("DELETE FROM {} WHERE migration = {}").format(
+                _t(tracking, STEPS_TABLE), sql.Literal(migration.name)
+            )
+        )
+    return out
+
+
+def step_record(
+    tracking: Tracking,
+    key: str,
+    migration: Migration,
+    *,
+    version: str = "",
+    text_hash: str = "",
+    only_if: sql.Composable | None = None,
+) -> sql.Composed:
+    """The `pgshift_steps` record of a finished step (see `row_record`)."""
+    return sql.SQL(
+        "INSERT INTO {} (step, migration, hash, text_hash) SELECT {}, {}, {}, {} WHERE {} "
+        "ON CONFLICT (step) DO UPDATE SET done_at = now()"
+    ).format(
+        _t(tracking, STEPS_TABLE),
+        sql.Literal(key),
+        sql.Literal(migration.name),
+        sql.Literal(version or migration.hash),
+        sql.Literal(text_hash or None),
+        only_if if only_if is not None else sql.SQL("true"),
+    )
+
+
 def insert_row(
     conn: psycopg.Connection[Any],
     tracking: Tracking,
@@ -272,86 +332,19 @@ def insert_row(
     only_if: sql.Composable | None = None,
     check: bool = True,
 ) -> bool:
-    """The tracking row drizzle would write; a v1 table also gets the folder name.
-
-    `only_if`: an SQL condition (the migration lock still held) checked in the same statement;
-    returns False (nothing written) when it does not hold. `clear_steps=False` when the file ran
-    whole in this transaction and so recorded no step progress to clear.
-    """
-    cond = only_if if only_if is not None else sql.SQL("true")
-    if form is TrackingForm.V1:
-        query = sql.SQL(
-            "INSERT INTO {} (hash, created_at, name) SELECT %s, %s, %s WHERE {}"
-        ).format(_t(tracking), cond)
-        params: tuple[Any, ...] = (migration.hash, migration.when, migration.name)
-    else:
-        query = sql.SQL("INSERT INTO {} (hash, created_at) SELECT %s, %s WHERE {}").format(
-            _t(tracking), cond
-        )
-        params = (migration.hash, migration.when)
-    cur = conn.execute(query, params)
-    # in a pipeline the row count is not known yet (check=False): the caller knows the backend.
+    """Write `row_record`; False (nothing written) when `only_if` does not hold.
+    `clear_steps=False` when the file ran whole in this transaction and so recorded no step
+    progress to clear. In a pipeline the row count is not known yet (`check=False`): the caller
+    knows the backend."""
+    insert, *clear = row_record(
+        tracking, migration, form, clear_steps=clear_steps, only_if=only_if
+    )
+    cur = conn.execute(insert)
     if check and cur.rowcount != 1:
         return False
-    if clear_steps:
-        # the file is whole now: its partial progress has served its purpose.
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE migration = %s").format(_t(tracking, STEPS_TABLE)),
-            (migration.name,),
-        )
+    for query in clear:
+        conn.execute(query)
     return True
-
-
-class RecordText:
-    """`insert_row` and `mark_step` as SQL text with the values inlined, to go in one
-    simple-protocol query string with a file's own statements (one round trip per file).
-
-    Identifiers are composed once (`psycopg.sql`); values are a sha256 hex digest, integers,
-    and names quoted as literals by psycopg, never formatted raw."""
-
-    def __init__(self, conn: psycopg.Connection[Any], tracking: Tracking, form: TrackingForm):
-        self._rows = _t(tracking).as_string(conn)
-        self._steps = _t(tracking, STEPS_TABLE).as_string(conn)
-        self._form = form
-        self._conn = conn
-
-    def _literal(self, value: str) -> str:
-        return sql.Literal(value).as_string(self._conn)
-
-    @staticmethod
-    def _hex(value: str) -> str:
-        if not all(c in "0123456789abcdef" for c in value):
-            raise ValueError("not a sha256 hex digest")
-        return f"'{value}'"
-
-    def insert_row(self, migration: Migration, *, clear_steps: bool) -> list[str]:
-        digest = self._hex(migration.hash)
-        if self._form is TrackingForm.V1:
-            out = [
-                f"INSERT INTO {self._rows} (hash, created_at, name) VALUES ({digest}, "
-                f"{int(migration.when)}, {self._literal(migration.name)})"
-            ]
-        else:
-            out = [
-                f"INSERT INTO {self._rows} (hash, created_at) VALUES ({digest}, "
-                f"{int(migration.when)})"
-            ]
-        if clear_steps:
-            out.append(
-                f"DELETE FROM {self._steps} WHERE migration = {self._literal(migration.name)}"
-            )
-        return out
-
-    def mark_step(
-        self, key: str, migration: Migration, version: str = "", text_hash: str = ""
-    ) -> str:
-        text = self._hex(text_hash) if text_hash else "NULL"
-        return (
-            f"INSERT INTO {self._steps} (step, migration, hash, text_hash) VALUES "
-            f"({self._literal(key)}, {self._literal(migration.name)}, "
-            f"{self._hex(version or migration.hash)}, {text}) "
-            "ON CONFLICT (step) DO UPDATE SET done_at = now()"
-        )
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -490,14 +483,11 @@ def mark_step(
     version: str = "",
     text_hash: str = "",
 ) -> bool:
-    """Record a finished step (inside its transaction); False when `only_if` does not hold."""
-    cond = only_if if only_if is not None else sql.SQL("true")
+    """Write `step_record` (inside its transaction); False when `only_if` does not hold."""
     cur = conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (step, migration, hash, text_hash) SELECT %s, %s, %s, %s WHERE {} "
-            "ON CONFLICT (step) DO UPDATE SET done_at = now()"
-        ).format(_t(tracking, STEPS_TABLE), cond),
-        (key, migration.name, version or migration.hash, text_hash or None),
+        step_record(
+            tracking, key, migration, version=version, text_hash=text_hash, only_if=only_if
+        )
     )
     return not check or cur.rowcount == 1
 

@@ -2,7 +2,7 @@
 or override keys. PURE, so the CLI and the controller decide alike.
 
 A name matches when it is a migration of the source, or a step key (`<hash12>-<index>`,
-`<hash12>.<6 hex>-<index>`, engine/plan.py `step_key`) of one of its files: for a pending file
+`<hash12>.<6 hex>-<index>`, engine/steps.py `step_key`) of one of its files: for a pending file
 one of the keys it is cut into under this run's settings, for a file already applied (or whose
 steps the caller cannot tell) any key with its hash. A name of something already applied is
 consumed silently: approvals stay in git after use. `*` and `*@<generation>` (the wildcard

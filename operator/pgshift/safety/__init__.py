@@ -2,22 +2,24 @@
 
 The entry point the engine uses:
 
-    analyze(migration, *, override=None, existing_tables=None, created_before=frozenset(),
-            rewrite=True, after_gate=False, new_tables=frozenset(), lint=True, render=True,
-            keyless_before=None) -> Analysis
+    analyze(migration, *, override=None, facts=CatalogFacts(), rewrite=True, lint=True,
+            render=True, keyless_before=None, refuse_control=True, enable=frozenset())
+        -> Analysis
 
 The plan of a migration depends on its text, override and `rewrite` only (so a resumed run
-plans a half-applied file as the first run did); `existing_tables`, `created_before` and
-`after_gate` are accepted and not used — see `analyze`. `new_tables` gives the form the engine
-may run an untouched file in, whole, in one transaction; `lint`/`render` leave out what a run
-does not need; `keyless_before` informs lint only.
+plans a half-applied file as the first run did). `facts` (`CatalogFacts`) is the one input
+from the database, built by the engine from the catalog: function volatility is read, and
+`created_earlier` gives the form the engine may run an untouched file in, whole, in one
+transaction; the tables that exist now are not read (see `analyze`). `lint`/`render` leave out
+what a run does not need; `keyless_before` informs lint only.
 
-plus `analyze_all` (a run's migrations in order), `lint` (findings only, offline),
-`parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.
+plus `analyze_all` (a source's migrations in order, as lint reads them), `lint` (findings
+only, offline), `parse_overrides` (spec.overrides / --overrides) and the rule registry `RULES`.
 """
 
 from pgshift.safety.analyze import AUTO_BACKFILL, analyze, analyze_all, lint
 from pgshift.safety.directives import parse_overrides
+from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import (
     Analysis,
     Backfill,
@@ -37,6 +39,7 @@ __all__ = [
     "RULES",
     "Analysis",
     "Backfill",
+    "CatalogFacts",
     "CatchUp",
     "Directives",
     "Finding",

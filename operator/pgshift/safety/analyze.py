@@ -19,9 +19,10 @@ from pgshift.migrations.model import Migration, Source
 from pgshift.safety import rewrites
 from pgshift.safety.backfill import backfill_for, batchable, idempotent
 from pgshift.safety.classify import Classification, classify
-from pgshift.safety.context import Context, ExistingTables
+from pgshift.safety.context import Context
 from pgshift.safety.control import check as check_control
 from pgshift.safety.directives import merge
+from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import (
     Analysis,
     Directives,
@@ -37,6 +38,9 @@ from pgshift.safety.rules.transaction_nesting import is_step_boundary
 from pgshift.safety.statements import SourceStatement, split_statements
 from pgshift.safety.volatility import defined, may_define
 
+#: nothing known of the database (offline).
+NO_FACTS = CatalogFacts()
+
 #: `PlannedStatement.rewrite` of an UPDATE that pgshift batches on its own (its SQL is unchanged).
 AUTO_BACKFILL = "batched-backfill"
 
@@ -45,26 +49,24 @@ def analyze(
     migration: Migration,
     *,
     override: Directives | None = None,
-    existing_tables: ExistingTables | None = None,
-    created_before: frozenset[str] = frozenset(),
+    facts: CatalogFacts = NO_FACTS,
     rewrite: bool = True,
-    after_gate: bool = False,
-    new_tables: frozenset[str] = frozenset(),
     lint: bool = True,
     render: bool = True,
     keyless_before: Mapping[str, str] | None = None,
     refuse_control: bool = True,
-    functions: Mapping[str, str] | None = None,
     enable: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Parse, classify, rewrite and lint one migration.
 
-    `functions`: what is known of function volatility before this file (`volatility.py`:
+    `facts` (`safety.facts.CatalogFacts`): what the database says, as data (the engine reads
+    the catalog; safety stays pure). Two of its facts are read here:
+    `facts.functions`, what is known of function volatility before this file (`volatility.py`:
     `name` / `schema.name` -> `i`/`s`/`v`): what earlier files of the source define, over the
-    database catalog's `pg_proc.provolatile` (the engine looks it up; safety stays pure). A
-    default calling a function known nowhere is VOLATILE, as in PostgreSQL, and rewritten.
-    The source's own definitions must win over the catalog: they are the same when a run
-    resumes this file after earlier files (or this one's first steps) changed the catalog.
+    database catalog's `pg_proc.provolatile`. A default calling a function known nowhere is
+    VOLATILE, as in PostgreSQL, and rewritten. The source's own definitions must win over the
+    catalog: they are the same when a run resumes this file after earlier files (or this one's
+    first steps) changed the catalog. And `facts.created_earlier` (below).
     `enable`: opt-in rules (`Rule.opt_in`, the type-style ones) to report too.
 
     `keyless_before` (lint only, never the plan): the tables earlier files left without a
@@ -89,25 +91,23 @@ def analyze(
     treated as existing. This is deliberate: the plan of a file that a run left half applied
     must be the same when the next run resumes it, or step keys shift and a done step runs
     twice (or a pending one is skipped). Answers that depend on the run — which tables the
-    database holds now (`existing_tables`), what earlier files of this run create
-    (`created_before`), whether an earlier file reached the gate (`after_gate`) — change
-    between the first run and the resuming one, so they are accepted (callers pass them) and
-    not used. The cost is small: on a fresh database, statements on tables created by an
-    earlier file of the same run are rewritten too, which is harmless on an empty table.
+    database holds now (`facts.tables`), what earlier files of this run create, whether an
+    earlier file reached the gate — change between the first run and the resuming one, so
+    they are not read. The cost is small: on a fresh database, statements on tables created by
+    an earlier file of the same run are rewritten too, which is harmless on an empty table.
 
-    `new_tables` (table keys) is the one exception, and not a plan: the engine passes the
-    tables that earlier files *wholly applied by this very run* created, to get the form in
-    which a file that no run has started yet can run as written (those tables are empty and
-    private until the run ends). It uses that form only when every statement of it can share
-    one transaction, so the file commits whole or not at all and no step of it is ever
-    recorded: a later run never has to resume it, and the stable plan's step keys stay valid
-    (see `engine/apply.py`).
+    `facts.created_earlier` (table keys) is the one exception, and not a plan: the engine
+    passes the tables that earlier files *wholly applied by this very run* created, to get the
+    form in which a file that no run has started yet can run as written (those tables are
+    empty and private until the run ends). It uses that form only when every statement of it
+    can share one transaction, so the file commits whole or not at all and no step of it is
+    ever recorded: a later run never has to resume it, and the stable plan's step keys stay
+    valid (see `engine/apply.py`).
     """
-    del existing_tables, created_before, after_gate  # see above: the plan must not depend on them
     ctx = Context()
-    ctx.created.update(new_tables)
+    ctx.created.update(facts.created_earlier)
     ctx.keyless.update(keyless_before or {})
-    ctx.functions.update(functions or {})
+    ctx.functions.update(facts.functions)
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -167,12 +167,13 @@ def _learn_keys(node: ast.Node, ctx: Context) -> None:
             if isinstance(element, ast.ColumnDef):
                 if any(isinstance(c, ast.Constraint) and c.contype == ConstrType.CONSTR_PRIMARY
                        for c in element.constraints or ()):
-                    keys.append(element.colname)
+                    keys.append(str(element.colname))
             elif (isinstance(element, ast.Constraint)
                     and element.contype == ConstrType.CONSTR_PRIMARY):
                 keys.extend(k.sval for k in element.keys or ())
-        _note_keys(table_key(*relation_name(node.relation)), keys, ctx)
-    elif isinstance(node, ast.AlterTableStmt):
+        if node.relation is not None:
+            _note_keys(table_key(*relation_name(node.relation)), keys, ctx)
+    elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
         for cmd in node.cmds or ():
             con = cmd.def_ if cmd.subtype == AlterTableType.AT_AddConstraint else None
             if isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_PRIMARY:
@@ -203,22 +204,21 @@ def analyze_all(
     migrations: Iterable[Migration],
     *,
     overrides: Mapping[str, Directives] | None = None,
-    existing_tables: ExistingTables | None = None,
+    facts: CatalogFacts = NO_FACTS,
     rewrite: bool = True,
-    functions: Mapping[str, str] | None = None,
     enable: frozenset[str] = frozenset(),
 ) -> list[Analysis]:
-    """Analyse a run's migrations in order (each on its own: see `analyze`); `functions`: what
-    is known of function volatility before the first (each file passes on what it defined)."""
+    """Analyse a source's migrations in order, as lint reads them (each on its own: see
+    `analyze`); `facts.functions`: what is known of function volatility before the first
+    (each file passes on what it defined, and the tables it left keyless)."""
     overrides = overrides or {}
     out: list[Analysis] = []
     keyless: Mapping[str, str] = {}
-    known: Mapping[str, str] = functions or {}
     for m in migrations:
-        out.append(analyze(m, override=overrides.get(m.name), existing_tables=existing_tables,
-                           rewrite=rewrite, keyless_before=keyless, functions=known,
-                           enable=enable))
-        keyless, known = out[-1].keyless, out[-1].functions
+        out.append(analyze(m, override=overrides.get(m.name), facts=facts, rewrite=rewrite,
+                           keyless_before=keyless, enable=enable))
+        keyless = out[-1].keyless
+        facts = replace(facts, functions=out[-1].functions)
     return out
 
 
@@ -318,7 +318,7 @@ def _remember(node: ast.Node, statement: PlannedStatement, ctx: Context) -> None
     """Note what later statements of the file depend on: the phase each named constraint is
     added in (its VALIDATE follows it), and a *validated* `CHECK (col IS NOT NULL)` (a later
     SET NOT NULL on col skips its scan; PostgreSQL uses only validated checks as proof)."""
-    if not isinstance(node, ast.AlterTableStmt):
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
         return
     key = table_key(*relation_name(node.relation))
     for cmd in node.cmds or ():
@@ -328,7 +328,7 @@ def _remember(node: ast.Node, statement: PlannedStatement, ctx: Context) -> None
         if (isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_CHECK
                 and isinstance(con.raw_expr, ast.NullTest)
                 and con.raw_expr.nulltesttype == NullTestType.IS_NOT_NULL
-                and isinstance(con.raw_expr.arg, ast.ColumnRef)):
+                and isinstance(con.raw_expr.arg, ast.ColumnRef) and con.raw_expr.arg.fields):
             column = con.raw_expr.arg.fields[-1].sval
             if not con.skip_validation:
                 ctx.not_null_checks.add((key, column))

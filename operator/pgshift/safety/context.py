@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pgshift.safety.model import Phase
 from pgshift.safety.names import table_key
-
-#: `existing_tables(schema, name)`: does the table exist in the database now? (schema None when
-#: the statement does not name one.) Accepted by `analyze` and not used: see its docstring.
-ExistingTables = Callable[[str | None, str], bool]
 
 
 @dataclass

@@ -172,7 +172,8 @@ class Analysis:
     findings: tuple[Finding, ...] = field(default=())
     #: tables this migration creates (the analysis of a file depends on the file alone, so that
     #: a resumed run plans a half-applied file exactly as the first run did; the engine passes
-    #: them as `new_tables` for later untouched files of the same run: engine/apply.py).
+    #: them as `CatalogFacts.created_earlier` for later untouched files of the same run:
+    #: engine/apply.py).
     created_tables: frozenset[str] = frozenset()
     #: the migration has a contract statement (informational, like `created_tables`).
     gated: bool = False

@@ -136,3 +136,31 @@ def test_todays_tables_are_upgraded_in_place_and_their_records_still_resume(
     newer = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
     assert newer.returncode == 2
     assert "error[TrackingTable]" in newer.stderr and "schema version 3" in newer.stderr
+
+
+def test_resume_edited_cuts_the_file_with_the_catalogs_function_volatility(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    # a default calling a function the catalog knows as IMMUTABLE runs as written (one step);
+    # --resume-edited once cut the file without the catalog's facts (the default volatile,
+    # rewritten into more steps), so the unchanged applied steps looked edited.
+    psql("CREATE FUNCTION app_code() RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT 7'")
+    head = (
+        "ALTER TABLE users ADD COLUMN code int DEFAULT app_code();\n--> statement-breakpoint\n"
+        "CREATE INDEX CONCURRENTLY users_code_idx ON users (code);\n--> statement-breakpoint\n"
+    )
+    folder = write_drizzle_folder(
+        tmp_path / "m", [USERS, head + "ALTER TABLE users ADD COLUMN nick text;\nSELECT 1/0;\n"]
+    )
+    failed = run_pgshift("apply", "--dir", str(folder), database_url=database_url)
+    assert failed.returncode == 1, failed.stderr
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "2"
+
+    write_drizzle_folder(
+        tmp_path / "m", [USERS, head + "ALTER TABLE users ADD COLUMN nick text;\nSELECT 1;\n"]
+    )
+    resumed = run_pgshift("apply", "--dir", str(folder), "--resume-edited", "--output", "json",
+                          database_url=database_url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _started(resumed.stdout) == ["2"]
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"

@@ -2,15 +2,9 @@
 
 import pytest
 
-from pgshift.engine.plan import (
-    State,
-    StopReason,
-    as_written_steps,
-    build_plan,
-    compare,
-    cut_steps,
-    select,
-)
+from pgshift.engine.plan import StopReason, build_plan, select
+from pgshift.engine.state import State, compare
+from pgshift.engine.steps import as_written_steps, cut_steps
 from pgshift.engine.tracking import Row
 from pgshift.errors import Drift, OutOfOrder, UnknownApplied, UnknownMigration, UsageError
 from pgshift.migrations import read_mapping
@@ -163,7 +157,7 @@ def test_empty_file_still_has_a_step() -> None:
 def _plan(src, analyses, **kw):
     state = compare(src, [])
     by_name = dict(zip([m.name for m in src.migrations], analyses, strict=True))
-    return build_plan(src, state, lambda m, created: by_name[m.name], **kw)
+    return build_plan(src, state, lambda m, **_: by_name[m.name], **kw)
 
 
 def test_selection_until_phase_stop_before_and_approval() -> None:
@@ -214,7 +208,7 @@ def test_done_steps_are_left_out() -> None:
     p = build_plan(
         src,
         state,
-        lambda m, c: Analysis((st("a"), st("b", tx=TxMode.AUTOCOMMIT))),
+        lambda m, **_: Analysis((st("a"), st("b", tx=TxMode.AUTOCOMMIT))),
         done={f"{m.hash[:12]}-0"},
     )
     assert [s.index for s in p.steps] == [1]
@@ -236,7 +230,7 @@ def test_nameless_rows_match_like_drizzle_1_0() -> None:
 
 
 def test_plan_version_and_keys_follow_the_settings_that_cut_the_file() -> None:
-    from pgshift.engine.plan import plan_version, step_key
+    from pgshift.engine.steps import plan_version, step_key
     from pgshift.safety.model import Directives
 
     (m,) = stable("CREATE INDEX i ON t (a);").migrations
@@ -291,7 +285,7 @@ def test_step_text_hashes_survive_an_edit_of_a_later_step() -> None:
 
 
 def test_resume_renames_moves_unchanged_applied_steps_and_names_changed_ones() -> None:
-    from pgshift.engine.plan import resume_renames
+    from pgshift.engine.steps import resume_renames
     from pgshift.engine.tracking import StepRecord
     from pgshift.errors import EditedAppliedStep
 

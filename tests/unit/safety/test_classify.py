@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgshift.safety import analyze
+from pgshift.safety import CatalogFacts, analyze
 from tests.unit.safety.helpers import migration
 
 #: sql -> (phase, tx, lock, destructive, tables, summary), rewrites off: as written.
@@ -176,6 +176,7 @@ def test_foreign_key_on_a_new_table_bounds_its_wait_for_an_existing_referenced_t
     locks = [s.lock.value for s in analyze(migration(sql)).statements]
     # users exists (it may be busy): SHARE ROW EXCLUSIVE on it is waited for under lock_timeout
     assert locks == ["weak", "strong", "weak", "weak"]
-    # with users created earlier in the run (engine's new_tables), nothing waits on the app
-    later = analyze(migration(sql), new_tables=frozenset({"users"}))
+    # with users created earlier in the run (CatalogFacts.created_earlier), nothing waits on
+    # the app
+    later = analyze(migration(sql), facts=CatalogFacts(created_earlier=frozenset({"users"})))
     assert [s.lock.value for s in later.statements] == ["weak"] * 4

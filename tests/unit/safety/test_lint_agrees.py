@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from pglast import parse_sql
 
-from pgshift.safety import LockClass, Phase, TxMode, analyze, analyze_all, lint
+from pgshift.safety import CatalogFacts, LockClass, Phase, TxMode, analyze, analyze_all, lint
 from pgshift.safety.analyze import functions_before
 from pgshift.safety.classify import classify
 from pgshift.safety.context import Context
@@ -36,13 +36,13 @@ def test_unknown_function_default_is_volatile_in_rule_and_rewrite() -> None:
 @pytest.mark.parametrize("letter", ["i", "s"])
 def test_catalog_facts_make_a_function_non_volatile(letter: str) -> None:
     facts = {"app.make_code": letter, "make_code": letter}
-    assert VOLATILE_RULE not in _rules(UNKNOWN, functions=facts)
-    planned = analyze(migration(UNKNOWN), functions=facts).statements
+    assert VOLATILE_RULE not in _rules(UNKNOWN, facts=CatalogFacts(functions=facts))
+    planned = analyze(migration(UNKNOWN), facts=CatalogFacts(functions=facts)).statements
     assert [s.rewrite for s in planned] == [""]
 
 
 def test_catalog_volatile_fact_is_volatile() -> None:
-    assert VOLATILE_RULE in _rules(UNKNOWN, functions={"app.make_code": "v"})
+    assert VOLATILE_RULE in _rules(UNKNOWN, facts=CatalogFacts(functions={"app.make_code": "v"}))
 
 
 def test_the_files_definition_wins_over_the_catalog_from_that_statement_on() -> None:
@@ -52,7 +52,7 @@ def test_the_files_definition_wins_over_the_catalog_from_that_statement_on() -> 
         "ALTER TABLE t ADD COLUMN b int DEFAULT f();\n"
     )
     found = [(f.line, f.rule) for f in analyze(migration(sql), rewrite=False,
-                                               functions={"f": "i"}).findings]
+                                               facts=CatalogFacts(functions={"f": "i"})).findings]
     assert found == [(3, VOLATILE_RULE)]
 
 

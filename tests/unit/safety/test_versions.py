@@ -9,6 +9,7 @@ import pytest
 from pgshift.engine.analysis import quick_check
 from pgshift.errors import SyntaxTooNew
 from pgshift.safety import analyze
+from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import TxMode
 from pgshift.safety.versions import FEATURES, GRAMMAR_MAJOR, SUPPORTED_MAJORS, check_sql
 from tests.unit.safety.helpers import migration
@@ -63,7 +64,7 @@ def test_quick_check_names_file_and_line() -> None:
     m = migration("CREATE TABLE t (a int);\n\nCREATE UNIQUE INDEX i ON t (a) NULLS NOT DISTINCT;\n")
     quick_check([m])  # no server major: the grammar's
     with pytest.raises(SyntaxTooNew, match=r"^drizzle/0001_test\.sql:3: UNIQUE NULLS NOT"):
-        quick_check([m], server_major=14)
+        quick_check([m], facts=CatalogFacts(server_major=14))
 
 
 def test_detach_partition_concurrently_runs_outside_a_transaction() -> None:
