@@ -81,7 +81,7 @@ def load_overrides(path: str | None) -> dict[str, Any]:
     except OSError as exc:
         raise OverridesError(f"--overrides {path}: cannot read ({exc.strerror})") from None
     try:
-        import yaml  # type: ignore[import-untyped]
+        import yaml
 
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except Exception as exc:

@@ -186,11 +186,13 @@ def connect(
     connect_timeout: int = 10,
 ) -> psycopg.Connection[Any]:
     """Open a connection; failures become one redacted line naming the target."""
-    kwargs: dict[str, Any] = {"application_name": application_name}
+    # libpq keywords (host, dbname, sslmode...) travel as one mapping: psycopg types its
+    # named parameters, not the keyword pass-through.
+    kwargs: dict[str, Any] = {**db.params, "application_name": application_name}
     if "connect_timeout" not in db.params:
         kwargs["connect_timeout"] = connect_timeout
     try:
-        conn = psycopg.connect(**db.params, **kwargs, autocommit=autocommit)
+        conn = psycopg.connect(**kwargs, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise ConnectionError_(
             f"cannot connect to {db.display}: {_libpq_reason(exc)}",
@@ -228,7 +230,7 @@ def check_session(
     A pooler that hands a later transaction another backend is also caught during the run: each
     step checks it runs on the backend that took the lock.
     """
-    pids = set()
+    pids: set[int | None] = set()
     for _ in range(3):
         with conn.transaction():
             row = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -236,7 +238,7 @@ def check_session(
     if len(pids) > 1:
         raise PooledConnection(
             f"{db.display}: consecutive transactions ran on different server backends "
-            f"({', '.join(str(p) for p in sorted(pids))}): a transaction pooler is in between"
+            f"({', '.join(sorted(str(p) for p in pids))}): a transaction pooler is in between"
         )
     (ours,) = pids
     if ours != conn.info.backend_pid and ours is not None:
