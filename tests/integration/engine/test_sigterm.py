@@ -177,7 +177,8 @@ def test_the_summary_matches_the_tracking_table_wherever_sigterm_comes(
     _reset(psql)
     t0 = time.monotonic()
     full = _apply(folder, tmp_path / "full.json", database_url)
-    assert full.wait(timeout=120) == 0, full.stderr.read() if full.stderr else ""
+    _out, full_err = full.communicate(timeout=120)  # waits, and closes its pipes
+    assert full.returncode == 0, full_err
     whole = time.monotonic() - t0
     rounds = 16
     seen: set[str] = set()
