@@ -3,7 +3,7 @@
 Only `PgshiftError` is caught: it becomes one line `error[<Code>]: <message>` on stderr and its
 exit code. Anything else is a bug and keeps its traceback. Every line printed is redacted.
 
-SIGTERM/SIGINT (`engine.signals`): the handler is installed before anything slow (the driver
+SIGTERM/SIGINT (`pgshift.signals`): the handler is installed before anything slow (the driver
 and the planner are imported later, in `dispatch`), so a signal at any point after Python's own
 start-up ends with an `Interrupted` summary, in the result file too, and exit code 1.
 """
@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pgshift.contract.summary import RunFailure, RunSummary, Stopped
-from pgshift.engine import signals
+from pgshift import signals
+from pgshift.contract.summary import RunFailure, RunSummary, Stopped, StopReason
 from pgshift.engine.result import Failure, Summary, bounded_json
 from pgshift.errors import EXIT_BAD_INPUT, Interrupted, PgshiftError, UsageError
 from pgshift.logs import configure, get_logger, redact, redact_values
@@ -534,11 +534,13 @@ def _interrupted_summary(command: str, summary: Summary | None) -> Summary:
         why = "before any step ran" if command == "apply" else "before it finished"
         summary = Summary(command=command, ok=False, exit_code=Interrupted.exit_code)
         summary.failure = _interrupted(f"pgshift {command}: interrupted (SIGTERM) {why}")
-        summary.stopped = Stopped("Interrupted")
+        summary.stopped = Stopped(StopReason.INTERRUPTED)
     elif summary.failure is None:
         summary.ok = False
         summary.exit_code = Interrupted.exit_code
-        summary.stopped = replace(summary.stopped or Stopped("Interrupted"), reason="Interrupted")
+        summary.stopped = replace(
+            summary.stopped or Stopped(StopReason.INTERRUPTED), reason=StopReason.INTERRUPTED
+        )
         summary.failure = _interrupted(
             f"pgshift {command}: interrupted (SIGTERM) after its last step"
         )
@@ -592,7 +594,7 @@ def _main(argv: list[str]) -> int:
         data = RunSummary(
             command=args.command,
             ok=False,
-            stopped=Stopped("Failed"),
+            stopped=Stopped(StopReason.FAILED),
             counts=None,
             failure=RunFailure.from_dict(exc.as_dict()),
         ).as_dict()

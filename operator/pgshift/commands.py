@@ -23,6 +23,7 @@ from pgshift.contract.summary import (
     SourceProblem,
     StatusResult,
     Stopped,
+    StopReason,
 )
 from pgshift.contract.summary import Finding as FindingRecord
 from pgshift.engine.connect import parse_url
@@ -277,8 +278,10 @@ def _problems(state: DbState) -> tuple[SourceProblem, ...]:
 
 
 def _finding_counts(findings: list[Finding]) -> tuple[int, int]:
-    errors = sum(1 for f in findings if f.severity.value == "error")
-    warnings = sum(1 for f in findings if f.severity.value == "warning")
+    from pgshift.safety.model import Severity  # loaded already: the findings are its values
+
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
     return errors, warnings
 
 
@@ -304,7 +307,7 @@ def _plan_summary(source: Source, the_plan: Plan, settings: RunSettings) -> Summ
 
 
 def _apply_summary(source: Source, applied: Applied) -> Summary:
-    from pgshift.engine.plan import Stop, StopReason
+    from pgshift.engine.plan import Stop
 
     outcome = applied.outcome
     stop: Stop = outcome.stop or Stop(StopReason.DONE)
@@ -352,7 +355,7 @@ def _lint_summary(source: Source, findings: list[Finding]) -> Summary:
 
 def _mark_summary(command: str, source: Source, after: DbState, marked: list[str]) -> Summary:
     summary = _base_summary(command, source, after)
-    summary.stopped = Stopped("Done")
+    summary.stopped = Stopped(StopReason.DONE)
     summary.marked = marked
     return summary
 
@@ -373,7 +376,7 @@ def backup(
 
     db = parse_url(url)
     info = dump(db, Path(to), tables=tables or [], lock_wait=lock_wait, keep=keep, emit=emit)
-    summary = Summary(command="backup", stopped=Stopped("Done"))
+    summary = Summary(command="backup", stopped=Stopped(StopReason.DONE))
     summary.backup = BackupResult.from_dict(info)
     return summary
 
@@ -383,7 +386,7 @@ def restore(url: str | None, from_: str, *, clean: bool = False, emit: Emit = _q
 
     db = parse_url(url)
     info = do_restore(db, Path(from_), clean=clean, emit=emit)
-    summary = Summary(command="restore", stopped=Stopped("Done"))
+    summary = Summary(command="restore", stopped=Stopped(StopReason.DONE))
     summary.restore = RestoreResult.from_dict(info)
     return summary
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from pgshift.contract.progress import StepProgress
 from pgshift.contract.summary import BackupResult, RunSummary, read_summary
+from pgshift.controller.api import ContractAfter
+from pgshift.controller.gates import APPROVABLE
 from pgshift.controller.memory import Failure
 
 RESOURCE = "migrations.pgshift.dev"
@@ -194,7 +196,7 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
     out.append(_field("Pending", f"{count}" + (f": {', '.join(pending)}{more}" if pending else "")))
     contract = spec.get("contract") or {}
     after = contract.get("after", "-")
-    if after == "Rollout":
+    if after == ContractAfter.ROLLOUT:
         rollout = contract.get("rollout") or {}
         names = list(rollout.get("deployments") or ()) or [rollout.get("deployment", "?")]
         after += f" of Deployment{'s' if len(names) > 1 else ''} {', '.join(names)}"
@@ -242,7 +244,7 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
         out.append(_field("Gate", f"{kind} holds {held} (step {key})"))
         if gate.get("message"):
             out.append(_field("", cut(gate["message"], 100)))
-        if gate.get("type") in ("Approval", "Destructive"):
+        if gate.get("type") in APPROVABLE:
             out.append(_field("Approve with", f"kubectl pgshift approve {name} {held}"))
     failure = Failure.from_storage(status.get("failure"), None)
     if failure:

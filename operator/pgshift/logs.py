@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
-from pgshift.engine import signals
+from pgshift import signals
 
 REDACTED = "***"
 

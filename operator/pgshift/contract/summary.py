@@ -17,6 +17,7 @@ read the tracking table has no `appliedCount` (unknown, not 0), and `counts` is 
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,10 +58,22 @@ class UnknownSummaryVersion(ValueError):
 # --- parts of a summary -------------------------------------------------------------------------
 
 
+class StopReason(enum.StrEnum):
+    """Why a run stopped (`stopped.reason`)."""
+
+    DONE = "Done"
+    TARGET = "Target"
+    UNTIL_PHASE = "UntilPhase"
+    STOP_BEFORE = "StopBefore"
+    NEEDS_APPROVAL = "NeedsApproval"
+    FAILED = "Failed"
+    INTERRUPTED = "Interrupted"
+
+
 @dataclass(frozen=True)
 class Stopped:
-    """Where and why a run stopped (`Done`, `Target`, `UntilPhase`, `StopBefore`,
-    `NeedsApproval`, `Failed`, `Interrupted`) and the step it stopped at, if any."""
+    """Where and why a run stopped (a `StopReason`; read as text, so that a newer runner's
+    reason still shows) and the step it stopped at, if any."""
 
     reason: str
     step: str | None = None

@@ -28,6 +28,10 @@ class Gate(enum.StrEnum):
     ROLLOUT = "Rollout"
 
 
+#: the gates (as status.gate.type) that a `pgshift.dev/approve` annotation opens.
+APPROVABLE = frozenset({Gate.APPROVAL, Gate.DESTRUCTIVE})
+
+
 def wildcard(obs: Observed) -> str:
     """How a "*" approval is recorded: for the generation it was given at."""
     return f"*@{obs.ref.generation}"

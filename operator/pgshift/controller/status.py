@@ -19,6 +19,7 @@ from pgshift.contract.reasons import (
     Reason,
     failure_reason,
 )
+from pgshift.controller.gates import APPROVABLE
 from pgshift.controller.memory import Memory, user_status
 
 __all__ = [
@@ -152,7 +153,7 @@ def recovery(reason: Reason, name: str, memory: Memory) -> list[str]:
             Reason.AWAITING_APPROVAL,
             Reason.BLOCKED_BY_GATE,
         )
-        and memory.gate.get("type") in ("Approval", "Destructive")
+        and memory.gate.get("type") in APPROVABLE
     ):
         out.append(
             f"kubectl annotate {ref} pgshift.dev/approve={memory.gate.get('migration')} --overwrite"

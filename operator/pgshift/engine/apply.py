@@ -36,12 +36,14 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 
-from pgshift.engine import signals, tracking
-from pgshift.engine.plan import Analyze, Stop, StopReason, end_stop, select_steps
+from pgshift import signals
+from pgshift.contract.summary import StopReason
+from pgshift.engine import tracking
+from pgshift.engine.plan import Analyze, Stop, end_stop, select_steps
 from pgshift.engine.result import Failure
 from pgshift.engine.runner import Outcome, Runner
 from pgshift.engine.steps import as_written_steps, cut_steps, resume_renames, step_key
-from pgshift.errors import PgshiftError
+from pgshift.errors import Interrupted, PgshiftError
 from pgshift.migrations.model import Migration
 from pgshift.safety.model import Analysis, TxMode
 from pgshift.settings import Selection, Tracking
@@ -272,12 +274,12 @@ def run_files(
                 message="interrupted (SIGTERM) between steps",
                 hint="rerun to resume",
                 retryable=True,
-                code="Interrupted",
+                code=Interrupted.code,
             )
             total.stop = Stop(StopReason.INTERRUPTED)
             total.exit_code = 1
             return total
         finally:
             # the steps are over: from here on a SIGTERM must not cut the bookkeeping short
-            # (the summary says what the tracking table holds; see engine/signals.py).
+            # (the summary says what the tracking table holds; see pgshift/signals.py).
             signals.hold()

@@ -7,11 +7,11 @@ checked against the source (`check_names`).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pgshift.contract.summary import StopReason
 from pgshift.engine.state import DbState
 from pgshift.engine.steps import Step, cut_steps
 from pgshift.errors import UnknownMigration, UnknownStep, UsageError
@@ -139,16 +139,6 @@ def build_plan(
 
 
 # --- what a run executes -----------------------------------------------------------------------
-
-
-class StopReason(enum.StrEnum):
-    DONE = "Done"
-    TARGET = "Target"
-    UNTIL_PHASE = "UntilPhase"
-    STOP_BEFORE = "StopBefore"
-    NEEDS_APPROVAL = "NeedsApproval"
-    FAILED = "Failed"
-    INTERRUPTED = "Interrupted"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgshift import signals
 from pgshift.contract.sqlstates import is_retryable
 from pgshift.contract.summary import (
     MAX_SUMMARY_BYTES,
@@ -29,7 +30,6 @@ from pgshift.contract.summary import (
     Stopped,
     write_summary,
 )
-from pgshift.engine import signals
 from pgshift.logs import redact, redact_values
 
 if TYPE_CHECKING:

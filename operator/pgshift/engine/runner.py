@@ -32,16 +32,24 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
+from pgshift.contract.summary import StopReason
 from pgshift.engine import backfill as bf
 from pgshift.engine import lock, tracking
-from pgshift.engine.plan import Stop, StopReason
+from pgshift.engine.plan import Stop
 from pgshift.engine.result import Failure, StepDone, failure_from_db_error
-from pgshift.engine.signals import sigterm_cancels
 from pgshift.engine.steps import Step
-from pgshift.errors import BackfillKeyError, PgshiftError, PooledConnection
+from pgshift.errors import (
+    BackfillKeyError,
+    Interrupted,
+    LockTimeout,
+    MigrationFailed,
+    PgshiftError,
+    PooledConnection,
+)
 from pgshift.migrations.model import TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
 from pgshift.settings import RunSettings
+from pgshift.signals import sigterm_cancels
 
 T = TypeVar("T")
 Emit = Callable[..., None]
@@ -204,7 +212,7 @@ class Runner:
                 message="interrupted (SIGTERM): the running query was cancelled",
                 hint="rerun to resume after the last finished step",
                 retryable=True,
-                code="Interrupted",
+                code=Interrupted.code,
             )
             out.stop = Stop(StopReason.INTERRUPTED, self.current.step)
             out.exit_code = 1
@@ -247,7 +255,7 @@ class Runner:
 
     def _failure(self, exc: psycopg.Error) -> Failure:
         step, st = self.current.step, self.current.statement
-        code = "LockTimeout" if isinstance(exc, _RETRYABLE_LOCK) else "MigrationFailed"
+        code = LockTimeout.code if isinstance(exc, _RETRYABLE_LOCK) else MigrationFailed.code
         failure = failure_from_db_error(
             exc,
             migration=step.migration.name if step else None,
@@ -256,7 +264,7 @@ class Runner:
             line=st.line if st else None,
             code=code,
         )
-        if code == "LockTimeout" and not failure.hint:
+        if code == LockTimeout.code and not failure.hint:
             failure = Failure(
                 **{
                     **failure.__dict__,

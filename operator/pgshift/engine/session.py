@@ -34,7 +34,7 @@ from pgshift.engine.connect import check_session, connect, parse_url
 from pgshift.engine.plan import Plan, build_plan, check_names, pending_up_to
 from pgshift.engine.result import db_error_retryable
 from pgshift.engine.runner import Outcome, Runner
-from pgshift.engine.state import DbState, check_partial, compare, partial_drift
+from pgshift.engine.state import DbState, State, check_partial, compare, partial_drift
 from pgshift.engine.steps import cut_steps, plan_version
 from pgshift.errors import BackfillKeyError, DatabaseError, Drift, PooledConnection
 from pgshift.logs import redact
@@ -396,7 +396,7 @@ class EngineSession:
             marked = []
             with conn.transaction():
                 for i, ms in enumerate(state.migrations):
-                    if ms.state.value != "pending" or not chosen(i, ms.migration):
+                    if ms.state is not State.PENDING or not chosen(i, ms.migration):
                         continue
                     tracking.insert_row(conn, t, ms.migration, form)
                     marked.append(ms.migration.name)

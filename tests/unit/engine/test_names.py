@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgshift.engine.plan import StopReason, check_names, select
+from pgshift.contract.summary import StopReason
+from pgshift.engine.plan import check_names, select
 from pgshift.engine.state import compare
 from pgshift.engine.tracking import Row
 from pgshift.errors import UnknownMigration, UnknownStep

@@ -2,7 +2,8 @@
 
 import pytest
 
-from pgshift.engine.plan import StopReason, build_plan, select
+from pgshift.contract.summary import StopReason
+from pgshift.engine.plan import build_plan, select
 from pgshift.engine.state import State, compare
 from pgshift.engine.steps import as_written_steps, cut_steps
 from pgshift.engine.tracking import Row
