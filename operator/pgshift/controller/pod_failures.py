@@ -95,7 +95,7 @@ OOM = Row(
 SECRET_MISSING = Row(
     ("CreateContainerConfigError",),
     "waiting",
-    "CreateContainerConfigError",  # machine.py names it SecretNotFound (Reconciling)
+    "CreateContainerConfigError",  # decide.py names it SecretNotFound (Reconciling)
     Outcome.WAIT,
     "create the Secret (or its key) named in spec.database.urlSecretRef",
 )
