@@ -86,38 +86,21 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-unknown", action="store_true")
     p.add_argument("--no-rewrite", action="store_true", help="run statements exactly as written")
     _enable_rule_flag(p)
-    p.add_argument(
-        "--lock-wait",
-        default=_LOCK_WAIT,
-        help=f"wait for the migration lock (default {_LOCK_WAIT})",
-    )
-    lock_timeout = format_duration(_TIMEOUTS.lock_timeout)
-    p.add_argument(
-        "--lock-timeout",
-        default=lock_timeout,
-        help=f"lock_timeout for strong locks (default {lock_timeout})",
-    )
-    p.add_argument(
-        "--lock-retries",
-        default=str(_TIMEOUTS.lock_retries),
-        help=f"retries after 55P03/40P01 (default {_TIMEOUTS.lock_retries})",
-    )
-    p.add_argument(
-        "--statement-timeout",
-        default=format_duration(_TIMEOUTS.statement_timeout),
-        help=f"statement_timeout (default {format_duration(_TIMEOUTS.statement_timeout)}: none)",
-    )
-    batch_time = format_duration(_BACKFILL.target_batch_time)
-    p.add_argument(
-        "--target-batch-time",
-        default=batch_time,
-        help=f"backfill batch time (default {batch_time})",
-    )
-    p.add_argument(
-        "--batch-pause",
-        default=format_duration(_BACKFILL.batch_pause),
-        help="pause between backfill batches",
-    )
+    # the run settings' flags: each default from the settings dataclasses, shown in its help.
+    duration = format_duration
+    for flag, default, what in (
+        ("--lock-wait", _LOCK_WAIT, "wait for the migration lock"),
+        ("--lock-timeout", duration(_TIMEOUTS.lock_timeout), "lock_timeout for strong locks"),
+        ("--lock-retries", str(_TIMEOUTS.lock_retries), "retries after 55P03/40P01"),
+        (
+            "--statement-timeout",
+            duration(_TIMEOUTS.statement_timeout),
+            "statement_timeout, 0s for none",
+        ),
+        ("--target-batch-time", duration(_BACKFILL.target_batch_time), "backfill batch time"),
+        ("--batch-pause", duration(_BACKFILL.batch_pause), "pause between backfill batches"),
+    ):
+        p.add_argument(flag, default=default, help=f"{what} (default {default})")
     p.add_argument(
         "--approve", action="append", default=[], help="step key or migration (repeatable)"
     )
