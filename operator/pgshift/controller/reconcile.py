@@ -243,7 +243,7 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
         return None
     job = current[0]
     jmeta = job["metadata"]
-    action = Action(jmeta["labels"].get(LABEL_ACTION, "plan"))
+    action = Action(jmeta["labels"].get(LABEL_ACTION, Action.PLAN))
     phase = _job_phase(job)
     result, reason, message = _pod_outcome(ref.namespace, jmeta["name"])
     verdict = pod_failures.classify(
