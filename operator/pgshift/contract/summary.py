@@ -34,6 +34,7 @@ from pgshift.contract.coerce import (
     strings,
     text,
 )
+from pgshift.contract.steps import Phase
 
 #: the version this pgshift writes.
 SCHEMA_VERSION = 2
@@ -224,8 +225,9 @@ class PlanStep:
 
     key: str
     migration: str
-    phase: str = "expand"
-    #: transaction | autocommit | batched
+    #: a `Phase` value; kept as text so a newer runner's phase reads without failing.
+    phase: str = Phase.EXPAND
+    #: a `TxMode` value (transaction | autocommit | batched)
     tx: str = ""
     destructive: bool = False
     tables: tuple[str, ...] = ()
@@ -247,7 +249,7 @@ class PlanStep:
         return cls(
             key=text(d.get("key")),
             migration=text(d.get("migration")),
-            phase=text(d.get("phase"), "expand"),
+            phase=text(d.get("phase"), Phase.EXPAND),
             tx=text(d.get("tx")),
             destructive=flag(d.get("destructive")),
             tables=strings(d.get("tables")),

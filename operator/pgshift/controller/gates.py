@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from pgshift.contract.reasons import Reason
+from pgshift.contract.steps import Phase
 from pgshift.controller.api import ContractAfter, Destructive, MigrationSpec
 from pgshift.controller.intent import Decision, Event
 from pgshift.controller.memory import Memory, Plan, Step
@@ -51,7 +52,7 @@ def gate_of(obs: Observed, spec: MigrationSpec, step: Step, memory: Memory) -> G
     """None when the step may run; else the gate that holds it."""
     if step.destructive and spec.safety.destructive is Destructive.DENY:
         return Gate.DENIED
-    if step.phase == "contract":
+    if step.phase == Phase.CONTRACT:
         after = spec.contract.after
         if after is ContractAfter.APPROVAL and not approved(step, approvals(obs, memory)):
             return Gate.APPROVAL
@@ -132,7 +133,7 @@ def at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gate
     opens = _opens(obs, memory, step, gate)
     what = "destructive step" if gate is Gate.DESTRUCTIVE else f"{step.phase} step"
     held = f"{what} {step.key} of {step.migration}" + (f" ({step.summary})" if step.summary else "")
-    only_contract_left = all(s.phase == "contract" for s in plan.steps)
+    only_contract_left = all(s.phase == Phase.CONTRACT for s in plan.steps)
     memory = opens.memory.with_(
         gate={
             "type": gate.value,
@@ -151,7 +152,7 @@ def at_gate(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, gate
             wake_after=opens.wake_after,
             events=opens.events,
         )
-    later = next(s for s in plan.steps if s.phase != "contract")
+    later = next(s for s in plan.steps if s.phase != Phase.CONTRACT)
     return Decision(
         memory,
         Reason.BLOCKED_BY_GATE,

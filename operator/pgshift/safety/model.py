@@ -13,32 +13,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
-class Phase(enum.StrEnum):
-    """Zero-downtime order: what old application code tolerates comes first."""
-
-    EXPAND = "expand"
-    BACKFILL = "backfill"
-    CONTRACT = "contract"
-
-    @property
-    def rank(self) -> int:
-        return _PHASE_RANK[self]
-
-
-_PHASE_RANK = {Phase.EXPAND: 0, Phase.BACKFILL: 1, Phase.CONTRACT: 2}
-
-
-class TxMode(enum.StrEnum):
-    """How a statement may run."""
-
-    #: inside a transaction with its neighbours of the same step.
-    TRANSACTION = "transaction"
-    #: alone, outside any transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...), or
-    #: committed on its own before what follows may use it (ALTER TYPE ... ADD VALUE).
-    AUTOCOMMIT = "autocommit"
-    #: a keyset-batched backfill: one transaction per batch, checkpointed.
-    BATCHED = "batched"
+# the step phases and transaction modes cross the runner/controller seam (plan steps).
+from pgshift.contract.steps import Phase as Phase
+from pgshift.contract.steps import TxMode as TxMode
 
 
 class LockClass(enum.StrEnum):
