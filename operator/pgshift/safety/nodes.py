@@ -9,9 +9,10 @@ absent, callers test for None as before.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pglast import ast
+from pglast.enums import AlterTableType
 
 T = TypeVar("T")
 N = TypeVar("N", bound=ast.Node)
@@ -46,10 +47,20 @@ def relname(rv: ast.RangeVar) -> str:
     return required(rv.relname, "relation name")
 
 
-def relation(node: ast.AlterTableStmt | ast.IndexStmt | ast.CreateStmt | ast.RenameStmt
-             | ast.UpdateStmt | ast.DeleteStmt | ast.InsertStmt) -> ast.RangeVar:
-    """The table a statement names (always given for these statement kinds' table forms)."""
-    return required(node.relation, f"{type(node).__name__}.relation")
+class _OnRelation(Protocol):
+    @property
+    def relation(self) -> ast.RangeVar | None: ...
+
+
+def relation(node: _OnRelation) -> ast.RangeVar:
+    """The table a statement names, for statements whose grammar always names one (ALTER TABLE,
+    CREATE INDEX, UPDATE, ...; not RenameStmt of a non-table object, whose relation is None)."""
+    return required(node.relation, f"{type(node).__name__}'s table")
+
+
+def subtype(cmd: ast.AlterTableCmd) -> AlterTableType:
+    """What an ALTER TABLE command does (pglast always sets it, AT_AddColumn being 0)."""
+    return required(cmd.subtype, "ALTER TABLE command's subtype")
 
 
 def constraint_of(cmd: ast.AlterTableCmd) -> ast.Constraint:

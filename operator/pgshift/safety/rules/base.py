@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -92,7 +91,7 @@ def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
 def type_key(type_name: ast.TypeName) -> str:
     """`integer` -> "int4", `pg_catalog.varchar(10)` -> "varchar": the name PostgreSQL's
     grammar gives it, without a pg_catalog qualifier ("" for another schema's type)."""
-    names = typing.cast(list[str], [p.sval for p in items(type_name.names)])
+    names: list[str] = [required(p.sval, "a type name") for p in items(type_name.names)]
     if len(names) > 1 and names[-2] != "pg_catalog":
         return ""
     return names[-1].lower()
