@@ -9,13 +9,12 @@ the keys once and runs no final pass: a guard that never becomes false would nev
 
 from __future__ import annotations
 
-import typing
-
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType
 
 from pgshift.safety.model import Backfill
 from pgshift.safety.names import relation_name, render
+from pgshift.safety.nodes import items, relation, required
 
 
 def batchable(node: ast.UpdateStmt) -> bool:
@@ -25,7 +24,7 @@ def batchable(node: ast.UpdateStmt) -> bool:
     table, not the alias, so the engine's `UPDATE t SET ... WHERE (x.a IS NULL)` would not parse.
     """
     return not (
-        node.relation.alias is not None
+        relation(node).alias is not None
         or node.fromClause
         or node.returningClause
         or node.withClause
@@ -35,12 +34,12 @@ def batchable(node: ast.UpdateStmt) -> bool:
 
 def backfill_for(node: ast.UpdateStmt, key: str | None) -> Backfill:
     return Backfill(
-        table=relation_name(node.relation),
+        table=relation_name(relation(node)),
         key=key,
         set_sql=set_list(node),
         where_sql=render(node.whereClause) if node.whereClause is not None else None,
         idempotent=idempotent(node),
-        columns=tuple(typing.cast(str, t.name) for t in _targets(node)),
+        columns=tuple(required(t.name, "SET's column") for t in _targets(node)),
     )
 
 
@@ -66,19 +65,22 @@ def idempotent(node: ast.UpdateStmt) -> bool:
     for target in _targets(node):
         if target.indirection or isinstance(target.val, ast.MultiAssignRef):
             continue  # arrays, fields, (a, b) = (...): too clever to reason about
-        values[target.name] = typing.cast(ast.Node, target.val)
+        values[required(target.name, "SET's column")] = required(target.val, "SET's value")
     return any(_excludes_updated(c, values) for c in _conjuncts(node.whereClause))
 
 
 def _conjuncts(expr: ast.Node) -> list[ast.Node]:
     if isinstance(expr, ast.BoolExpr) and expr.boolop == BoolExprType.AND_EXPR:
-        return [c for arg in expr.args for c in _conjuncts(arg)]
+        return [c for arg in items(expr.args) for c in _conjuncts(arg)]
     return [expr]
 
 
-def _column(expr: ast.Node) -> str | None:
-    if isinstance(expr, ast.ColumnRef) and isinstance(expr.fields[-1], ast.String):
-        return expr.fields[-1].sval
+def _column(expr: object) -> str | None:
+    """The column an expression names, if it is a plain column reference."""
+    if isinstance(expr, ast.ColumnRef):
+        last = items(expr.fields)[-1]
+        if isinstance(last, ast.String):
+            return last.sval
     return None
 
 
@@ -94,14 +96,14 @@ def _excludes_updated(cond: ast.Node, values: dict[str, ast.Node]) -> bool:
         return col in values and not _is_null_const(values[col])
     negated = False
     if isinstance(cond, ast.BoolExpr) and cond.boolop == BoolExprType.NOT_EXPR:
-        cond, negated = cond.args[0], True
+        cond, negated = items(cond.args)[0], True
     if not isinstance(cond, ast.A_Expr) or cond.lexpr is None or cond.rexpr is None:
         return False
     op = cond.name[-1].sval if cond.name else ""
     for side, other in ((cond.lexpr, cond.rexpr), (cond.rexpr, cond.lexpr)):
         col = _column(side)
-        if col not in values:
-            continue
+        if col is None or col not in values or not isinstance(other, ast.Node):
+            continue  # `other` is a list only for IN (...), which proves nothing here
         value = values[col]
         differs = (
             (cond.kind == A_Expr_Kind.AEXPR_OP and op in ("<>", "!=") and not negated)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType as AT
@@ -21,6 +22,15 @@ from pglast.enums import ConstrType, ObjectType
 from pgshift.safety.context import Context
 from pgshift.safety.model import LockClass, Phase, TxMode
 from pgshift.safety.names import index_name, relation_name, render, table_key, written
+from pgshift.safety.nodes import (
+    child,
+    column_of,
+    constraint_of,
+    items,
+    relation,
+    required,
+    subtype,
+)
 from pgshift.safety.options import option_on
 from pgshift.safety.plpgsql import guarded_statements
 
@@ -70,7 +80,7 @@ def _words(node: ast.Node) -> str:
 
 
 def _create_table(node: ast.CreateStmt, ctx: Context) -> Classification:
-    schema, name = relation_name(node.relation)
+    schema, name = relation_name(relation(node))
     # REFERENCES an existing table takes SHARE ROW EXCLUSIVE on it, and PARTITION OF / INHERITS
     # lock the parent: then waiting for that lock blocks the application, so bound the wait.
     lock = WEAK
@@ -105,7 +115,7 @@ def _referenced_tables(node: ast.CreateStmt) -> list[ast.RangeVar]:
 
 
 def _create_table_as(node: ast.CreateTableAsStmt, ctx: Context) -> Classification:
-    rv = node.into.rel
+    rv = required(required(node.into, "CREATE TABLE AS's target").rel, "its table")
     schema, name = relation_name(rv)
     kind = "materialized view" if node.objtype == ObjectType.OBJECT_MATVIEW else "table"
     return Classification(
@@ -115,11 +125,12 @@ def _create_table_as(node: ast.CreateTableAsStmt, ctx: Context) -> Classificatio
 
 
 def _create_index(node: ast.IndexStmt, ctx: Context) -> Classification:
-    schema, name = relation_name(node.relation)
+    rv = relation(node)
+    schema, name = relation_name(rv)
     table = written(schema, name)
     what = "unique index" if node.unique else "index"
     summary = f"create {what} {node.idxname or ''} on {table}".replace("  ", " ")
-    qualified = index_name(node.relation, node.idxname)
+    qualified = index_name(rv, node.idxname)
     if node.concurrent:
         return Classification(
             E, AUTO, WEAK, False, summary, tables=(table,), index_name=qualified,
@@ -146,12 +157,14 @@ class _Cmd:
 
 
 def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
-    schema, name = relation_name(node.relation)
+    schema, name = relation_name(relation(node))
     table = written(schema, name)
     if node.objtype not in (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_FOREIGN_TABLE):
-        kind = {ObjectType.OBJECT_INDEX: "index", ObjectType.OBJECT_VIEW: "view",
-                ObjectType.OBJECT_SEQUENCE: "sequence", ObjectType.OBJECT_MATVIEW:
-                "materialized view"}.get(node.objtype, "object")
+        kinds: dict[ObjectType | None, str] = {
+            ObjectType.OBJECT_INDEX: "index", ObjectType.OBJECT_VIEW: "view",
+            ObjectType.OBJECT_SEQUENCE: "sequence", ObjectType.OBJECT_MATVIEW: "materialized view",
+        }
+        kind = kinds.get(node.objtype, "object")
         return Classification(C, TX, STRONG, False, f"alter {kind} {table}", tables=(table,))
     key = table_key(schema, name)
     cmds = [_alter_cmd(cmd, table) for cmd in node.cmds or ()]
@@ -160,7 +173,7 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
     if detach is not None:
         # PostgreSQL 14+ refuses DETACH ... CONCURRENTLY in a transaction block; it takes only
         # SHARE UPDATE EXCLUSIVE on the parent (two transactions of its own), so it runs alone.
-        part = written(*relation_name(detach.name))
+        part = written(*relation_name(required(detach.name, "the partition")))
         return Classification(C, AUTO, WEAK, False, f"detach partition {part} from {table} "
                               "concurrently", tables=(table,), on_existing=ctx.exists(schema, name))
     for i, cmd in enumerate(node.cmds or ()):
@@ -200,12 +213,12 @@ def _alter_table(node: ast.AlterTableStmt, ctx: Context) -> Classification:
 
 def _alter_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd:
     col = f"{table}.{cmd.name}" if cmd.name else table
-    st = cmd.subtype
+    st = subtype(cmd)
     special = _detach_cmd(cmd, table) or _rewriting_cmd(cmd, table)
     if special is not None:
         return special
     if st == AT.AT_AddColumn:
-        return _Cmd(E, False, f"add column {table}.{cmd.def_.colname}")
+        return _Cmd(E, False, f"add column {table}.{column_of(cmd).colname}")
     if st == AT.AT_DropColumn:
         return _Cmd(C, True, f"drop column {col}")
     if st == AT.AT_ColumnDefault:
@@ -219,7 +232,7 @@ def _alter_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd:
     if st == AT.AT_AlterColumnType:
         return _Cmd(C, True, f"change type of {col}")
     if st == AT.AT_AddConstraint:
-        return _add_constraint(cmd.def_, table)
+        return _add_constraint(constraint_of(cmd), table)
     if st == AT.AT_ValidateConstraint:
         return _Cmd(E, False, f"validate constraint {cmd.name} on {table}", weak=True)
     if st == AT.AT_DropConstraint:
@@ -237,11 +250,12 @@ def _detach_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd | None:
     ACCESS EXCLUSIVE; FINALIZE completes an interrupted concurrent detach."""
     if cmd.subtype not in (AT.AT_DetachPartition, AT.AT_DetachPartitionFinalize):
         return None
-    part = cmd.def_.name if isinstance(cmd.def_, ast.PartitionCmd) else None
+    partition = child(cmd.def_, ast.PartitionCmd, "DETACH PARTITION's partition")
+    part = partition.name
     name = f" {written(*relation_name(part))}" if part is not None else ""
     if cmd.subtype == AT.AT_DetachPartitionFinalize:
         return _Cmd(C, False, f"finalize detach partition{name} from {table}")
-    if cmd.def_.concurrent:
+    if partition.concurrent:
         return _Cmd(C, False, f"detach partition{name} from {table} concurrently", weak=True)
     return _Cmd(C, False, f"detach partition{name} from {table}")
 
@@ -254,7 +268,7 @@ REWRITING = {
 
 
 def _rewriting_cmd(cmd: ast.AlterTableCmd, table: str) -> _Cmd | None:
-    words = REWRITING.get(cmd.subtype)
+    words = REWRITING.get(subtype(cmd))
     if words is None:
         return None
     target = f" {cmd.name}" if cmd.name else ""
@@ -299,7 +313,7 @@ def _object_name(obj: object) -> str:
 
 
 def _drop(node: ast.DropStmt, ctx: Context) -> Classification:
-    kind = _object_kind(node.removeType)
+    kind = _object_kind(required(node.removeType, "DROP's object type"))
     names = [_object_name(o) for o in node.objects or ()]
     summary = f"drop {kind} {', '.join(names)}"
     tables: tuple[str, ...] = ()
@@ -324,7 +338,8 @@ def _split_name(dotted: str) -> tuple[str | None, str]:
 
 
 def _rename(node: ast.RenameStmt, ctx: Context) -> Classification:
-    rt = node.renameType
+    rt = required(node.renameType, "RENAME's object type")
+    newname = required(node.newname, "RENAME's new name")
     if node.relation is not None:
         schema, name = relation_name(node.relation)
         table = written(schema, name)
@@ -345,19 +360,19 @@ def _rename(node: ast.RenameStmt, ctx: Context) -> Classification:
         # a new table renamed is still new under its new name.
         creates: tuple[str, ...] = ()
         if rt == ObjectType.OBJECT_TABLE and node.relation is not None:
-            creates = (table_key(node.relation.schemaname or None, node.newname),)
+            creates = (table_key(node.relation.schemaname or None, newname),)
         return Classification(E, TX, WEAK, False, summary, tables=tables, creates=creates)
     # a rename breaks every query of the old application version that uses the old name.
     assumes: tuple[str, ...] = ()
     if rt == ObjectType.OBJECT_TABLE and node.relation is not None:
         # the table keeps its rows under its new name (the database does not know it yet).
-        assumes = (table_key(node.relation.schemaname or None, node.newname),)
+        assumes = (table_key(node.relation.schemaname or None, newname),)
     return Classification(C, TX, STRONG, True, summary, tables=tables, on_existing=True,
                           assumes=assumes)
 
 
 def _truncate(node: ast.TruncateStmt, ctx: Context) -> Classification:
-    tables = tuple(written(*relation_name(rv)) for rv in node.relations)
+    tables = tuple(written(*relation_name(rv)) for rv in items(node.relations))
     return Classification(C, TX, STRONG, True, f"truncate {', '.join(tables)}", tables=tables,
                           on_existing=True)
 
@@ -365,9 +380,11 @@ def _truncate(node: ast.TruncateStmt, ctx: Context) -> Classification:
 # --- data --------------------------------------------------------------------------------------
 
 
-def _dml(verb: str, phase_on_existing: Phase, destructive: bool):  # type: ignore[no-untyped-def]
-    def handler(node: ast.Node, ctx: Context) -> Classification:
-        schema, name = relation_name(node.relation)
+def _dml(verb: str, phase_on_existing: Phase, destructive: bool,
+         ) -> Callable[[ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt, Context], Classification]:
+    def handler(node: ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt,
+                ctx: Context) -> Classification:
+        schema, name = relation_name(relation(node))
         table = written(schema, name)
         summary = f"{verb} {table}"
         if not ctx.exists(schema, name):
@@ -381,7 +398,7 @@ def _dml(verb: str, phase_on_existing: Phase, destructive: bool):  # type: ignor
 
 
 def _insert(node: ast.InsertStmt, ctx: Context) -> Classification:
-    schema, name = relation_name(node.relation)
+    schema, name = relation_name(relation(node))
     table = written(schema, name)
     select = node.selectStmt
     literal = select is None or (isinstance(select, ast.SelectStmt) and select.valuesLists)
@@ -439,7 +456,8 @@ def _explain(node: ast.ExplainStmt, ctx: Context) -> Classification:
     return Classification(E, TX, WEAK, False, "explain")
 
 
-def _fixed(phase: Phase, tx: TxMode, lock: LockClass, destructive: bool, summary: str):  # type: ignore[no-untyped-def]
+def _fixed(phase: Phase, tx: TxMode, lock: LockClass, destructive: bool,
+           summary: str) -> Callable[[ast.Node, Context], Classification]:
     def handler(node: ast.Node, ctx: Context) -> Classification:
         return Classification(phase, tx, lock, destructive, summary or _words(node))
 
@@ -474,22 +492,24 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
 
 
 def _refresh(node: ast.RefreshMatViewStmt, ctx: Context) -> Classification:
-    name = written(*relation_name(node.relation))
+    name = written(*relation_name(relation(node)))
     # data, not schema; CONCURRENTLY lets reads go on (EXCLUSIVE), the plain form does not.
     lock = WEAK if node.concurrent else STRONG
     return Classification(B, TX, lock, False, f"refresh materialized view {name}")
 
 
 def _view(node: ast.ViewStmt, ctx: Context) -> Classification:
-    name = written(*relation_name(node.view))
+    name = written(*relation_name(required(node.view, "the view")))
     # CREATE OR REPLACE of an existing view takes ACCESS EXCLUSIVE on it.
     return Classification(E, TX, STRONG if node.replace else WEAK, False, f"create view {name}")
 
 
-def _trigger_like(verb: str):  # type: ignore[no-untyped-def]
-    def handler(node: ast.Node, ctx: Context) -> Classification:
+def _trigger_like(
+    verb: str,
+) -> Callable[[ast.CreateTrigStmt | ast.CreatePolicyStmt, Context], Classification]:
+    def handler(node: ast.CreateTrigStmt | ast.CreatePolicyStmt, ctx: Context) -> Classification:
         rv = node.relation if isinstance(node, ast.CreateTrigStmt) else node.table
-        schema, name = relation_name(rv)
+        schema, name = relation_name(required(rv, "the table"))
         existing = ctx.exists(schema, name)
         # triggers and policies lock their table (SHARE ROW EXCLUSIVE / ACCESS EXCLUSIVE).
         return Classification(E, TX, STRONG if existing else WEAK, False,
@@ -512,7 +532,9 @@ def _object_schema(node: ast.AlterObjectSchemaStmt, ctx: Context) -> Classificat
     return Classification(C, TX, STRONG, True, summary)
 
 
-_HANDLERS: dict[type, Callable[[ast.Node, Context], Classification]] = {
+#: each handler takes the node class it is filed under (`classify` looks it up by `type(node)`),
+#: which a dict's value type cannot say: hence `Any` for the node.
+_HANDLERS: dict[type, Callable[[Any, Context], Classification]] = {
     ast.CreateStmt: _create_table,
     ast.CreateTableAsStmt: _create_table_as,
     ast.IndexStmt: _create_index,

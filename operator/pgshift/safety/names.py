@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import typing
 
 from pglast import ast
 from pglast.stream import RawStream, maybe_double_quote_name
+
+from pgshift.safety.nodes import relname
 
 #: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
 MAX_IDENTIFIER_BYTES = 63
@@ -40,8 +41,7 @@ def quote(name: str) -> str:
 
 
 def relation_name(rv: ast.RangeVar) -> tuple[str | None, str]:
-    # pglast types relname Optional; the grammar always gives a RangeVar one.
-    return (rv.schemaname or None, typing.cast(str, rv.relname))
+    return (rv.schemaname or None, relname(rv))
 
 
 def written(schema: str | None, name: str) -> str:

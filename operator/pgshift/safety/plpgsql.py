@@ -16,12 +16,12 @@ on duplicate errors, it is classified and linted as those statements (and still 
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 from pglast import ast, parse_plpgsql, parse_sql
 
 from pgshift.safety.names import render
+from pgshift.safety.nodes import required
 
 #: SQLSTATE condition names an idempotent guard may swallow.
 _DUPLICATES = frozenset({
@@ -49,7 +49,7 @@ def guarded_statements(node: ast.DoStmt) -> list[ast.Node] | None:
     statements: list[ast.Node] = []
     for query in queries:
         try:
-            statements.extend(typing.cast(ast.Node, raw.stmt) for raw in parse_sql(query))
+            statements.extend(required(raw.stmt, "a statement") for raw in parse_sql(query))
         except Exception:  # not plain SQL after all
             return None
     return statements

@@ -19,6 +19,7 @@ from pgshift.errors import DirectiveError, ParseError
 from pgshift.migrations.model import Migration
 from pgshift.safety.directives import combine, is_directive_comment, parse_directive_comment
 from pgshift.safety.model import Directives
+from pgshift.safety.nodes import required
 
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
@@ -113,7 +114,7 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
                         index=len(result),
                         line=line_at(text_start),
                         text=text,
-                        node=raw.stmt,
+                        node=required(raw.stmt, "a statement"),
                         directives=pending.take()
                         if pending.directives is not None
                         else Directives(),
@@ -159,7 +160,7 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
                     index=len(result),
                     line=line_at(first.start),
                     text=sql[first.start : last.end + 1],
-                    node=raw.stmt,
+                    node=required(raw.stmt, "a statement"),
                     directives=own,
                 )
             )

@@ -25,6 +25,7 @@ from pglast.enums import ConstrType
 from pglast.visitors import Visitor
 
 from pgshift.safety.builtin_functions import NON_VOLATILE
+from pgshift.safety.nodes import items
 
 #: volatile functions people use as defaults: pg_catalog's, and extensions' (uuid-ossp) that a
 #: catalog may not be asked about (offline lint).
@@ -45,7 +46,7 @@ class _Calls(Visitor):
         self.names: list[tuple[str, ...]] = []
 
     def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
-        self.names.append(tuple(p.sval for p in node.funcname))
+        self.names.append(tuple(p.sval for p in items(node.funcname)))
 
 
 def volatility(funcname: tuple[str, ...], known: Mapping[str, str] | None = None) -> str | None:
@@ -80,7 +81,7 @@ def unknown_calls(expr: ast.Node, known: Mapping[str, str] | None = None) -> lis
 def rewrite_reason(column: ast.ColumnDef, known: Mapping[str, str] | None = None) -> str:
     """Why `ADD COLUMN column` rewrites an existing table ("" when it does not): the one
     answer the lint rule, the `volatile-default` rewrite and the tests share."""
-    type_name = column.typeName.names[-1].sval.lower() if column.typeName else ""
+    type_name = items(column.typeName.names)[-1].sval.lower() if column.typeName else ""
     reason = ""
     if type_name in SERIAL:
         reason = f"{type_name} fills every row from a sequence (nextval() is volatile)"
@@ -101,7 +102,7 @@ def rewrite_reason(column: ast.ColumnDef, known: Mapping[str, str] | None = None
     return reason
 
 
-def _named(funcname: tuple[ast.String, ...] | list[ast.String]) -> list[str]:
+def _named(funcname: tuple[ast.String, ...]) -> list[str]:
     """The keys a function is known by: `name`, and `schema.name` when qualified."""
     parts: list[str] = [p.sval for p in funcname if p.sval is not None]
     return [parts[-1]] + ([".".join(parts[-2:])] if len(parts) > 1 else [])
@@ -116,12 +117,12 @@ def defined(node: ast.Node) -> dict[str, str]:
         for option in node.options or ():
             if isinstance(option, ast.DefElem) and option.defname == "volatility":
                 letter = _LETTER.get(str(getattr(option.arg, "sval", "")).lower(), "v")
-        return dict.fromkeys(_named(node.funcname), letter)
+        return dict.fromkeys(_named(items(node.funcname)), letter)
     if isinstance(node, ast.AlterFunctionStmt) and node.func is not None:
         for action in node.actions or ():
             if isinstance(action, ast.DefElem) and action.defname == "volatility":
                 letter = _LETTER.get(str(getattr(action.arg, "sval", "")).lower(), "v")
-                return dict.fromkeys(_named(node.func.objname), letter)
+                return dict.fromkeys(_named(items(node.func.objname)), letter)
     return {}
 
 

@@ -9,6 +9,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, DropBehavior, ObjectType
 
 from pgshift.safety.model import Backfill, CatchUp, LockClass, Phase, TxMode
+from pgshift.safety.nodes import N, child, items
 
 #: what is known of functions' volatility (`volatility.volatility`'s `known`), for the rewrites
 #: whose answer depends on it.
@@ -31,7 +32,7 @@ class Part:
     backfill: Backfill | None = None
 
 
-def copy(node: ast.Node) -> ast.Node:
+def copy(node: N) -> N:
     """A deep copy of a parse tree (through its dict form), to change without touching the input."""
     return type(node)(node())
 
@@ -54,11 +55,15 @@ def drop_constraint(rv: ast.RangeVar, name: str) -> ast.AlterTableStmt:
                                        behavior=DropBehavior.DROP_RESTRICT))
 
 
-def single_cmd(node: ast.Node) -> ast.AlterTableCmd | None:
-    """The one command of an ALTER TABLE on a table; rewrites leave multi-command ones alone
+def single_cmd(node: ast.Node) -> tuple[ast.AlterTableStmt, ast.AlterTableCmd] | None:
+    """An ALTER TABLE on a table with its one command; rewrites leave multi-command ones alone
     (splitting them would change what a failure leaves behind; lint still reports them)."""
     if (isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE
             and len(node.cmds or ()) == 1):
-        cmd: ast.AlterTableCmd = node.cmds[0]
-        return cmd
+        return node, only_cmd(node)
     return None
+
+
+def only_cmd(stmt: ast.AlterTableStmt) -> ast.AlterTableCmd:
+    """The command of a one-command ALTER TABLE (`single_cmd`'s, or a copy of it)."""
+    return child(items(stmt.cmds)[0], ast.AlterTableCmd, "ALTER TABLE's command")

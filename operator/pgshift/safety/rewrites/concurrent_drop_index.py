@@ -10,6 +10,7 @@ from pglast import ast
 from pglast.enums import DropBehavior, ObjectType
 
 from pgshift.safety.model import LockClass, TxMode
+from pgshift.safety.nodes import items
 from pgshift.safety.rewrites.base import Functions, Part, copy
 
 ID = "concurrent-drop-index"
@@ -22,5 +23,5 @@ def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | 
         return None
     new = copy(node)
     new.concurrent = True
-    name = ".".join(p.sval for p in node.objects[0])
+    name = ".".join(p.sval for p in items(node.objects)[0])
     return [Part(new, TxMode.AUTOCOMMIT, LockClass.WEAK, f"drop index {name} concurrently")]

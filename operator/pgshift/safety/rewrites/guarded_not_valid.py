@@ -16,6 +16,7 @@ from __future__ import annotations
 from pglast import ast, parse_sql
 
 from pgshift.safety.names import render
+from pgshift.safety.nodes import required
 from pgshift.safety.plpgsql import guarded_statements
 from pgshift.safety.rewrites import not_valid
 from pgshift.safety.rewrites.base import Functions, Part
@@ -39,6 +40,6 @@ def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | 
     )
     (raw,) = parse_sql(block)
     return [
-        Part(raw.stmt, add.tx, add.lock, "guarded " + add.summary),
+        Part(required(raw.stmt, "the DO block"), add.tx, add.lock, "guarded " + add.summary),
         check,
     ]

@@ -12,27 +12,31 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 
 from pgshift.safety.model import LockClass, TxMode
-from pgshift.safety.rewrites.base import Functions, Part, copy, single_cmd, validate
+from pgshift.safety.nodes import constraint_of, relation, relname
+from pgshift.safety.rewrites.base import Functions, Part, copy, only_cmd, single_cmd, validate
 
 ID = "not-valid-constraint"
 
 
 def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
+    found = single_cmd(node)
+    if found is None or found[1].subtype != AlterTableType.AT_AddConstraint:
         return None
-    con = cmd.def_
+    stmt, cmd = found
+    con = constraint_of(cmd)
     if (con.contype not in (ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_CHECK)
             or con.skip_validation or not con.conname):
         return None
-    added = copy(node)
-    added.cmds[0].def_.skip_validation = True
-    added.cmds[0].def_.initially_valid = False
+    added = copy(stmt)
+    added_con = constraint_of(only_cmd(added))
+    added_con.skip_validation = True
+    added_con.initially_valid = False
     kind = "foreign key" if con.contype == ConstrType.CONSTR_FOREIGN else "check"
-    table = node.relation.relname
+    rv = relation(stmt)
+    table = relname(rv)
     return [
         Part(added, TxMode.TRANSACTION, LockClass.STRONG,
              f"add {kind} {con.conname} not valid on {table}"),
-        Part(validate(node.relation, con.conname), TxMode.AUTOCOMMIT, LockClass.WEAK,
+        Part(validate(rv, con.conname), TxMode.AUTOCOMMIT, LockClass.WEAK,
              f"validate constraint {con.conname} on {table}"),
     ]

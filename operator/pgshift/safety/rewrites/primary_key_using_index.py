@@ -16,6 +16,7 @@ from pglast.enums import AlterTableType, ConstrType
 
 from pgshift.safety.model import LockClass, TxMode
 from pgshift.safety.names import MAX_IDENTIFIER_BYTES, index_name
+from pgshift.safety.nodes import constraint_of, items, relation
 from pgshift.safety.rewrites import set_not_null
 from pgshift.safety.rewrites.base import Functions, Part, alter, single_cmd
 from pgshift.safety.rewrites.unique_using_index import index_on
@@ -24,20 +25,21 @@ ID = "primary-key-using-index"
 
 
 def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
+    found = single_cmd(node)
+    if found is None or found[1].subtype != AlterTableType.AT_AddConstraint:
         return None
-    con = cmd.def_
+    stmt, cmd = found
+    con = constraint_of(cmd)
     if con.contype != ConstrType.CONSTR_PRIMARY or con.indexname or not con.keys:
         return None
     if getattr(con, "without_overlaps", False) or con.including:
         return None
-    rv = node.relation
+    rv = relation(stmt)
     name = con.conname or f"{rv.relname}_pkey"
     if len(name.encode()) > MAX_IDENTIFIER_BYTES:
         return None
     parts: list[Part] = []
-    for key in con.keys:
+    for key in items(con.keys):
         parts.extend(set_not_null.recipe(rv, key.sval))
     using = ast.Constraint(contype=ConstrType.CONSTR_PRIMARY, conname=name, indexname=name,
                            deferrable=con.deferrable, initdeferred=con.initdeferred)

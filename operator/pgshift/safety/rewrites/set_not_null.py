@@ -16,6 +16,7 @@ from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 
 from pgshift.safety.model import CatchUp, LockClass, TxMode
 from pgshift.safety.names import invent, relation_name
+from pgshift.safety.nodes import relation, relname, required
 from pgshift.safety.rewrites.base import (
     Functions,
     Part,
@@ -34,15 +35,17 @@ def constraint_name(table: str, column: str) -> str:
 
 
 def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_SetNotNull:
+    found = single_cmd(node)
+    if found is None or found[1].subtype != AlterTableType.AT_SetNotNull:
         return None
-    return recipe(node.relation, cmd.name, set_not_null=copy(node))
+    stmt, cmd = found
+    return recipe(relation(stmt), required(cmd.name, "SET NOT NULL's column"),
+                  set_not_null=copy(stmt))
 
 
 def recipe(rv: ast.RangeVar, column: str, *, set_not_null: ast.Node | None = None) -> list[Part]:
     """The four statements for one column (`set_not_null`: the original statement, kept as is)."""
-    name = constraint_name(rv.relname, column)
+    name = constraint_name(relname(rv), column)
     check = ast.Constraint(
         contype=ConstrType.CONSTR_CHECK, conname=name, skip_validation=True,
         initially_valid=False, is_enforced=True,

@@ -13,6 +13,7 @@ from pglast.enums import AlterTableType, ConstrType, SortByDir, SortByNulls
 
 from pgshift.safety.model import LockClass, TxMode
 from pgshift.safety.names import index_name
+from pgshift.safety.nodes import constraint_of, items, relation, relname
 from pgshift.safety.rewrites.base import Functions, Part, alter, single_cmd
 
 ID = "unique-using-index"
@@ -31,7 +32,7 @@ def index_on(rv: ast.RangeVar, name: str, con: ast.Constraint) -> ast.IndexStmt:
                               relpersistence="p"),
         accessMethod="btree",
         tableSpace=con.indexspace,
-        indexParams=tuple(_column(k.sval) for k in con.keys),
+        indexParams=tuple(_column(k.sval) for k in items(con.keys)),
         indexIncludingParams=tuple(_column(k.sval) for k in con.including or ()) or None,
         options=con.options,
         unique=True,
@@ -41,21 +42,22 @@ def index_on(rv: ast.RangeVar, name: str, con: ast.Constraint) -> ast.IndexStmt:
 
 
 def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_AddConstraint:
+    found = single_cmd(node)
+    if found is None or found[1].subtype != AlterTableType.AT_AddConstraint:
         return None
-    con = cmd.def_
+    stmt, cmd = found
+    con = constraint_of(cmd)
     if con.contype != ConstrType.CONSTR_UNIQUE or con.indexname or not con.conname:
         return None
     if getattr(con, "without_overlaps", False):
         return None  # WITHOUT OVERLAPS needs a GiST index and PostgreSQL 18: leave it as written
-    rv, name = node.relation, con.conname
+    rv, name = relation(stmt), con.conname
     index = index_on(rv, name, con)
     using = ast.Constraint(
         contype=ConstrType.CONSTR_UNIQUE, conname=name, indexname=name,
         deferrable=con.deferrable, initdeferred=con.initdeferred,
     )
-    table = rv.relname
+    table = relname(rv)
     return [
         Part(index, TxMode.AUTOCOMMIT, LockClass.WEAK,
              f"create unique index {name} concurrently on {table}",

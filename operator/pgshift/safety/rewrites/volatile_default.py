@@ -15,15 +15,14 @@ Each existing row gets its own value of the expression, as with the original sta
 
 from __future__ import annotations
 
-import typing
-
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, DropBehavior, NullTestType
 
 from pgshift.safety.backfill import backfill_for
 from pgshift.safety.model import LockClass, Phase, TxMode
+from pgshift.safety.nodes import column_of, items, relation, required
 from pgshift.safety.rewrites import set_not_null
-from pgshift.safety.rewrites.base import Functions, Part, alter, copy, single_cmd
+from pgshift.safety.rewrites.base import Functions, Part, alter, copy, only_cmd, single_cmd
 from pgshift.safety.volatility import SERIAL, volatile_calls
 
 ID = "volatile-default"
@@ -32,23 +31,24 @@ _ALLOWED = frozenset({ConstrType.CONSTR_DEFAULT, ConstrType.CONSTR_NOTNULL, Cons
 
 
 def rewrite(node: ast.Node, functions: Functions | None = None) -> list[Part] | None:
-    cmd = single_cmd(node)
-    if cmd is None or cmd.subtype != AlterTableType.AT_AddColumn or cmd.missing_ok:
+    found = single_cmd(node)
+    if found is None or found[1].subtype != AlterTableType.AT_AddColumn or found[1].missing_ok:
         return None  # ADD COLUMN IF NOT EXISTS: the backfill would touch an existing column
-    column = typing.cast(ast.ColumnDef, cmd.def_)
+    stmt, cmd = found
+    column = column_of(cmd)
     constraints = list(column.constraints or ())
     kinds = {c.contype for c in constraints}
     if not kinds <= _ALLOWED or column.typeName is None:
         return None
-    if column.typeName.names[-1].sval.lower() in SERIAL:
+    if items(column.typeName.names)[-1].sval.lower() in SERIAL:
         return None
     default = next((c.raw_expr for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT),
                    None)
     if default is None or not volatile_calls(default, functions):
         return None
-    rv, name = node.relation, column.colname
-    add = copy(node)
-    add.cmds[0].def_.constraints = None
+    rv, name = relation(stmt), required(column.colname, "ADD COLUMN's name")
+    add = copy(stmt)
+    column_of(only_cmd(add)).constraints = None
     set_default = alter(rv, ast.AlterTableCmd(subtype=AlterTableType.AT_ColumnDefault, name=name,
                                               def_=default, behavior=DropBehavior.DROP_RESTRICT))
     fill = ast.UpdateStmt(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pglast.enums import AlterTableType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import column_of
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
 from pgshift.safety.volatility import rewrite_reason
 
@@ -17,9 +18,10 @@ def check(s: Subject) -> Iterator[Violation]:
     for cmd in alter_cmds(s.node):
         if cmd.subtype != AlterTableType.AT_AddColumn:
             continue
-        col, table = cmd.def_.colname, table_of(s.node)
+        column = column_of(cmd)
+        col, table = column.colname, table_of(s.node)
         # the same answer the volatile-default rewrite acts on.
-        reason = rewrite_reason(cmd.def_, s.ctx.functions)
+        reason = rewrite_reason(column, s.ctx.functions)
         if reason:
             unknown = "does not know" in reason
             yield Violation(

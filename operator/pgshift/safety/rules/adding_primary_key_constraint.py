@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import column_of, constraint_of, items
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
 
 
@@ -15,11 +17,11 @@ def check(s: Subject) -> Iterator[Violation]:
         return
     for cmd in alter_cmds(s.node):
         table = table_of(s.node)
-        constraints = []
+        constraints: list[ast.Constraint] = []
         if cmd.subtype == AlterTableType.AT_AddConstraint:
-            constraints = [cmd.def_]
+            constraints = [constraint_of(cmd)]
         elif cmd.subtype == AlterTableType.AT_AddColumn:
-            constraints = list(cmd.def_.constraints or ())
+            constraints = list(items(column_of(cmd).constraints))
         for con in constraints:
             if con.contype == ConstrType.CONSTR_PRIMARY and not con.indexname:
                 yield Violation(

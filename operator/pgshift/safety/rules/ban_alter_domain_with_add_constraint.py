@@ -8,6 +8,7 @@ from pglast import ast
 from pglast.enums import ConstrType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import items
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -15,7 +16,7 @@ def check(s: Subject) -> Iterator[Violation]:
     node = s.node
     if not isinstance(node, ast.AlterDomainStmt):
         return
-    domain = ".".join(p.sval for p in node.typeName)
+    domain = ".".join(p.sval for p in items(node.typeName))
     con = node.def_
     if (node.subtype == "C" and isinstance(con, ast.Constraint)
             and con.contype == ConstrType.CONSTR_CHECK and not con.skip_validation):

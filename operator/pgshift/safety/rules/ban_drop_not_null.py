@@ -8,13 +8,14 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import items
 from pgshift.safety.rules.base import Rule, Subject, Violation, table_of
 
 
 def check(s: Subject) -> Iterator[Violation]:
     node = s.node
     if isinstance(node, ast.AlterDomainStmt) and node.subtype == "N":
-        domain = ".".join(p.sval for p in node.typeName)
+        domain = ".".join(p.sval for p in items(node.typeName))
         yield Violation(
             f"ALTER DOMAIN {domain} DROP NOT NULL: columns of this type may now hold NULL, "
             "which the running application's code may not handle",

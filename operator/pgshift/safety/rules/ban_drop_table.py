@@ -8,6 +8,7 @@ from pglast import ast
 from pglast.enums import ObjectType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import items
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -15,7 +16,7 @@ def check(s: Subject) -> Iterator[Violation]:
     node = s.node
     if (isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE
             and s.on_existing):
-        names = ", ".join(".".join(p.sval for p in o) for o in node.objects)
+        names = ", ".join(".".join(p.sval for p in o) for o in items(node.objects))
         yield Violation(
             f"DROP TABLE {names} loses its rows and breaks the application version still "
             "running (ACCESS EXCLUSIVE)",

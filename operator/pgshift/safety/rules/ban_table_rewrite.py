@@ -35,7 +35,8 @@ def check(s: Subject) -> Iterator[Violation]:
     if node.objtype == ObjectType.OBJECT_TABLE and not s.on_existing:
         return  # a table this file created is empty
     for cmd in node.cmds or ():
-        what = _WHAT.get(cmd.subtype) if isinstance(cmd, ast.AlterTableCmd) else None
+        known = isinstance(cmd, ast.AlterTableCmd) and cmd.subtype is not None
+        what = _WHAT.get(cmd.subtype) if known else None
         if what is None:
             continue
         verb, does = what

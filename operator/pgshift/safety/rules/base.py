@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ from pglast import ast
 
 from pgshift.safety.context import Context
 from pgshift.safety.model import PlannedStatement, Severity
+from pgshift.safety.nodes import child, items, relation, relname, required
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Subject:
         return bool(self.planned.rewrite)
 
     def exists(self, rv: ast.RangeVar) -> bool:
-        return self.ctx.exists(rv.schemaname or None, rv.relname)
+        return self.ctx.exists(rv.schemaname or None, relname(rv))
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,10 @@ def alter_cmds(node: ast.Node) -> list[ast.AlterTableCmd]:
     return []
 
 
-def table_of(node: ast.AlterTableStmt) -> str:
-    rv = node.relation
-    return f"{rv.schemaname}.{rv.relname}" if rv.schemaname else typing.cast(str, rv.relname)
+def table_of(node: ast.Node) -> str:
+    """The table of an ALTER TABLE (one `alter_cmds` gave commands for), as written."""
+    rv = relation(child(node, ast.AlterTableStmt, "ALTER TABLE"))
+    return f"{rv.schemaname}.{relname(rv)}" if rv.schemaname else relname(rv)
 
 
 def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
@@ -78,19 +79,19 @@ def declared_types(node: ast.Node) -> list[tuple[str, ast.TypeName]]:
     if isinstance(node, ast.CreateStmt):
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.typeName is not None:
-                out.append((element.colname, element.typeName))
+                out.append((required(element.colname, "column name"), element.typeName))
     for cmd in alter_cmds(node):
         column = cmd.def_
         if (cmd.subtype in (AlterTableType.AT_AddColumn, AlterTableType.AT_AlterColumnType)
                 and isinstance(column, ast.ColumnDef) and column.typeName is not None):
-            out.append((column.colname or cmd.name, column.typeName))
+            out.append((required(column.colname or cmd.name, "column name"), column.typeName))
     return out
 
 
 def type_key(type_name: ast.TypeName) -> str:
     """`integer` -> "int4", `pg_catalog.varchar(10)` -> "varchar": the name PostgreSQL's
     grammar gives it, without a pg_catalog qualifier ("" for another schema's type)."""
-    names = typing.cast(list[str], [p.sval for p in type_name.names])
+    names: list[str] = [required(p.sval, "a type name") for p in items(type_name.names)]
     if len(names) > 1 and names[-2] != "pg_catalog":
         return ""
     return names[-1].lower()

@@ -8,6 +8,7 @@ from pglast.enums import AlterTableType
 
 from pgshift.safety.model import Severity
 from pgshift.safety.names import render
+from pgshift.safety.nodes import column_of, items
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
 
 #: targets that are catalog-only when they widen a varchar/text column (no USING): PostgreSQL
@@ -22,9 +23,10 @@ def check(s: Subject) -> Iterator[Violation]:
         if cmd.subtype != AlterTableType.AT_AlterColumnType:
             continue
         table = table_of(s.node)
-        type_name = cmd.def_.typeName.names[-1].sval if cmd.def_.typeName else ""
-        shown = render(cmd.def_.typeName) if cmd.def_.typeName else type_name
-        if type_name in _MAYBE_FREE and cmd.def_.raw_default is None:
+        column = column_of(cmd)
+        type_name = items(column.typeName.names)[-1].sval if column.typeName else ""
+        shown = render(column.typeName) if column.typeName else type_name
+        if type_name in _MAYBE_FREE and column.raw_default is None:
             # offline we cannot see the current type: say so rather than cry wolf.
             yield Violation(
                 f"ALTER COLUMN {cmd.name} TYPE {shown}: free if it widens a varchar/text "

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pglast.enums import AlterTableType, ConstrType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import constraint_of, relname, required
 from pgshift.safety.rules.base import Rule, Subject, Violation, alter_cmds, table_of
 
 
@@ -14,15 +15,18 @@ def check(s: Subject) -> Iterator[Violation]:
     if not s.on_existing:
         return
     for cmd in alter_cmds(s.node):
-        con = cmd.def_
-        if cmd.subtype != AlterTableType.AT_AddConstraint or con.skip_validation:
+        if cmd.subtype != AlterTableType.AT_AddConstraint:
+            continue
+        con = constraint_of(cmd)
+        if con.skip_validation:
             continue
         table = table_of(s.node)
         name = con.conname or "<name>"
         if con.contype == ConstrType.CONSTR_FOREIGN:
+            referenced = relname(required(con.pktable, "the referenced table"))
             yield Violation(
                 f"ADD FOREIGN KEY {con.conname or ''} scans {table} to validate it under a SHARE "
-                f"ROW EXCLUSIVE lock on {table} and {con.pktable.relname}: writes to both wait",
+                f"ROW EXCLUSIVE lock on {table} and {referenced}: writes to both wait",
                 f"ADD CONSTRAINT {name} ... NOT VALID, then ALTER TABLE {table} VALIDATE "
                 f"CONSTRAINT {name} in a later step (pgshift rewrites named constraints so)",
             )

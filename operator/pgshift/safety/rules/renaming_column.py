@@ -8,6 +8,7 @@ from pglast import ast
 from pglast.enums import ObjectType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import relation, relname
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -16,7 +17,7 @@ def check(s: Subject) -> Iterator[Violation]:
     if (isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_COLUMN
             and s.on_existing):
         yield Violation(
-            f"RENAME COLUMN {node.relation.relname}.{node.subname} to {node.newname} breaks "
+            f"RENAME COLUMN {relname(relation(node))}.{node.subname} to {node.newname} breaks "
             "queries of the application version still running (ACCESS EXCLUSIVE, brief)",
             "add the new column, write both, backfill, switch reads, drop the old one later; "
             "or silence with -- pgshift:allow=renaming-column if no running code uses it",

@@ -8,6 +8,7 @@ from pglast import ast
 from pglast.enums import ObjectType
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import relation, relname
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -16,7 +17,7 @@ def check(s: Subject) -> Iterator[Violation]:
     if (isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_TABLE
             and s.on_existing):
         yield Violation(
-            f"RENAME TABLE {node.relation.relname} to {node.newname} breaks queries of the "
+            f"RENAME TABLE {relname(relation(node))} to {node.newname} breaks queries of the "
             "application version still running (ACCESS EXCLUSIVE, brief)",
             "create the new table (or a view with the new name) and move the code over first; "
             "or silence with -- pgshift:allow=renaming-table if no running code uses it",

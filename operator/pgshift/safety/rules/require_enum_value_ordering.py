@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pglast import ast
 
 from pgshift.safety.model import Severity
+from pgshift.safety.nodes import items
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -14,7 +15,7 @@ def check(s: Subject) -> Iterator[Violation]:
     node = s.node
     if isinstance(node, ast.AlterEnumStmt) and node.newVal and not node.oldVal \
             and not node.newValNeighbor:
-        enum = ".".join(p.sval for p in node.typeName)
+        enum = ".".join(p.sval for p in items(node.typeName))
         yield Violation(
             f"ADD VALUE {node.newVal!r} to {enum} without BEFORE or AFTER appends it at the end: "
             "ORDER BY and comparisons on the enum sort by position, not by name",

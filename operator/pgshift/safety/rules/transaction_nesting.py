@@ -44,7 +44,8 @@ def forbidden(node: ast.Node) -> str | None:
     """The transaction control statement a run refuses ("BEGIN", "SAVEPOINT", ...), or None."""
     if not isinstance(node, ast.TransactionStmt) or is_step_boundary(node):
         return None
-    return _WORDS.get(node.kind, "transaction control")
+    word = _WORDS.get(node.kind) if node.kind is not None else None
+    return word or "transaction control"
 
 
 def check(s: Subject) -> Iterator[Violation]:

@@ -9,6 +9,7 @@ from pglast import ast
 from pgshift.safety.backfill import idempotent
 from pgshift.safety.model import Severity, TxMode
 from pgshift.safety.names import relation_name, table_key
+from pgshift.safety.nodes import relation, relname
 from pgshift.safety.rules.base import Rule, Subject, Violation
 
 
@@ -19,8 +20,8 @@ def check(s: Subject) -> Iterator[Violation]:
         return
     if not isinstance(node, ast.UpdateStmt) or not s.on_existing:
         return
-    table = node.relation.relname
-    if node.fromClause or node.returningClause or node.withClause or node.relation.alias:
+    table = relname(relation(node))
+    if node.fromClause or node.returningClause or node.withClause or relation(node).alias:
         why = "it has an alias, FROM, RETURNING or WITH, which pgshift does not batch"
         help_ = "write it as a single-table UPDATE with a guard, or run it as written (allow)"
     elif idempotent(node):
@@ -51,10 +52,10 @@ def _keyless(s: Subject, node: ast.UpdateStmt) -> Iterator[Violation]:
     bf = s.planned.backfill
     if bf is None or bf.key is not None:
         return
-    why = s.ctx.keyless.get(table_key(*relation_name(node.relation)))
+    why = s.ctx.keyless.get(table_key(*relation_name(relation(node))))
     if why is None:
         return
-    table = node.relation.relname
+    table = relname(relation(node))
     if s.planned.rewrite:
         yield Violation(
             f"UPDATE {table} cannot be batched: {table} {why}, so it runs as written, one "
