@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pglast import ast
 
 from pgshift.safety.context import Context
 from pgshift.safety.model import PlannedStatement, Severity
-from pgshift.safety.nodes import child, items, relation, relname, required
+from pgshift.safety.nodes import child, column_of, constraint_of, items, relation, relname, required
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,22 @@ def alter_cmds(node: ast.Node) -> list[ast.AlterTableCmd]:
     if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
         return [c for c in node.cmds or () if isinstance(c, ast.AlterTableCmd)]
     return []
+
+
+def constraints_added(s: Subject) -> Iterator[tuple[str, ast.Constraint]]:
+    """The constraints an ALTER TABLE adds to an existing table (ADD CONSTRAINT's, or those
+    written on an ADD COLUMN), each with the table as written."""
+    from pglast.enums import AlterTableType
+
+    if not s.on_existing:
+        return
+    for cmd in alter_cmds(s.node):
+        table = table_of(s.node)
+        if cmd.subtype == AlterTableType.AT_AddConstraint:
+            yield table, constraint_of(cmd)
+        elif cmd.subtype == AlterTableType.AT_AddColumn:
+            for con in items(column_of(cmd).constraints):
+                yield table, con
 
 
 def table_of(node: ast.Node) -> str:
