@@ -94,7 +94,9 @@ define timed
 	  if [ $$rc -ne 0 ]; then echo "timings:"; cat $(TIMINGS); fi; exit $$rc
 endef
 
-test: venv system-deps node-deps go-tools lint chart-check
+# postgres-versions before the integration layer: its version tests start 13-18 (a fresh
+# machine has none of them until then).
+test: venv system-deps node-deps go-tools postgres-versions lint chart-check
 	@rm -f $(TIMINGS)
 	$(call timed,cluster build,$(PY) -m localcluster build >/dev/null)
 	$(call timed,image,$(MAKE) --no-print-directory image && $(call run_pytest,tests/image))
