@@ -81,7 +81,7 @@ class Node:
 
     @property
     def socket(self) -> Path:  # containerd_config puts it there
-        return self.root / "containerd" / "containerd.sock"
+        return socket_dir(self.root / "containerd") / "containerd.sock"
 
     @property
     def containerd_root(self) -> Path:
@@ -308,9 +308,24 @@ class Node:
         kill_cgroup(self.cgroup_root)
 
 
+def socket_dir(c: Path) -> Path:
+    """Where the sockets of the containerd whose folder is ``c`` live, created on demand.
+
+    A unix socket's path may be at most ~104 bytes: under a long HOME (say
+    /home/ci-runner/.cache/...) ``c/containerd.sock.ttrpc`` is longer and containerd exits. So
+    the sockets live in a short folder named after ``c``.
+    """
+    base = Path("/run/pgshift") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "pgshift"
+    d = base / hashlib.sha256(str(c).encode()).hexdigest()[:16]
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
 def containerd_config(c: Path, cni_conf_dir: Path) -> str:
-    """containerd's configuration with everything (root, state, sockets, runc state) in ``c``."""
+    """containerd's configuration with everything (root, state, runc state) in ``c``, and its
+    sockets in `socket_dir(c)`."""
     cri = 'plugins."io.containerd.grpc.v1.cri"'
+    sockets = socket_dir(c)
     return f"""version = 2
 root = "{c}/root"
 state = "{c}/state"
@@ -318,9 +333,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
   "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 [grpc]
-  address = "{c}/containerd.sock"
+  address = "{sockets}/containerd.sock"
 [ttrpc]
-  address = "{c}/containerd.sock.ttrpc"
+  address = "{sockets}/containerd.sock.ttrpc"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{c}/opt"
 [{cri}]
@@ -379,7 +394,7 @@ def ensure_template(archives: list[Path]) -> Path:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
-            ctr = ["ctr", "--address", str(c / "containerd.sock"), "-n", K8S_NAMESPACE]
+            ctr = ["ctr", "--address", str(socket_dir(c) / "containerd.sock"), "-n", K8S_NAMESPACE]
             deadline = time.monotonic() + 30
             while subprocess.run([*ctr, "version"], capture_output=True).returncode != 0:
                 if daemon.poll() is not None or time.monotonic() > deadline:
@@ -398,6 +413,7 @@ def ensure_template(archives: list[Path]) -> Path:
             processes.kill_group(daemon.pid, 10.0)
             daemon.wait(timeout=10)
             log.close()
+            shutil.rmtree(socket_dir(c), ignore_errors=True)
         for point in mounts_under(work):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         (folder / key).mkdir(exist_ok=True)
@@ -498,6 +514,7 @@ def cleanup_host(workdir: Path, cluster_id: str, net: NodeNetwork) -> None:
             (DEVICE_PLUGINS / "kubelet.sock").unlink(missing_ok=True)
             DEVICE_PLUGINS.rmdir()
             DEVICE_PLUGINS.parent.rmdir()
+    shutil.rmtree(socket_dir(workdir / "node" / "containerd"), ignore_errors=True)
     network.remove(net)
 
 
