@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pgshift.contract.coerce import opt_int, opt_str, text
+
+
+def _known(record: ProgressEvent | StepProgress) -> dict[str, Any]:
+    """A record's fields that are known, in field order: no nulls on the wire or in status."""
+    return {k: v for k, v in asdict(record).items() if v is not None}
+
 
 STEP_STARTED = "step.started"
 BACKFILL_PROGRESS = "backfill.progress"
@@ -26,11 +32,7 @@ class ProgressEvent:
     batches: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event": self.event}
-        for key in ("step", "migration", "phase", "rows", "batches"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+        return _known(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ProgressEvent:
@@ -58,11 +60,7 @@ class StepProgress:
 
     def as_dict(self) -> dict[str, Any]:
         """Only what is known (status carries no nulls)."""
-        out: dict[str, Any] = {}
-        for key in ("key", "migration", "phase", "summary", "rows", "batches"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+        return _known(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> StepProgress | None:
