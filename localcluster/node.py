@@ -214,6 +214,7 @@ class Node:
         }
         (cni / "net.d" / "10-localcluster.conflist").write_text(json.dumps(conflist, indent=2))
         path = self.root / "containerd.toml"
+        socket_dir(self.root / "containerd").mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(containerd_config(self.root / "containerd", cni / "net.d"))
         return path
 
@@ -309,16 +310,15 @@ class Node:
 
 
 def socket_dir(c: Path) -> Path:
-    """Where the sockets of the containerd whose folder is ``c`` live, created on demand.
+    """Where the sockets of the containerd whose folder is ``c`` live (a path only: the folder is
+    made where the configuration that names it is written).
 
     A unix socket's path may be at most ~104 bytes: under a long HOME (say
     /home/ci-runner/.cache/...) ``c/containerd.sock.ttrpc`` is longer and containerd exits. So
     the sockets live in a short folder named after ``c``.
     """
     base = Path("/run/pgshift") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "pgshift"
-    d = base / hashlib.sha256(str(c).encode()).hexdigest()[:16]
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    return base / hashlib.sha256(str(c).encode()).hexdigest()[:16]
 
 
 def containerd_config(c: Path, cni_conf_dir: Path) -> str:
@@ -386,6 +386,7 @@ def ensure_template(archives: list[Path]) -> Path:
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=folder))
         c = work / "containerd"
         (work / "cni").mkdir(parents=True)
+        socket_dir(c).mkdir(parents=True, exist_ok=True, mode=0o700)
         (work / "containerd.toml").write_text(containerd_config(c, work / "cni"))
         log = (work / "containerd.log").open("ab")
         daemon = subprocess.Popen(
