@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pglast import ast
-from pglast.enums import ObjectType
+from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Visitor
 
 from pgshift.migrations.model import Migration
@@ -55,10 +55,11 @@ _STATEMENTS: dict[type[ast.Node], str] = {
     ast.DropSubscriptionStmt: "DROP SUBSCRIPTION",
 }
 
-#: COMMENT ON / SECURITY LABEL ON these: shared catalogs.
-_SHARED_OBJECTS = frozenset(
-    {ObjectType.OBJECT_DATABASE, ObjectType.OBJECT_ROLE, ObjectType.OBJECT_TABLESPACE}
-)
+#: COMMENT ON / SECURITY LABEL ON / RENAME / OWNER TO of these: shared catalogs.
+_SHARED_OBJECTS = frozenset({
+    ObjectType.OBJECT_DATABASE, ObjectType.OBJECT_ROLE, ObjectType.OBJECT_TABLESPACE,
+    ObjectType.OBJECT_SUBSCRIPTION,
+})
 
 #: functions that act outside the database: dblink's, pg_cron's, server files, server settings.
 _FUNCTIONS = frozenset({
@@ -114,6 +115,26 @@ class _Finder(Visitor):
     def visit_SecLabelStmt(self, ancestors: object, node: ast.SecLabelStmt) -> None:
         if node.objtype in _SHARED_OBJECTS:
             self.found.append(f"SECURITY LABEL ON {_object_word(node.objtype)}")
+
+    def visit_RenameStmt(self, ancestors: object, node: ast.RenameStmt) -> None:
+        if node.renameType in _SHARED_OBJECTS:
+            self.found.append(f"ALTER {_object_word(node.renameType)} ... RENAME")
+
+    def visit_AlterOwnerStmt(self, ancestors: object, node: ast.AlterOwnerStmt) -> None:
+        if node.objectType in _SHARED_OBJECTS:
+            self.found.append(f"ALTER {_object_word(node.objectType)} ... OWNER TO")
+
+    def visit_AlterTableCmd(self, ancestors: object, node: ast.AlterTableCmd) -> None:
+        if node.subtype == AlterTableType.AT_SetTableSpace:
+            self.found.append("SET TABLESPACE")
+
+    def visit_CreateStmt(self, ancestors: object, node: ast.CreateStmt) -> None:
+        if node.tablespacename:
+            self.found.append(f"TABLESPACE {node.tablespacename}")
+
+    def visit_IndexStmt(self, ancestors: object, node: ast.IndexStmt) -> None:
+        if node.tableSpace:
+            self.found.append(f"TABLESPACE {node.tableSpace}")
 
     def _write(self, relation: ast.RangeVar | None, verb: str) -> None:
         if relation is not None and (relation.relname or "").lower() in self.foreign:

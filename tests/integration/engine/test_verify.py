@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import result_of, run_pgshift, write_drizzle_folder
+from tests.helpers import result_of, run_pgshift, scratch_databases, write_drizzle_folder
 from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,6 @@ def scratch_env(pg_server: PgServer) -> dict[str, str]:
     """The scratch target: the same server's `postgres` database (never the test's)."""
     return {"SCRATCH_DATABASE_URL": pg_server.url("postgres")}
 
-
-def scratch_databases(pg_server: PgServer) -> list[str]:
-    out = pg_server.psql("SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_scratch_%'")
-    return out.split()
 
 
 def verify(

@@ -16,6 +16,7 @@ from pgshift.contract import (
     AppliedStep,
     BackupResult,
     Counts,
+    DriftItem,
     Finding,
     FindingCounts,
     LintResult,
@@ -29,6 +30,7 @@ from pgshift.contract import (
     StatusResult,
     Stopped,
     UnknownSummaryVersion,
+    VerifyResult,
     bounded_json,
     read_summary,
     write_summary,
@@ -87,6 +89,19 @@ PARTS: list[Any] = [
     ),
     BackupResult("/backups/b.dump", pruned=("old.dump",)),
     RestoreResult("/backups/a.dump", "ab" * 32, True, "u@h:5432/db", 4),
+    DriftItem("changed", "column", "public.users.avatar", "type", "users.avatar: type ..."),
+    VerifyResult(
+        in_sync=False,
+        drift=(DriftItem("missing", "index", "public.users.i", None, "users.i: index missing"),),
+        ignored=1,
+        compared=12,
+        schemas=("public",),
+        expected_up_to="0004_m4",
+        pending=1,
+        baseline_up_to="0000_m0",
+        cleaned=("pgshift_scratch_0123456789ab",),
+    ),
+    VerifyResult(in_sync=True),
 ]
 
 
@@ -118,6 +133,7 @@ SUMMARIES = [
     RunSummary("status", ok=False, status=PARTS[13]),
     RunSummary("backup", stopped=Stopped("Done"), backup=PARTS[14]),
     RunSummary("restore", stopped=Stopped("Done"), restore=PARTS[16]),
+    RunSummary("verify", ok=False, stopped=Stopped("Done"), verify=PARTS[18]),
     RunSummary("baseline", stopped=Stopped("Done"), marked=("0001_a", "0002_b")),
     RunSummary("plan", truncated=True, plan=PlanResult()),
 ]
