@@ -420,10 +420,13 @@ def _verify_text(v: dict[str, Any]) -> list[str]:
         out.append(
             f"production has {v['pending']} pending migration(s): not in the expected schema"
         )
+    if v.get("snapshot"):
+        about += f"; drizzle-kit's {v['snapshot']} compared too"
     if v["inSync"]:
         return [*out, f"schema in sync ({about})"]
-    return [*out, f"schema drift: {len(v['drift'])} difference(s) ({about})",
-            *(f"  {d['message']}" for d in v["drift"])]
+    drift = [*v["drift"], *v.get("snapshotDrift", [])]
+    return [*out, f"schema drift: {len(drift)} difference(s) ({about})",
+            *(f"  {d['message']}" for d in drift)]
 
 
 def _emit_factory() -> Any:

@@ -440,15 +440,12 @@ def verify(
     summary = Summary(
         command="verify", source_digest=source.digest, stopped=Stopped(StopReason.DONE)
     )
-    summary.ok = not comparison.drift
+    summary.ok = not comparison.drift and not verified.snapshot_drift
     summary.exit_code = 0 if summary.ok else EXIT_FAILED
     summary.last_applied = verified.expected_up_to
     summary.verify = VerifyResult(
         in_sync=summary.ok,
-        drift=tuple(
-            DriftRecord(d.kind.value, d.object_kind.value, d.name, d.attribute, d.message)
-            for d in comparison.drift
-        ),
+        drift=_drift_records(comparison.drift),
         ignored=comparison.ignored,
         compared=comparison.compared,
         schemas=verified.schemas,
@@ -456,8 +453,17 @@ def verify(
         pending=verified.pending,
         baseline_up_to=choices.baseline,
         cleaned=verified.cleaned,
+        snapshot=verified.snapshot_file,
+        snapshot_drift=_drift_records(verified.snapshot_drift),
     )
     return summary
+
+
+def _drift_records(drift: tuple[Any, ...]) -> tuple[DriftRecord, ...]:
+    return tuple(
+        DriftRecord(d.kind.value, d.object_kind.value, d.name, d.attribute, d.message)
+        for d in drift
+    )
 
 
 def to_json(summary: Summary) -> str:

@@ -576,10 +576,16 @@ class VerifyResult:
     baseline_up_to: str | None = None
     #: scratch databases of killed runs dropped before this one started.
     cleaned: tuple[str, ...] = ()
+    #: drizzle-kit's snapshot compared too (`meta/0004_snapshot.json`), when shipped.
+    snapshot: str | None = None
+    #: production against that snapshot: what the catalog comparison did not already say.
+    snapshot_drift: tuple[DriftItem, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "inSync": self.in_sync,
+            "snapshot": self.snapshot,
+            "snapshotDrift": [d.as_dict() for d in self.snapshot_drift],
             "drift": [d.as_dict() for d in self.drift],
             "ignored": self.ignored,
             "compared": self.compared,
@@ -602,6 +608,8 @@ class VerifyResult:
             pending=integer(d.get("pending")),
             baseline_up_to=opt_str(d.get("baselineUpTo")),
             cleaned=strings(d.get("cleaned")),
+            snapshot=opt_str(d.get("snapshot")),
+            snapshot_drift=_all(DriftItem, d.get("snapshotDrift")),
         )
 
 

@@ -14,19 +14,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from pgshift.engine import catalog
 from pgshift.engine.connect import parse_url
 from pgshift.engine.scratch import ScratchServer, identity, new_run_id
 from pgshift.engine.session import EngineSession, connected, migration_lock, quiet
-from pgshift.errors import ExternalEffects, UnknownMigration, VerifyReplayFailed
-from pgshift.migrations.model import Source
+from pgshift.errors import ExternalEffects, SourceError, UnknownMigration, VerifyReplayFailed
+from pgshift.migrations.model import Layout, Source
 from pgshift.safety.external import external_effects
 from pgshift.safety.model import Directives
 from pgshift.schemadiff import IgnoreList, Snapshot, changed_keys, compare
-from pgshift.schemadiff.compare import Comparison
+from pgshift.schemadiff.compare import Comparison, Drift
+from pgshift.schemadiff.drizzle import compare_to_snapshot
 from pgshift.settings import Allow, DestructivePolicy, RunSettings, Selection
 
 Emit = Callable[..., None]
@@ -49,6 +53,10 @@ class Verified:
     expected_up_to: str | None
     pending: int
     cleaned: tuple[str, ...]
+    #: drizzle-kit's snapshot of the last applied migration, when the source ships it.
+    snapshot_file: str | None = None
+    #: drift from that snapshot the catalog comparison did not already report.
+    snapshot_drift: tuple[Drift, ...] = ()
 
 
 def check_external(source: Source) -> None:
@@ -105,8 +113,46 @@ def verify(
             actual = catalog.read_snapshot(production.conn, schemas, settings.tracking)
     scope = changed_keys(before, expected) if before is not None else None
     comparison = compare(actual, expected, ignore=options.ignore, scope=scope)
-    emit("verify.compared", compared=comparison.compared, drift=len(comparison.drift))
-    return Verified(comparison, tuple(schemas), last, pending, tuple(cleaned))
+    snapshot_file: str | None = None
+    snapshot_drift: tuple[Drift, ...] = ()
+    found = drizzle_snapshot(source, last) if options.baseline_up_to is None else None
+    if found is not None:
+        snapshot_file, data = found
+        reported = frozenset((d.name, d.attribute) for d in comparison.drift)
+        snapshot_drift = tuple(
+            compare_to_snapshot(
+                data, actual, snapshot_file, ignore=options.ignore, already=reported
+            )
+        )
+    emit("verify.compared", compared=comparison.compared, drift=len(comparison.drift),
+         snapshotDrift=len(snapshot_drift))
+    return Verified(
+        comparison, tuple(schemas), last, pending, tuple(cleaned), snapshot_file, snapshot_drift
+    )
+
+
+def drizzle_snapshot(source: Source, name: str | None) -> tuple[str, Mapping[str, Any]] | None:
+    """drizzle-kit's `meta/NNNN_snapshot.json` of migration `name`, when the source ships it
+    (the stable layout from a folder; a ConfigMap source leaves snapshots out): its name as
+    shown (`meta/0004_snapshot.json`) and its content. A snapshot that is not JSON is bad input."""
+    migration = source.get(name) if name else None
+    if migration is None or source.layout is not Layout.DRIZZLE:
+        return None
+    shown = f"meta/{migration.name.split('_', 1)[0]}_snapshot.json"
+    path = Path(migration.path).parent / shown
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SourceError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise SourceError(f"{path}: not a drizzle-kit snapshot (a JSON object)")
+    return shown, data
 
 
 def _replay(

@@ -179,7 +179,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
 _LONG = 100
 
 
-def _text(value: Attr) -> str:
+def value_text(value: Attr) -> str:
     if value is None:
         return "none"
     if isinstance(value, tuple):
@@ -195,6 +195,6 @@ def _changed(kind: ObjectKind, attr: str, prod: Attr, exp: Attr) -> str:
         return f"{yes if prod else no} in production, {yes if exp else no} expected"
     if attr == "default" and (prod is None or exp is None):
         if prod is None:
-            return f"no default in production, {_text(exp)} expected"
-        return f"default {_text(prod)} in production, no default expected"
-    return f"{attr} {_text(prod)} in production, {_text(exp)} expected"
+            return f"no default in production, {value_text(exp)} expected"
+        return f"default {value_text(prod)} in production, no default expected"
+    return f"{attr} {value_text(prod)} in production, {value_text(exp)} expected"

@@ -7,6 +7,8 @@ scratch database is left behind.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +215,35 @@ def test_quickstart_in_sync_then_a_dropped_not_null_is_reported(
     code, result, err = verify(QUICKSTART, database_url, scratch_env)
     assert code == 1, err
     assert messages(result) == ["projects.slug: nullable in production, NOT NULL expected"]
+
+
+def test_drizzle_kits_snapshot_of_the_last_applied_migration_is_compared_too(
+    tmp_path: Path, database_url: str, scratch_env: dict[str, str],
+) -> None:
+    """The SQL and drizzle-kit's snapshot disagree (a migration edited by hand after it was
+    generated): the snapshot's own view is reported, beside the catalog comparison."""
+    folder = tmp_path / "drizzle"
+    shutil.copytree(QUICKSTART, folder)
+    snapshot = folder / "meta" / "0004_snapshot.json"
+    data = json.loads(snapshot.read_text())
+    users = data["tables"]["public.users"]
+    users["columns"]["bio"] = {"name": "bio", "type": "varchar(100)", "notNull": False}
+    users["columns"]["name"]["type"] = "varchar(50)"
+    snapshot.write_text(json.dumps(data))
+    apply(folder, database_url)
+    code, result, err = verify(folder, database_url, scratch_env)
+    assert code == 1, err
+    assert result["verify"]["drift"] == []
+    assert result["verify"]["snapshot"] == "meta/0004_snapshot.json"
+    assert [d["message"] for d in result["verify"]["snapshotDrift"]] == [
+        "users.bio: column missing in production, in drizzle's snapshot (meta/0004_snapshot.json)",
+        "users.name: type text in production, varchar(50) in drizzle's snapshot "
+        "(meta/0004_snapshot.json)",
+    ]
+    snapshot.write_text("{not json")
+    code, _, err = verify(folder, database_url, scratch_env)
+    assert code == 2
+    assert err.startswith(f"error[Source]: {snapshot}: not JSON")
 
 
 def test_pending_migrations_are_left_out_of_the_expected_schema(
