@@ -27,6 +27,7 @@ from psycopg import sql
 
 from pgshift.engine.connect import Database, connect, parse_url
 from pgshift.errors import (
+    ConnectionError_,
     DatabaseError,
     ScratchIsProduction,
     ScratchNoCreateDb,
@@ -163,7 +164,7 @@ class ScratchServer:
         self._conn: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> ScratchServer:
-        self._conn = connect(self.db, application_name=self.application_name)
+        self._conn = _connect(self.db, self.application_name)
         try:
             self.check(identity(self._conn, self.db), what="the scratch connection")
             self._check_createdb()
@@ -268,7 +269,7 @@ class ScratchServer:
     def check_created(self, scratch: ScratchDatabase) -> None:
         """Connect to the new database and check it again: not production, and ours."""
         db = parse_url(scratch.url, option=SCRATCH_OPTION)
-        conn = connect(db, application_name=self.application_name)
+        conn = _connect(db, self.application_name)
         try:
             found = identity(conn, db)
         finally:
@@ -300,6 +301,18 @@ class ScratchServer:
                 sqlstate=exc.sqlstate,
             ) from None
         self.emit("scratch.dropped", database=name)
+
+
+def _connect(db: Database, application_name: str) -> psycopg.Connection[Any]:
+    """`connect`, with a hint that names the scratch option rather than production's."""
+    try:
+        return connect(db, application_name=application_name)
+    except ConnectionError_ as exc:
+        raise ConnectionError_(
+            exc.message.replace("cannot connect to", "cannot connect to the scratch server"),
+            sqlstate=exc.sqlstate,
+            hint=f"check {SCRATCH_OPTION} / SCRATCH_DATABASE_URL, the host, port and credentials",
+        ) from None
 
 
 def _first_line(exc: psycopg.Error) -> str:

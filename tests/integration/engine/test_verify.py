@@ -14,8 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import result_of, run_pgshift, scratch_databases, write_drizzle_folder
-from tests.pgserver import PgServer
+from tests.helpers import (
+    assert_no_secret,
+    result_of,
+    run_pgshift,
+    scratch_databases,
+    write_drizzle_folder,
+)
+from tests.pgserver import PASSWORD, PgServer
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +109,13 @@ def test_hand_made_alters_in_production_are_reported(
         'ALTER TABLE users ADD COLUMN nickname text;'
         'DROP INDEX users_created_idx;'
     )
-    code, result, err = verify(folder, database_url, scratch_env)
-    assert code == 1, err
+    proc = run_pgshift(
+        "verify", "--dir", str(folder), "--output", "json",
+        database_url=database_url, env=scratch_env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert_no_secret(proc.stdout + proc.stderr, PASSWORD)
+    result = result_of(proc)
     assert result["ok"] is False and result["verify"]["inSync"] is False
     assert sorted(messages(result)) == sorted([
         "users.avatar: type text in production, character varying(255) expected",
@@ -303,3 +314,40 @@ def test_statements_reaching_past_the_database_are_refused_before_anything_runs(
     code, result, err = verify(folder, database_url, scratch_env, "--allow-external")
     assert code == 1, err  # allowed: replayed; production has none of it
     assert "t: table missing in production, expected by the migrations" in messages(result)
+
+
+def test_a_migration_that_fails_on_an_empty_database_is_a_named_error(
+    tmp_path: Path, database_url: str, pg_server: PgServer, scratch_env: dict[str, str],
+) -> None:
+    """Marked applied by hand in production, the file cannot build the expected schema."""
+    folder = write_drizzle_folder(
+        tmp_path / "m", ["CREATE TABLE t (id int);", "ALTER TABLE missing ADD COLUMN x int;"]
+    )
+    proc = run_pgshift(
+        "baseline", "--dir", str(folder), "--up-to", "0001_m1", database_url=database_url
+    )
+    assert proc.returncode == 0, proc.stderr
+    code, _, err = verify(folder, database_url, scratch_env)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(
+        "error[VerifyReplayFailed]: the migrations do not build on an empty database: "
+        "0001_m1 line 1: relation \"missing\" does not exist [42P01]"
+    ), line
+    assert scratch_databases(pg_server) == []
+
+
+def test_an_unreachable_scratch_server_names_the_scratch_option(
+    tmp_path: Path, database_url: str, pg_server: PgServer,
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", ["CREATE TABLE t (id int);"])
+    bad = pg_server.url("postgres", password="wrong-" + PASSWORD)
+    proc = run_pgshift(
+        "verify", "--dir", str(folder), database_url=database_url,
+        env={"SCRATCH_DATABASE_URL": bad},
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error[Connection]: cannot connect to the scratch server "), line
+    assert "check --scratch-url / SCRATCH_DATABASE_URL" in line
+    assert_no_secret(proc.stdout + proc.stderr, PASSWORD)
