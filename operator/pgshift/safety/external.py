@@ -77,10 +77,11 @@ _IN_TEXT = re.compile(
 
 
 class _Finder(Visitor):
-    def __init__(self, foreign: set[str]) -> None:
+    def __init__(self, foreign: set[str], foreign_schemas: set[str]) -> None:
         super().__init__()
         self.found: list[str] = []
         self.foreign = foreign
+        self.foreign_schemas = foreign_schemas
 
     def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
         names = [(p.sval or "").lower() for p in items(node.funcname) if isinstance(p, ast.String)]
@@ -137,7 +138,11 @@ class _Finder(Visitor):
             self.found.append(f"TABLESPACE {node.tableSpace}")
 
     def _write(self, relation: ast.RangeVar | None, verb: str) -> None:
-        if relation is not None and (relation.relname or "").lower() in self.foreign:
+        if relation is None:
+            return
+        if (relation.relname or "").lower() in self.foreign or (
+            (relation.schemaname or "").lower() in self.foreign_schemas
+        ):
             self.found.append(f"{verb} on foreign table {relation.relname}")
 
     def visit_InsertStmt(self, ancestors: object, node: ast.InsertStmt) -> None:
@@ -161,8 +166,10 @@ def _object_word(objtype: object) -> str:
 def external_effects(migrations: Iterable[Migration]) -> list[ExternalEffect]:
     """Every statement of these migrations whose effect reaches past the database (module)."""
     found: list[ExternalEffect] = []
-    #: foreign tables the source creates: a write to one is a write to another server.
+    #: foreign tables the source creates (and schemas it imports foreign tables into): a write
+    #: to one is a write to another server.
     foreign: set[str] = set()
+    foreign_schemas: set[str] = set()
     for migration in migrations:
         for statement in split_statements(migration):
             node = statement.node
@@ -170,11 +177,13 @@ def external_effects(migrations: Iterable[Migration]) -> list[ExternalEffect]:
                 rv = node.base.relation if node.base is not None else None
                 if rv is not None:  # by its bare name: a write to it by any path is caught
                     foreign.add((rv.relname or "").lower())
+            if isinstance(node, ast.ImportForeignSchemaStmt) and node.local_schema:
+                foreign_schemas.add(node.local_schema.lower())
             what = _STATEMENTS.get(type(node))
             if what is not None:
                 found.append(ExternalEffect(migration.path, statement.line, what))
                 continue
-            finder = _Finder(foreign)
+            finder = _Finder(foreign, foreign_schemas)
             finder(node)
             found.extend(ExternalEffect(migration.path, statement.line, w) for w in finder.found)
     return found

@@ -55,6 +55,15 @@ def test_writes_to_a_foreign_table_the_source_creates() -> None:
     ]
 
 
+def test_writes_into_a_schema_of_imported_foreign_tables() -> None:
+    sql = (
+        "IMPORT FOREIGN SCHEMA remote FROM SERVER other INTO mirror;\n"
+        "DELETE FROM mirror.orders WHERE id = 1;\n"
+        "DELETE FROM local_orders WHERE id = 1;\n"
+    )
+    assert found(sql) == ["DELETE on foreign table orders"]
+
+
 def test_what_stays_in_the_database_is_not_named() -> None:
     sql = (
         "CREATE TABLE t (id int);\n"
