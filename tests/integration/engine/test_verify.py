@@ -351,3 +351,22 @@ def test_an_unreachable_scratch_server_names_the_scratch_option(
     assert line.startswith("error[Connection]: cannot connect to the scratch server "), line
     assert "check --scratch-url / SCRATCH_DATABASE_URL" in line
     assert_no_secret(proc.stdout + proc.stderr, PASSWORD)
+
+
+def test_a_database_without_tracking_table_is_compared_with_every_migration(
+    tmp_path: Path, database_url: str, psql: Any, scratch_env: dict[str, str],
+) -> None:
+    """Built by `drizzle-kit push` (here: the files run by hand, then one change pushed on
+    top): nothing recorded, so the expected schema is the whole source, and the push shows."""
+    folder = write_drizzle_folder(tmp_path / "m", RICH)
+    for text in RICH:
+        psql(text)
+    code, result, err = verify(folder, database_url, scratch_env)
+    assert code == 0, (messages(result), err)
+    assert result["verify"]["expectedUpTo"] == "0002_m2"
+    psql("ALTER TABLE billing.invoices ALTER COLUMN amount TYPE numeric(14, 2)")
+    code, result, err = verify(folder, database_url, scratch_env)
+    assert code == 1, err
+    assert messages(result) == [
+        "billing.invoices.amount: type numeric(14,2) in production, numeric(12,2) expected"
+    ]
