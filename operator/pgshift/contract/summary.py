@@ -788,13 +788,21 @@ def bounded_json(
         return out
     work: dict[str, Any] = json.loads(json.dumps(dict(data), default=str))
     work["truncated"] = True
-    list_keys = [k for k, v in work.items() if isinstance(v, list)]
+    # lists at the top and one level down (a part's own lists: `verify.drift`), by where
+    # they sit: the holder and its key.
+    places: list[tuple[dict[str, Any], str]] = [
+        (holder, k)
+        for holder in (work, *(v for v in work.values() if isinstance(v, dict)))
+        for k, v in holder.items()
+        if isinstance(v, list)
+    ]
     while len(dump(work).encode()) > limit:
-        longest = max(list_keys, key=lambda k: len(json.dumps(work[k])), default=None)
-        if longest is None or not work[longest]:
+        longest = max(places, key=lambda p: len(json.dumps(p[0][p[1]])), default=None)
+        if longest is None or not longest[0][longest[1]]:
             break
-        items = work[longest]
-        work[longest] = items[: len(items) // 2 if len(items) > 1 else 0]
+        holder, key = longest
+        items = holder[key]
+        holder[key] = items[: len(items) // 2 if len(items) > 1 else 0]
     for budget in (400, 200, 80):
         if len(dump(work).encode()) <= limit:
             break

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pgshift.contract import (
+    MAX_SUMMARY_BYTES,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     AppliedMigration,
@@ -207,6 +208,21 @@ def test_the_bound_keeps_the_schema_even_in_the_last_resort_form() -> None:
     assert data["schema"] == SCHEMA_VERSION and data["truncated"] is True
     back = read_summary(text)
     assert back.truncated and back.failure is not None and back.failure.sqlstate == "23505"
+
+
+def test_a_long_drift_list_is_cut_within_its_part_not_dropped_with_it() -> None:
+    """`verify.drift` sits one level down: the bound halves it, and the part stays."""
+    drift = tuple(
+        DriftItem("extra", "column", f"public.t.c{i}", None, f"t.c{i}: column in production")
+        for i in range(300)
+    )
+    summary = RunSummary("verify", ok=False, verify=VerifyResult(in_sync=False, drift=drift))
+    text = write_summary(summary)
+    assert len(text.encode()) <= MAX_SUMMARY_BYTES
+    back = read_summary(text)
+    assert back.truncated and back.verify is not None and back.verify.in_sync is False
+    assert 0 < len(back.verify.drift) < 300
+    assert back.verify.drift[0] == drift[0]
 
 
 def test_bounded_json_cleans_values_not_text() -> None:
