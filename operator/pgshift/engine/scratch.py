@@ -132,7 +132,13 @@ def identity(conn: psycopg.Connection[Any], db: Database) -> ServerIdentity:
 def url_with_dbname(url: str, dbname: str) -> str:
     """The same URL (credentials, host, options) naming another database."""
     split = urllib.parse.urlsplit(url.strip())
-    return urllib.parse.urlunsplit(split._replace(path="/" + urllib.parse.quote(dbname, safe="")))
+    # a `?dbname=` would win over the path in libpq: it goes
+    query = urllib.parse.urlencode(
+        [(k, v) for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)
+         if k != "dbname"]
+    )
+    path = "/" + urllib.parse.quote(dbname, safe="")
+    return urllib.parse.urlunsplit(split._replace(path=path, query=query))
 
 
 @dataclass(frozen=True)

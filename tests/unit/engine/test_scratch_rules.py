@@ -52,3 +52,10 @@ def test_the_scratch_url_keeps_everything_but_the_database() -> None:
     assert url_with_dbname(url, "pgshift_scratch_x") == (
         "postgresql://u:p%40w@h:5433/pgshift_scratch_x?sslmode=require"
     )
+
+
+def test_a_dbname_in_the_query_does_not_send_the_scratch_work_elsewhere() -> None:
+    url = "postgresql://u:p@h/postgres?dbname=app&sslmode=require"
+    assert url_with_dbname(url, "pgshift_scratch_x") == (
+        "postgresql://u:p@h/pgshift_scratch_x?sslmode=require"
+    )
