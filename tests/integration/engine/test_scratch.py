@@ -120,7 +120,7 @@ def test_a_leftover_scratch_database_of_a_killed_run_is_dropped_by_the_next_run(
     """A verify SIGKILLed while its replay runs (a slow file) leaves its scratch database; the
     next verify drops it by name and marker, then does its own work."""
     folder = write_drizzle_folder(
-        tmp_path / "m", ["CREATE TABLE t (id int);", "SELECT pg_sleep(4);"]
+        tmp_path / "m", ["CREATE TABLE t (id int);", "SELECT pg_sleep(2);"]
     )
     assert run_pgshift("apply", "--dir", str(folder), database_url=database_url).returncode == 0
     env = {"SCRATCH_DATABASE_URL": pg_server.url("postgres")}
