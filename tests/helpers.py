@@ -285,3 +285,12 @@ def pgshift_backends(conn: Any) -> int:
         "AND datname = current_database()"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def scratch_databases(server: Any) -> list[str]:
+    """The scratch databases (`pgshift_scratch_*`) on a `tests.pgserver.PgServer`, sorted."""
+    out = server.psql(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, 'pgshift_scratch_') "
+        "ORDER BY 1"
+    )
+    return list(out.split())

@@ -179,6 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, source=False)
     p.add_argument("--from", dest="from_", required=True, metavar="FILE")
     p.add_argument("--clean", action="store_true")
+    p = sub.add_parser(
+        "verify", help="compare the schema with what the migrations build on a scratch database"
+    )
+    _common(p)
+    p.add_argument(
+        "--scratch-url",
+        help="postgresql:// URL of a server where the role may create databases "
+        "(default: env SCRATCH_DATABASE_URL)",
+    )
+    p.add_argument(
+        "--ignore", action="append", default=[], metavar="PATTERN",
+        help="leave out drift of objects matching NAME or KIND:NAME (fnmatch; repeatable)",
+    )
+    p.add_argument(
+        "--baseline", metavar="NAME",
+        help="the database was adopted by `baseline --up-to NAME`: compare only later objects",
+    )
+    p.add_argument(
+        "--allow-external", action="store_true",
+        help="replay statements whose effects reach past the database (roles, ALTER SYSTEM...)",
+    )
+    p.add_argument("--lock-wait", default=_LOCK_WAIT)
+    p.add_argument("--no-rewrite", action="store_true", help="build the expected schema as written")
     # listed for --help; main() hands `operator ...` to the controller before parsing.
     p = sub.add_parser("operator", help="run the Kubernetes operator (kopf)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -366,6 +389,8 @@ def render_text(summary: Summary) -> str:
             )
     if "restore" in d:
         out.append(f"restored {d['restore']['file']} into {d['restore']['database']}")
+    if "verify" in d:
+        out.extend(_verify_text(d["verify"]))
     for p in d.get("problems") or []:
         out.append(f"problem[{p['code']}]: {p['message']}")
     if d["command"] in ("plan", "apply", "status", "baseline", "mark-applied"):
@@ -382,6 +407,26 @@ def render_text(summary: Summary) -> str:
             f"lint: {d['findings']['error']} error(s), {d['findings']['warning']} warning(s)"
         )
     return "\n".join(out).strip("\n")
+
+
+def _verify_text(v: dict[str, Any]) -> list[str]:
+    where = ", ".join(v["schemas"]) or "no schema"
+    built = f"migrations up to {v['expectedUpTo']}" if v["expectedUpTo"] else "no migration"
+    scope = f", objects after {v['baselineUpTo']} only" if v.get("baselineUpTo") else ""
+    ignored = f", {v['ignored']} ignored" if v["ignored"] else ""
+    about = f"{v['compared']} objects in {where}; expected: {built}{scope}{ignored}"
+    out = [f"dropped a scratch database left by a killed run: {n}" for n in v["cleaned"]]
+    if v["pending"]:
+        out.append(
+            f"production has {v['pending']} pending migration(s): not in the expected schema"
+        )
+    if v.get("snapshot"):
+        about += f"; drizzle-kit's {v['snapshot']} compared too"
+    if v["inSync"]:
+        return [*out, f"schema in sync ({about})"]
+    drift = [*v["drift"], *v.get("snapshotDrift", [])]
+    return [*out, f"schema drift: {len(drift)} difference(s) ({about})",
+            *(f"  {d['message']}" for d in drift)]
 
 
 def _emit_factory() -> Any:
@@ -472,6 +517,16 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
         return commands.baseline(src, url, settings, args.up_to, emit)
     if cmd == "mark-applied":
         return commands.mark_applied(src, url, settings, args.name, emit)
+    if cmd == "verify":
+        if args.baseline is not None and not args.baseline.strip():
+            raise UsageError("--baseline: empty; give the migration name baseline --up-to took")
+        choices = commands.VerifyChoices(
+            scratch_url=args.scratch_url or os.environ.get("SCRATCH_DATABASE_URL"),
+            ignore=tuple(args.ignore),
+            baseline=args.baseline,
+            allow_external=args.allow_external,
+        )
+        return commands.verify(src, url, settings, choices, emit)
     raise UsageError(f"unknown command {cmd}")
 
 

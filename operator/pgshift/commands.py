@@ -24,7 +24,9 @@ from pgshift.contract.summary import (
     StatusResult,
     Stopped,
     StopReason,
+    VerifyResult,
 )
+from pgshift.contract.summary import DriftItem as DriftRecord
 from pgshift.contract.summary import Finding as FindingRecord
 from pgshift.engine.connect import parse_url
 from pgshift.engine.result import Summary
@@ -389,6 +391,79 @@ def restore(url: str | None, from_: str, *, clean: bool = False, emit: Emit = _q
     summary = Summary(command="restore", stopped=Stopped(StopReason.DONE))
     summary.restore = RestoreResult.from_dict(info)
     return summary
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyChoices:
+    """`pgshift verify`'s own options (`engine.verify.VerifyOptions` once checked)."""
+
+    #: the scratch server (default: env SCRATCH_DATABASE_URL).
+    scratch_url: str | None = None
+    #: `--ignore` patterns: NAME or KIND:NAME, fnmatch (`index:public.*_dba_idx`).
+    ignore: tuple[str, ...] = ()
+    #: `--baseline NAME`: compare only objects of the migrations after NAME.
+    baseline: str | None = None
+    #: `--allow-external`: replay statements that reach past the database anyway.
+    allow_external: bool = False
+
+
+def verify(
+    src: SourceOptions,
+    url: str | None,
+    settings: RunSettings,
+    choices: VerifyChoices,
+    emit: Emit = _quiet,
+) -> Summary:
+    """Production's schema against the schema its applied migrations build on an empty scratch
+    database (docs/runner.md, "verify"): `ok: false` and exit 1 on drift."""
+    from pgshift.engine.verify import VerifyOptions
+    from pgshift.engine.verify import verify as run_verify
+    from pgshift.errors import UsageError
+    from pgshift.schemadiff.compare import BadIgnorePattern, IgnoreList
+
+    try:
+        ignore = IgnoreList(tuple(choices.ignore))
+    except BadIgnorePattern as exc:
+        raise UsageError(f"--ignore {exc}") from None
+    source, overrides = _inputs(src, settings)
+    options = VerifyOptions(
+        scratch_url=choices.scratch_url,
+        ignore=ignore,
+        baseline_up_to=choices.baseline,
+        allow_external=choices.allow_external,
+    )
+    verified = run_verify(source, overrides, settings, url, options, emit)
+    comparison = verified.comparison
+    summary = Summary(
+        command="verify", source_digest=source.digest, stopped=Stopped(StopReason.DONE)
+    )
+    summary.ok = not comparison.drift and not verified.snapshot_drift
+    summary.exit_code = 0 if summary.ok else EXIT_FAILED
+    summary.last_applied = verified.expected_up_to
+    summary.verify = VerifyResult(
+        in_sync=summary.ok,
+        drift=_drift_records(comparison.drift),
+        ignored=comparison.ignored,
+        compared=comparison.compared,
+        schemas=verified.schemas,
+        expected_up_to=verified.expected_up_to,
+        pending=verified.pending,
+        baseline_up_to=choices.baseline,
+        cleaned=verified.cleaned,
+        snapshot=verified.snapshot_file,
+        snapshot_drift=_drift_records(verified.snapshot_drift),
+    )
+    return summary
+
+
+def _drift_records(drift: tuple[Any, ...]) -> tuple[DriftRecord, ...]:
+    return tuple(
+        DriftRecord(d.kind.value, d.object_kind.value, d.name, d.attribute, d.message)
+        for d in drift
+    )
 
 
 def to_json(summary: Summary) -> str:

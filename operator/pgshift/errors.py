@@ -271,3 +271,56 @@ class RestoreTargetNotEmpty(BackupError):
     code = "RestoreTargetNotEmpty"
     exit_code = EXIT_BAD_INPUT
     hint = "restore into an empty database, or pass --clean"
+
+
+# --- verification: the scratch target and the replay ---------------------------------------
+
+
+class ScratchError(PgshiftError):
+    """The scratch target (`--scratch-url`) cannot be used: bad input, found before anything
+    is created on it."""
+
+    code = "Scratch"
+
+
+class ScratchIsProduction(ScratchError):
+    code = "ScratchIsProduction"
+    hint = (
+        "point --scratch-url at another server, or at another database of this server "
+        "(e.g. /postgres) where the role may create databases"
+    )
+
+
+class ScratchVersionMismatch(ScratchError):
+    code = "ScratchVersionMismatch"
+    hint = "use a scratch server of production's PostgreSQL major"
+
+
+class ScratchNoCreateDb(ScratchError):
+    code = "ScratchNoCreateDb"
+    hint = "ALTER ROLE <role> CREATEDB on the scratch server, or use a role that has it"
+
+
+class ScratchNotOurs(ScratchError):
+    """A database pgshift was asked to drop that it did not create (prefix, owner, marker)."""
+
+    code = "ScratchNotOurs"
+    hint = "pgshift drops only the databases it created; drop this one by hand if it is yours"
+
+
+class ExternalEffects(SourceError):
+    """Statements whose effects reach past the database, in a replay on a scratch database."""
+
+    code = "ExternalEffects"
+    hint = (
+        "a replay on the scratch server would run them there too; pass --allow-external if "
+        "that is safe"
+    )
+
+
+class VerifyReplayFailed(PgshiftError):
+    """The migrations did not build on an empty scratch database: no expected schema."""
+
+    code = "VerifyReplayFailed"
+    exit_code = EXIT_FAILED
+    hint = "the source does not apply to an empty database; fix the migration it names"

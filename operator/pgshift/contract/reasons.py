@@ -106,6 +106,14 @@ FAILURE_REASONS: dict[str, Reason] = {
     "OutOfMemory": Reason.OUT_OF_MEMORY,
     "ContainerConfigError": Reason.CONTAINER_CONFIG_ERROR,
     "DeadlineExceeded": Reason.DEADLINE_EXCEEDED,
+    # verification (`pgshift verify`): the scratch target is the spec's, the replay the source's.
+    "Scratch": Reason.INVALID_SPEC,
+    "ScratchIsProduction": Reason.INVALID_SPEC,
+    "ScratchVersionMismatch": Reason.INVALID_SPEC,
+    "ScratchNoCreateDb": Reason.INVALID_SPEC,
+    "ScratchNotOurs": Reason.INVALID_SPEC,
+    "ExternalEffects": Reason.INVALID_SOURCE,
+    "VerifyReplayFailed": Reason.MIGRATION_FAILED,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.

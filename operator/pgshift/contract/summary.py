@@ -520,6 +520,99 @@ class RestoreResult:
         )
 
 
+@dataclass(frozen=True)
+class DriftItem:
+    """One difference between production's schema and the one the migrations build."""
+
+    #: missing | extra | changed
+    kind: str
+    #: table | column | constraint | index | enum | sequence | function | view | extension
+    object_kind: str
+    #: qualified: `public.users.avatar`.
+    name: str
+    #: what differs (`type`, `default`, `nullable`...), for `changed`.
+    attribute: str | None
+    #: the line a person acts on: `users.avatar: type text in production, ... expected`.
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "objectKind": self.object_kind,
+            "name": self.name,
+            "attribute": self.attribute,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftItem:
+        return cls(
+            kind=text(d.get("kind")),
+            object_kind=text(d.get("objectKind")),
+            name=text(d.get("name")),
+            attribute=opt_str(d.get("attribute")),
+            message=text(d.get("message")),
+        )
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """`pgshift verify`: production's catalog against the schema the migrations build on an
+    empty scratch database."""
+
+    in_sync: bool
+    drift: tuple[DriftItem, ...] = ()
+    #: drift items an `--ignore` pattern left out.
+    ignored: int = 0
+    #: objects compared (in scope, in either catalog).
+    compared: int = 0
+    #: the schemas compared: those the migrations create or put objects in.
+    schemas: tuple[str, ...] = ()
+    #: the last migration the expected schema was built with (production's last applied).
+    expected_up_to: str | None = None
+    #: migrations production has not applied (left out of the expected schema).
+    pending: int = 0
+    #: with a baseline: only objects of the migrations after this one were compared.
+    baseline_up_to: str | None = None
+    #: scratch databases of killed runs dropped before this one started.
+    cleaned: tuple[str, ...] = ()
+    #: drizzle-kit's snapshot compared too (`meta/0004_snapshot.json`), when shipped.
+    snapshot: str | None = None
+    #: production against that snapshot: what the catalog comparison did not already say.
+    snapshot_drift: tuple[DriftItem, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inSync": self.in_sync,
+            "snapshot": self.snapshot,
+            "snapshotDrift": [d.as_dict() for d in self.snapshot_drift],
+            "drift": [d.as_dict() for d in self.drift],
+            "ignored": self.ignored,
+            "compared": self.compared,
+            "schemas": list(self.schemas),
+            "expectedUpTo": self.expected_up_to,
+            "pending": self.pending,
+            "baselineUpTo": self.baseline_up_to,
+            "cleaned": list(self.cleaned),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VerifyResult:
+        return cls(
+            in_sync=flag(d.get("inSync")),
+            drift=_all(DriftItem, d.get("drift")),
+            ignored=integer(d.get("ignored")),
+            compared=integer(d.get("compared")),
+            schemas=strings(d.get("schemas")),
+            expected_up_to=opt_str(d.get("expectedUpTo")),
+            pending=integer(d.get("pending")),
+            baseline_up_to=opt_str(d.get("baselineUpTo")),
+            cleaned=strings(d.get("cleaned")),
+            snapshot=opt_str(d.get("snapshot")),
+            snapshot_drift=_all(DriftItem, d.get("snapshotDrift")),
+        )
+
+
 # --- the summary --------------------------------------------------------------------------------
 
 _PLAN_KEYS = ("steps", "willRun", "affectedTables")
@@ -551,6 +644,7 @@ class RunSummary:
     status: StatusResult | None = None
     backup: BackupResult | None = None
     restore: RestoreResult | None = None
+    verify: VerifyResult | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -579,6 +673,8 @@ class RunSummary:
             out["backup"] = self.backup.as_dict()
         if self.restore is not None:
             out["restore"] = self.restore.as_dict()
+        if self.verify is not None:
+            out["verify"] = self.verify.as_dict()
         if self.truncated:
             out["truncated"] = True
         return out
@@ -592,6 +688,7 @@ class RunSummary:
         failure = d.get("failure")
         backup = d.get("backup")
         restore = d.get("restore")
+        verify = d.get("verify")
         return cls(
             schema=_version(d),
             command=text(d.get("command")),
@@ -614,6 +711,7 @@ class RunSummary:
             ),
             backup=BackupResult.from_dict(backup) if isinstance(backup, Mapping) else None,
             restore=RestoreResult.from_dict(restore) if isinstance(restore, Mapping) else None,
+            verify=VerifyResult.from_dict(verify) if isinstance(verify, Mapping) else None,
         )
 
 
@@ -690,13 +788,21 @@ def bounded_json(
         return out
     work: dict[str, Any] = json.loads(json.dumps(dict(data), default=str))
     work["truncated"] = True
-    list_keys = [k for k, v in work.items() if isinstance(v, list)]
+    # lists at the top and one level down (a part's own lists: `verify.drift`), by where
+    # they sit: the holder and its key.
+    places: list[tuple[dict[str, Any], str]] = [
+        (holder, k)
+        for holder in (work, *(v for v in work.values() if isinstance(v, dict)))
+        for k, v in holder.items()
+        if isinstance(v, list)
+    ]
     while len(dump(work).encode()) > limit:
-        longest = max(list_keys, key=lambda k: len(json.dumps(work[k])), default=None)
-        if longest is None or not work[longest]:
+        longest = max(places, key=lambda p: len(json.dumps(p[0][p[1]])), default=None)
+        if longest is None or not longest[0][longest[1]]:
             break
-        items = work[longest]
-        work[longest] = items[: len(items) // 2 if len(items) > 1 else 0]
+        holder, key = longest
+        items = holder[key]
+        holder[key] = items[: len(items) // 2 if len(items) > 1 else 0]
     for budget in (400, 200, 80):
         if len(dump(work).encode()) <= limit:
             break

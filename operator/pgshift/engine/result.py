@@ -28,6 +28,7 @@ from pgshift.contract.summary import (
     RunSummary,
     StatusResult,
     Stopped,
+    VerifyResult,
     write_summary,
 )
 from pgshift.logs import redact, redact_values
@@ -156,6 +157,7 @@ class Summary:
     status: StatusResult | None = None
     backup: BackupResult | None = None
     restore: RestoreResult | None = None
+    verify: VerifyResult | None = None
     exit_code: int = 0
 
     def contract(self) -> RunSummary:
@@ -179,6 +181,7 @@ class Summary:
             status=self.status,
             backup=self.backup,
             restore=self.restore,
+            verify=self.verify,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from pgshift.contract import (
+    MAX_SUMMARY_BYTES,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     AppliedMigration,
     AppliedStep,
     BackupResult,
     Counts,
+    DriftItem,
     Finding,
     FindingCounts,
     LintResult,
@@ -29,6 +31,7 @@ from pgshift.contract import (
     StatusResult,
     Stopped,
     UnknownSummaryVersion,
+    VerifyResult,
     bounded_json,
     read_summary,
     write_summary,
@@ -87,6 +90,19 @@ PARTS: list[Any] = [
     ),
     BackupResult("/backups/b.dump", pruned=("old.dump",)),
     RestoreResult("/backups/a.dump", "ab" * 32, True, "u@h:5432/db", 4),
+    DriftItem("changed", "column", "public.users.avatar", "type", "users.avatar: type ..."),
+    VerifyResult(
+        in_sync=False,
+        drift=(DriftItem("missing", "index", "public.users.i", None, "users.i: index missing"),),
+        ignored=1,
+        compared=12,
+        schemas=("public",),
+        expected_up_to="0004_m4",
+        pending=1,
+        baseline_up_to="0000_m0",
+        cleaned=("pgshift_scratch_0123456789ab",),
+    ),
+    VerifyResult(in_sync=True),
 ]
 
 
@@ -118,6 +134,7 @@ SUMMARIES = [
     RunSummary("status", ok=False, status=PARTS[13]),
     RunSummary("backup", stopped=Stopped("Done"), backup=PARTS[14]),
     RunSummary("restore", stopped=Stopped("Done"), restore=PARTS[16]),
+    RunSummary("verify", ok=False, stopped=Stopped("Done"), verify=PARTS[18]),
     RunSummary("baseline", stopped=Stopped("Done"), marked=("0001_a", "0002_b")),
     RunSummary("plan", truncated=True, plan=PlanResult()),
 ]
@@ -191,6 +208,21 @@ def test_the_bound_keeps_the_schema_even_in_the_last_resort_form() -> None:
     assert data["schema"] == SCHEMA_VERSION and data["truncated"] is True
     back = read_summary(text)
     assert back.truncated and back.failure is not None and back.failure.sqlstate == "23505"
+
+
+def test_a_long_drift_list_is_cut_within_its_part_not_dropped_with_it() -> None:
+    """`verify.drift` sits one level down: the bound halves it, and the part stays."""
+    drift = tuple(
+        DriftItem("extra", "column", f"public.t.c{i}", None, f"t.c{i}: column in production")
+        for i in range(300)
+    )
+    summary = RunSummary("verify", ok=False, verify=VerifyResult(in_sync=False, drift=drift))
+    text = write_summary(summary)
+    assert len(text.encode()) <= MAX_SUMMARY_BYTES
+    back = read_summary(text)
+    assert back.truncated and back.verify is not None and back.verify.in_sync is False
+    assert 0 < len(back.verify.drift) < 300
+    assert back.verify.drift[0] == drift[0]
 
 
 def test_bounded_json_cleans_values_not_text() -> None:
