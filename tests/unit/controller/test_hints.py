@@ -224,3 +224,35 @@ def test_the_checker_catches_what_does_not_exist() -> None:
 def test_every_action_annotation_of_the_api_is_one_a_hint_may_name() -> None:
     defined = {v for k, v in vars(api).items() if k.startswith("ANNOTATION_")}
     assert defined == set(api.ACTION_ANNOTATIONS)
+
+
+# --- docs/operator.md's recovery table ----------------------------------------------------------
+
+OPERATOR_MD = ROOT / "docs" / "operator.md"
+
+
+def recovery_rows() -> list[tuple[str, str]]:
+    text = OPERATOR_MD.read_text()
+    section = text.split("\n## Recovery\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    cells = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows[2:]]
+    return [(c[0], c[1]) for c in cells]
+
+
+def test_the_recovery_table_answers_every_reason_a_person_must_act_on() -> None:
+    """Every stalled or gated reason has its row; every row names reasons that exist (or the
+    one situation that is no reason: a bad change applied)."""
+    named: set[str] = set()
+    for seen, _ in recovery_rows():
+        words = set(re.findall(r"`([A-Z][A-Za-z]+)`", seen))
+        reasons = {w for w in words if w in {r.value for r in Reason}}
+        assert reasons or seen == "a bad change applied", f"row names no reason: {seen}"
+        named |= reasons
+    # every reason whose status.recovery is not empty: the stalled ones, gates, waits.
+    wanted = {r.value for r in Reason if r not in hints.QUIET}
+    assert len(recovery_rows()) > 20 and wanted - named == set()
+
+
+def test_the_recovery_table_names_only_actions_that_exist() -> None:
+    bad = {seen: problems_in(do, cli_user=False) for seen, do in recovery_rows()}
+    assert {k: v for k, v in bad.items() if v} == {}
