@@ -175,7 +175,7 @@ def _failure(
             code=SUMMARY_VERSION_UNKNOWN,
             message=str(read),
             retryable=False,
-            hint="run a runner image of this operator's version (spec.image), then retry",
+            hint="run a runner image of this operator's version (spec.job.image), then retry",
             job=job.name,
             time=iso(obs.now),
             generation=generation,

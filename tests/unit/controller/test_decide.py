@@ -257,7 +257,8 @@ def test_rollout_gate_opens_on_a_completed_rollout_of_a_new_template() -> None:
     # a completed rollout opens the contract gate; the destructive step still needs approval.
     rolled = (web("h2", ("h1", "h2"), generation=6),)
     d2 = step(d.memory, spec=s, rollout=rolled)
-    assert d2.reason is Reason.AWAITING_APPROVAL and d2.memory.gate["type"] == "Destructive"
+    assert d2.reason is Reason.AWAITING_APPROVAL
+    assert d2.memory.gate is not None and d2.memory.gate["type"] == "Destructive"
     s_allow = replace(
         s,
         safety=replace(
@@ -280,7 +281,8 @@ def test_rollout_gate_new_generation_records_again() -> None:
     # generation 2 of the Migration (the next release) is first seen with h2 running.
     ref2 = replace(REF, generation=2)
     d = step(d.memory, spec=s, rollout=rolled, ref=ref2)
-    assert d.memory.rollout.generation == 2 and d.memory.rollout.known == {"web": ("h1", "h2")}
+    assert d.memory.rollout is not None and d.memory.rollout.generation == 2
+    assert d.memory.rollout.known == {"web": ("h1", "h2")}
     d = step(d.memory, spec=s, rollout=rolled, ref=ref2, job=finished(d, plan_result(C1)))
     assert d.reason is Reason.AWAITING_ROLLOUT
 
@@ -397,6 +399,7 @@ def test_missing_secret_is_reported_while_the_job_waits() -> None:
 def test_a_new_generation_waits_for_the_running_job_then_replans() -> None:
     d = decide(observe())
     d = step(d.memory, job=finished(d, plan_result(E1)))
+    assert d.run is not None
     running = JobState(
         name="shop-1-apply", action=Action.APPLY, phase=JobPhase.RUNNING, notes=dict(d.run.notes)
     )

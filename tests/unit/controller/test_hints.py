@@ -24,7 +24,7 @@ import yaml
 
 import pgshift.errors as errors
 from pgshift import cli, kubectl_plugin
-from pgshift.contract.reasons import FAILURE_REASONS, Reason
+from pgshift.contract.reasons import FAILURE_REASONS, UNKNOWN_MARK_APPLIED, Reason
 from pgshift.controller import api, hints, pod_failures
 from pgshift.controller.memory import Failure, Memory
 from pgshift.controller.status import REASONS, recovery
@@ -256,3 +256,49 @@ def test_the_recovery_table_answers_every_reason_a_person_must_act_on() -> None:
 def test_the_recovery_table_names_only_actions_that_exist() -> None:
     bad = {seen: problems_in(do, cli_user=False) for seen, do in recovery_rows()}
     assert {k: v for k, v in bad.items() if v} == {}
+
+
+# --- through the state machine: what a stalled Migration says -----------------------------------
+
+
+def _runner_hint(code: str) -> str:
+    return next((c.hint for c in _error_classes(errors.PgshiftError) if c.code == code), "")
+
+
+# UnknownMarkApplied comes from a mark-applied Job only (test_decide.py drives it).
+@pytest.mark.parametrize("code", sorted(set(FAILURE_REASONS) - {UNKNOWN_MARK_APPLIED}), ids=str)
+def test_a_stalled_failure_of_each_code_names_only_what_exists(code: str) -> None:
+    """A failed apply Job of each code, with the runner's own hint: the hint status keeps, the
+    stall message's `then:` and status.recovery name nothing a Migration's user cannot do."""
+    from pgshift.controller.decide import decide
+    from pgshift.controller.status import render
+    from tests.unit.controller.test_decide import E1, finished, observe, plan_result, step
+
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1)))
+    failed = {
+        "ok": False,
+        "failure": {"code": code, "migration": "0001_add", "message": "m",
+                    "hint": _runner_hint(code), "retryable": False},
+    }  # fmt: skip
+    d = step(d.memory, job=finished(d, failed, ok=False))
+    assert d.memory.failure is not None, code  # stalled, or waiting to retry
+    status = render(
+        reason=d.reason, message=d.message, memory=d.memory, generation=1, name="shop",
+        now="T0", previous=None,
+    )  # fmt: skip
+    then = d.message.split("| then: ")[1] if "| then: " in d.message else ""
+    shown = [d.memory.failure.hint, then, *(status.get("recovery") or ())]
+    bad = [p for text in shown for p in problems_in(text, cli_user=False)]
+    assert bad == [], f"{code}: {bad}"
+
+
+def test_an_unreadable_summary_names_the_image_field_that_exists() -> None:
+    from pgshift.controller.decide import decide
+    from tests.unit.controller.test_decide import E1, finished, observe, plan_result, step
+
+    d = decide(observe())
+    d = step(d.memory, job=finished(d, plan_result(E1)))
+    d = step(d.memory, job=finished(d, {"schema": 99, "command": "apply", "ok": True}))
+    assert d.memory.failure is not None and "spec.job.image" in d.memory.failure.hint
+    assert problems_in(d.memory.failure.hint, cli_user=False) == []
