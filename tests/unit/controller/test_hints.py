@@ -302,3 +302,15 @@ def test_an_unreadable_summary_names_the_image_field_that_exists() -> None:
     d = step(d.memory, job=finished(d, {"schema": 99, "command": "apply", "ok": True}))
     assert d.memory.failure is not None and "spec.job.image" in d.memory.failure.hint
     assert problems_in(d.memory.failure.hint, cli_user=False) == []
+
+
+def test_the_gitops_fixtures_show_the_recovery_the_controller_writes() -> None:
+    from pgshift.controller.memory import from_status
+
+    for path in sorted((ROOT / "tests" / "gitops" / "fixtures").glob("*.yaml")):
+        body = yaml.safe_load(path.read_text())
+        status = body.get("status") or {}
+        if "phase" not in status:
+            continue
+        written = recovery(Reason(status["phase"]), body["metadata"]["name"], from_status(status))
+        assert (status.get("recovery") or []) == written, path.name
