@@ -77,7 +77,15 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-before", action="append", help="stop before this step key")
     p.add_argument("--expect-digest", help="refuse a source whose digest differs (sha256:...)")
     p.add_argument("--allow-out-of-order", action="store_true")
-    p.add_argument("--allow-drift", action="store_true")
+    # bare: any edited file; `--allow-drift=NAME` (repeatable): only that migration's edit.
+    p.add_argument(
+        "--allow-drift",
+        action="append",
+        nargs="?",
+        const="*",
+        metavar="NAME",
+        help="run past an edited applied file (=NAME: only that migration; repeatable)",
+    )
     p.add_argument(
         "--resume-edited",
         action="store_true",
@@ -292,6 +300,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         ("--target", get("target") or []),
         ("--stop-before", get("stop_before") or []),
         ("--approve", get("approve") or []),
+        ("--allow-drift", get("allow_drift") or []),
     ):
         if any(v is not None and not v.strip() for v in values):
             raise UsageError(f"{option}: empty; give a migration name or step key")
@@ -309,7 +318,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     )
     allow = Allow(
         out_of_order=get("allow_out_of_order", False),
-        drift=get("allow_drift", False),
+        drift="*" in (get("allow_drift") or ()),
+        drift_only=frozenset(v for v in get("allow_drift") or () if v != "*"),
         unknown=get("allow_unknown", False),
         resume_edited=get("resume_edited", False),
     )

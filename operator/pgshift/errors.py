@@ -138,12 +138,20 @@ class PooledConnection(ConnectionError_):
 
 class OutOfOrder(PgshiftError):
     code = "OutOfOrder"
-    hint = "rename it to sort after the last applied migration, or pass --allow-out-of-order"
+    # the raise names the layout's own way (engine/state.py, out_of_order_hint).
+    hint = (
+        "rename it to sort after the last applied migration (plain, drizzle v1), or "
+        "`pgshift mark-applied NAME` if its changes are already in the database, or pass "
+        "--allow-out-of-order"
+    )
 
 
 class Drift(PgshiftError):
     code = "Drift"
-    hint = "an applied file was edited; restore it, or pass --allow-drift to accept the change"
+    hint = (
+        "an applied file was edited; restore it, or pass --allow-drift=NAME to accept the "
+        "change of that migration"
+    )
 
 
 class UnknownApplied(PgshiftError):

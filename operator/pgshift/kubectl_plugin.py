@@ -280,6 +280,10 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             done.append("marked applied " + ", ".join(actions["markedApplied"]))
         if actions.get("retry"):
             done.append(f"retry {actions['retry']}")
+        if actions.get("resumeEdited"):
+            done.append(f"resume-edited {actions['resumeEdited']}")
+        if actions.get("allowDrift"):
+            done.append("drift accepted for " + ", ".join(actions["allowDrift"]))
         out.append(_field("Acted on", "; ".join(done)))
     recovery = status.get("recovery") or []
     if recovery:

@@ -114,13 +114,21 @@ class Allow:
 
     #: a pending file older than an applied one (merged from another branch).
     out_of_order: bool = False
-    #: an applied file whose content changed.
+    #: an applied file whose content changed (any file).
     drift: bool = False
+    #: the files whose drift is accepted when `drift` is off (`--allow-drift=NAME`): the
+    #: operator's `pgshift.dev/allow-drift` names them, so another edited file still stops.
+    drift_only: frozenset[str] = frozenset()
     #: tracking rows that match no file (the database is ahead of the source).
     unknown: bool = False
     #: a partly applied file edited since: finish its remaining steps when the applied steps'
     #: text is unchanged (`--resume-edited`).
     resume_edited: bool = False
+
+    def accepts_drift(self, migration: str | None) -> bool:
+        """Whether drift of this migration (an edited applied or partly applied file) is let
+        through."""
+        return self.drift or (migration is not None and migration in self.drift_only)
 
 
 @dataclass(frozen=True)

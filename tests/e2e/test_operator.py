@@ -411,11 +411,20 @@ def test_failed_sql_stalls_then_retry_and_mark_applied_recover(
     assert (
         get(kube_cluster, ns, "migration", "app")["status"]["failure"]["migration"] == "0004_worse"
     )
-    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/mark-applied=0004_worse")
+    # misspelled first: its own reason naming the value (not SourceDrift), cleared by the fix.
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/mark-applied=0004_wrose")
+    typo = wait_phase(kube_cluster, ns, "app", "UnknownMarkApplied")
+    assert typo["failure"]["code"] == "UnknownMarkApplied" and "'0004_wrose'" in (
+        conditions(typo)["Stalled"]["message"]
+    )
+    assert any("pgshift.dev/mark-applied-" in line for line in typo["recovery"])
+    k(kube_cluster, ns, "annotate", "--overwrite", "migration/app",
+      "pgshift.dev/mark-applied=0004_worse")  # fmt: skip
     wait_condition(kube_cluster, ns, "app", "Complete")
     status = get(kube_cluster, ns, "migration", "app")["status"]
     assert (
-        status["actions"]["markedApplied"] == ["0004_worse"] and status["actions"]["retry"] == "1"
+        status["actions"]["markedApplied"] == ["0004_wrose", "0004_worse"]
+        and status["actions"]["retry"] == "1"
     )
 
 

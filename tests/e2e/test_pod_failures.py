@@ -82,7 +82,7 @@ def test_a_failing_init_container_stalls_with_source_unreadable_and_its_log(
     status = stalled_with(kube_cluster, ns, "SourceUnreadable")
     message = conditions(status)["Stalled"]["message"]
     assert "/not-there" in message and "No such file or directory" in message, message
-    assert "spec.source.path" in message
+    assert "spec.source.image.path" in message
     # one Job, not six JobLost retries.
     assert len(get(kube_cluster, ns, "jobs")["items"]) == 1
 

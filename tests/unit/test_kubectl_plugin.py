@@ -87,9 +87,12 @@ def test_status_of_a_failed_migration_names_the_failure_and_the_way_out() -> Non
             "  message:    could not create unique index",
             "",
             "What you can do:",
-            "  kubectl annotate migration/shop pgshift.dev/retry=$(date +%s) --overwrite",
-            "  kubectl annotate migration/shop pgshift.dev/mark-applied=0003_add_email --overwrite",
-            "  fix forward: ship a corrected source (a new ConfigMap or image)",
+            "  read status.failure (migration, statement, SQLSTATE, hint); fix forward: ship a"
+            " corrected source (a new ConfigMap or image; the failure clears by itself)",
+            "  or fix the database, then: kubectl annotate migration/shop"
+            " pgshift.dev/retry=$(date +%s) --overwrite",
+            "  kubectl annotate migration/shop pgshift.dev/mark-applied=0003_add_email --overwrite"
+            "  # only if you applied it by hand",
         ]
     )
 

@@ -55,10 +55,17 @@ class Reason(enum.StrEnum):
     OUT_OF_MEMORY = "OutOfMemory"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    #: a pgshift.dev/mark-applied value that names no migration of the source, while migrations
+    #: are pending: nothing runs until the annotation is fixed or removed (the user may have
+    #: applied the migration they meant by hand).
+    UNKNOWN_MARK_APPLIED = "UnknownMarkApplied"
 
 
 #: the failure code of a summary this operator cannot read (`UnknownSummaryVersion`).
 SUMMARY_VERSION_UNKNOWN = "SummaryVersionUnknown"
+#: the failure code of a mark-applied Job whose name the runner found in no migration (the
+#: runner's `UnknownMigration`, renamed by the controller: fold.py).
+UNKNOWN_MARK_APPLIED = "UnknownMarkApplied"
 #: the runner's own SIGTERM: always retryable, the next Job resumes.
 INTERRUPTED = "Interrupted"
 
@@ -81,7 +88,8 @@ FAILURE_REASONS: dict[str, Reason] = {
     "Drift": Reason.SOURCE_DRIFT,
     "OutOfOrder": Reason.SOURCE_DRIFT,
     "UnknownApplied": Reason.SOURCE_DRIFT,
-    "UnknownMigration": Reason.SOURCE_DRIFT,
+    # a name in spec.overrides or spec.target that names nothing: the spec must change.
+    "UnknownMigration": Reason.INVALID_SPEC,
     "Backup": Reason.BACKUP_FAILED,
     "PgDumpTooOld": Reason.BACKUP_FAILED,
     "DatabaseUrl": Reason.INVALID_SPEC,
@@ -114,6 +122,7 @@ FAILURE_REASONS: dict[str, Reason] = {
     "ScratchNotOurs": Reason.INVALID_SPEC,
     "ExternalEffects": Reason.INVALID_SOURCE,
     "VerifyReplayFailed": Reason.MIGRATION_FAILED,
+    UNKNOWN_MARK_APPLIED: Reason.UNKNOWN_MARK_APPLIED,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.

@@ -43,6 +43,18 @@ ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 #: finish a partly applied migration whose file was edited, when the steps it already applied
 #: are unchanged (the runner's --resume-edited); the value names the migration.
 ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
+#: accept the edit of these applied (or partly applied) migrations' files (the runner's
+#: --allow-drift=NAME); it stands while the annotation names them, like an approval in git.
+ANNOTATION_ALLOW_DRIFT = "pgshift.dev/allow-drift"
+#: every action annotation: a recovery hint may name only these (tests/unit/controller/
+#: test_hints.py).
+ACTION_ANNOTATIONS = (
+    ANNOTATION_RETRY,
+    ANNOTATION_APPROVE,
+    ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RESUME_EDITED,
+    ANNOTATION_ALLOW_DRIFT,
+)
 
 #: labels on every Job (and so on its Pods).
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -17,7 +17,12 @@ import datetime as dt
 import re
 
 from pgshift.contract.progress import StepProgress
-from pgshift.contract.reasons import RETRY_REASONS, Reason, failure_reason
+from pgshift.contract.reasons import (
+    RETRY_REASONS,
+    UNKNOWN_MARK_APPLIED,
+    Reason,
+    failure_reason,
+)
 from pgshift.controller import pod_failures
 from pgshift.controller.api import (
     ANNOTATION_MARK_APPLIED,
@@ -28,6 +33,7 @@ from pgshift.controller.api import (
 )
 from pgshift.controller.fold import describe, fold
 from pgshift.controller.gates import approvals, at_gate, gate_of, record_rollout
+from pgshift.controller.hints import HintContext, hints
 from pgshift.controller.intent import (
     ACTION_REASON,
     BACKUP_ROOT,
@@ -39,6 +45,7 @@ from pgshift.controller.intent import (
     Until,
 )
 from pgshift.controller.memory import Failure, Memory, Plan
+from pgshift.controller.names import UNKNOWN_MARK_APPLIED as UNKNOWN_MARK_PROBLEM
 from pgshift.controller.names import UNKNOWN_TARGET, Match, match
 from pgshift.controller.observe import JobPhase, JobState, Observed, parse_iso
 from pgshift.controller.user_requests import (
@@ -95,6 +102,13 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
         # fixed forward: a new spec or source replaces what failed.
         memory = memory.with_(failure=None, attempts=0, not_before="")
     mark = obs.annotations.get(ANNOTATION_MARK_APPLIED, "")
+    if (
+        memory.failure
+        and memory.failure.code == UNKNOWN_MARK_APPLIED
+        and memory.failure.migration != mark
+    ):
+        # the mark-applied that named nothing was fixed or removed: nothing failed any more.
+        memory = memory.with_(failure=None, attempts=0, not_before="")
     if mark and mark not in memory.marked_applied:
         memory = memory.with_(marked_applied=(*memory.marked_applied, mark))
         same_source = memory.plan and memory.plan.digest in ("", digest_now or "")
@@ -118,7 +132,8 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
     if memory.failure:
         f = memory.failure
         if not f.retryable:
-            return Decision(memory, failure_reason(f.code), _stall_message(f, obs.ref.name))
+            reason = failure_reason(f.code)
+            return Decision(memory, reason, _stall_message(f, reason, obs.ref.name, memory))
         if memory.attempts >= obs.settings.max_attempts:
             return Decision(
                 memory,
@@ -140,6 +155,7 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             Action.PLAN,
             expect_digest=digest_now,
             resume_edited=_resume_edited(memory),
+            allow_drift=memory.allow_drift,
             notes={"generation": str(generation), "digest": digest_now},
         )
         return _run(memory, planning, "planning")
@@ -162,6 +178,14 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
     ):
         problem = next(p for p in memory.problems if p.code == UNKNOWN_TARGET)
         return Decision(memory, Reason.INVALID_SPEC, problem.message)
+    unknown_mark = next((p for p in memory.problems if p.code == UNKNOWN_MARK_PROBLEM), None)
+    if unknown_mark is not None and (plan.pending or plan.pending_count):
+        # the migration meant may be applied by hand already: run nothing until it is fixed.
+        return Decision(
+            memory,
+            Reason.UNKNOWN_MARK_APPLIED,
+            f"{unknown_mark.message}; nothing runs until it names a migration or is removed",
+        )
     if spec.baseline_up_to and (
         spec.baseline_up_to in plan.pending
         or any(s.migration == spec.baseline_up_to for s in plan.steps)
@@ -225,16 +249,15 @@ def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
     return Decision(memory, ACTION_REASON[job.action], message, wake_after=wake)
 
 
-def _stall_message(f: Failure, name: str) -> str:
+def _stall_message(f: Failure, reason: Reason, name: str, memory: Memory) -> str:
     text = describe(f)
     if f.statement:
         text += f" | statement: {f.statement}"
     if f.hint:
         text += f" | hint: {f.hint}"
-    return (
-        text
-        + f" | then: kubectl annotate migration/{name} pgshift.dev/retry=$(date +%s) --overwrite"
-    )
+    # the reason's way out (status.recovery lists the rest).
+    lead = hints(reason, HintContext(name=name, failure=f, gate=memory.gate))[0]
+    return text + f" | then: {lead}"
 
 
 def _run(memory: Memory, run: RunJob, message: str) -> Decision:
@@ -317,6 +340,7 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
             destructive=spec.safety.destructive,
             approvals=passed,
             resume_edited=_resume_edited(memory),
+            allow_drift=memory.allow_drift,
             notes={"generation": str(obs.ref.generation), "digest": plan.digest},
         ),
         f"applying {len(runnable)} step(s) from {head.migration} to {last.migration}{later}",

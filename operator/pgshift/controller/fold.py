@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from pgshift.contract.reasons import SUMMARY_VERSION_UNKNOWN
+from pgshift.contract.reasons import SUMMARY_VERSION_UNKNOWN, UNKNOWN_MARK_APPLIED
 from pgshift.contract.summary import (
     Counts,
     PlanResult,
@@ -17,6 +17,7 @@ from pgshift.contract.summary import (
     read_summary,
 )
 from pgshift.controller import pod_failures
+from pgshift.controller.hints import operator_hint
 from pgshift.controller.intent import Action, Event
 from pgshift.controller.memory import Failure, Memory, Plan, Step
 from pgshift.controller.names import cut_to_target
@@ -174,7 +175,7 @@ def _failure(
             code=SUMMARY_VERSION_UNKNOWN,
             message=str(read),
             retryable=False,
-            hint="run a runner image of this operator's version (spec.image), then retry",
+            hint="run a runner image of this operator's version (spec.job.image), then retry",
             job=job.name,
             time=iso(obs.now),
             generation=generation,
@@ -205,8 +206,23 @@ def _failure(
         f = RunFailure(code="Lint", message=f"{findings.error} lint error(s): run `pgshift lint`")
     if f is None:
         f = RunFailure(code="MigrationFailed", message="the run failed")
-    return Failure.from_run(
+    failure = Failure.from_run(
         f, job=job.name, time=iso(obs.now), generation=generation, digest=digest
+    )
+    name = job.notes.get("target", "")
+    if job.action is Action.MARK_APPLIED and failure.code == "UnknownMigration" and name:
+        # the annotation's name, not the source, is wrong: its own reason, which clears when
+        # the annotation is fixed or removed (decide.py).
+        failure = replace(
+            failure,
+            code=UNKNOWN_MARK_APPLIED,
+            migration=name,
+            message=f"pgshift.dev/mark-applied value {name!r} names no migration of the "
+            "source; nothing was marked",
+        )
+    # the runner's hint speaks to CLI users: a Migration's user gets the operator's way.
+    return replace(
+        failure, hint=operator_hint(failure.code, failure.hint, failure.migration)[:300]
     )
 
 

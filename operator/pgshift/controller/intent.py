@@ -71,6 +71,8 @@ class RunJob:
     approvals: tuple[str, ...] = ()
     #: plan/apply: the migration a resume-edited request named, while it is still pending.
     resume_edited: str = ""
+    #: plan/apply: migrations whose edited files pgshift.dev/allow-drift accepts.
+    allow_drift: tuple[str, ...] = ()
     #: baseline: up to this migration; mark-applied: this migration.
     migration: str = ""
     #: backup: where to and what.
@@ -90,6 +92,8 @@ class RunJob:
             raise ValueError(f"{self.action.value}: step selection and approvals are apply's")
         if self.resume_edited and self.action not in (Action.PLAN, Action.APPLY):
             raise ValueError(f"{self.action.value}: resume-edited goes with plan/apply only")
+        if self.allow_drift and self.action not in (Action.PLAN, Action.APPLY):
+            raise ValueError(f"{self.action.value}: allow-drift goes with plan/apply only")
 
     @property
     def needs_source(self) -> bool:

@@ -151,6 +151,8 @@ def action_args(run: RunJob) -> list[str]:
         args += ["--approve", value]
     if run.resume_edited:
         args.append("--resume-edited")
+    # `=`: the flag's value is optional (bare = any file), so it must not be a separate word.
+    args += [f"--allow-drift={name}" for name in run.allow_drift]
     return args
 
 

@@ -188,6 +188,8 @@ class Memory:
     #: the pgshift.dev/resume-edited value acted on (a migration name).
     resume_edited: str = ""
     approved: tuple[str, ...] = ()
+    #: the pgshift.dev/allow-drift values last acted on (a change plans again).
+    allow_drift: tuple[str, ...] = ()
     marked_applied: tuple[str, ...] = ()
     last_backup: Mapping[str, Any] | None = None
     applied_version: str = ""
@@ -242,6 +244,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         retry_seen=str(actions.get("retry") or ""),
         resume_edited=str(actions.get("resumeEdited") or ""),
         approved=tuple(actions.get("approved") or ()),
+        allow_drift=tuple(actions.get("allowDrift") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
         last_backup=status.get("lastBackup") or None,
         applied_version=str(status.get("appliedVersion") or ""),
@@ -276,6 +279,7 @@ def user_status(m: Memory) -> dict[str, Any]:
                 "retry": m.retry_seen,
                 "resumeEdited": m.resume_edited,
                 "approved": list(m.approved),
+                "allowDrift": list(m.allow_drift),
                 "markedApplied": list(m.marked_applied),
             }
         )

@@ -76,7 +76,7 @@ INIT_FAILED = Row(
     "SourceUnreadable",
     Outcome.STALL,
     "the init container could not copy the migrations out of spec.source.image: check "
-    "spec.source.path and that the image has `cp`, then retry",
+    "spec.source.image.path and that the image has `cp`, then retry",
 )
 DEADLINE = Row(
     ("DeadlineExceeded",),

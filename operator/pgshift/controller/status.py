@@ -19,7 +19,7 @@ from pgshift.contract.reasons import (
     Reason,
     failure_reason,
 )
-from pgshift.controller.gates import APPROVABLE
+from pgshift.controller.hints import QUIET, HintContext, hints
 from pgshift.controller.memory import Memory, user_status
 
 __all__ = [
@@ -91,6 +91,7 @@ REASONS: dict[Reason, Meaning] = {
     Reason.OUT_OF_MEMORY: _HUMAN,
     Reason.CONTAINER_CONFIG_ERROR: _HUMAN,
     Reason.DEADLINE_EXCEEDED: _HUMAN,
+    Reason.UNKNOWN_MARK_APPLIED: _HUMAN,
 }
 
 
@@ -129,39 +130,15 @@ def conditions(
 
 
 def recovery(reason: Reason, name: str, memory: Memory) -> list[str]:
-    """The kubectl commands that apply now."""
-    ref = f"migration/{name}"
-    out: list[str] = []
-    if REASONS[reason].stalled:
-        out.append(f"kubectl annotate {ref} pgshift.dev/retry=$(date +%s) --overwrite")
-        if memory.failure and memory.failure.migration:
-            out.append(
-                f"kubectl annotate {ref} pgshift.dev/mark-applied={memory.failure.migration} "
-                "--overwrite  # only if you applied it by hand"
-            )
-            out.append("fix forward: ship a corrected source (a new ConfigMap or image)")
-            if reason is Reason.SOURCE_DRIFT:
-                out.append(
-                    f"kubectl annotate {ref} pgshift.dev/resume-edited="
-                    f"{memory.failure.migration} --overwrite  # an edited, partly applied file "
-                    "whose applied steps are unchanged"
-                )
-    if (
-        memory.gate
-        and reason
-        in (
-            Reason.AWAITING_APPROVAL,
-            Reason.BLOCKED_BY_GATE,
-        )
-        and memory.gate.get("type") in APPROVABLE
-    ):
-        out.append(
-            f"kubectl annotate {ref} pgshift.dev/approve={memory.gate.get('migration')} --overwrite"
-        )
+    """What the user can do now (controller/hints.py): empty while a Job just runs."""
+    if reason in QUIET:
+        return []
+    out = list(hints(reason, HintContext(name=name, failure=memory.failure, gate=memory.gate)))
     if memory.last_backup and reason in (Reason.MIGRATION_FAILED, Reason.SOURCE_DRIFT):
         out.append(
-            f"restore: pgshift restore --from {memory.last_backup.get('path')} "
-            f"(claim {memory.last_backup.get('claimName')})"
+            f"a bad change applied: the backup {memory.last_backup.get('path')} on claim "
+            f"{memory.last_backup.get('claimName')} restores with `pgshift restore --from FILE "
+            "--clean` (docs/operator.md, Recovery)"
         )
     return out
 

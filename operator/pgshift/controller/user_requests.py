@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from pgshift.controller.api import (
+    ANNOTATION_ALLOW_DRIFT,
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_RESUME_EDITED,
@@ -26,6 +27,10 @@ def values(text: str) -> tuple[str, ...]:
 
 def approve_values(obs: Observed) -> tuple[str, ...]:
     return values(obs.annotations.get(ANNOTATION_APPROVE, ""))
+
+
+def allow_drift_values(obs: Observed) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values(obs.annotations.get(ANNOTATION_ALLOW_DRIFT, ""))))
 
 
 def take_requests(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
@@ -61,6 +66,19 @@ def take_requests(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
                 f"resume-edited {resume!r}: planning again; its applied steps must be unchanged",
             )
         )
+    allow = allow_drift_values(obs)
+    if allow != memory.allow_drift:
+        # what is accepted changed: plan again (a stall on the drift it accepts clears).
+        memory = memory.with_(allow_drift=allow, failure=None, attempts=0, not_before="", plan=None)
+        if allow:
+            events.append(
+                Event(
+                    "Normal",
+                    "AllowDriftRequested",
+                    f"allow-drift {', '.join(allow)}: planning again; the edited file is "
+                    "accepted as it is now",
+                )
+            )
     return memory
 
 

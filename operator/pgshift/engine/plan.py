@@ -69,6 +69,7 @@ def check_names(
     selection: Selection,
     keys_of: KeysOf,
     overrides: Collection[str] = (),
+    drift_names: Collection[str] = (),
 ) -> None:
     """Every name this run was given (`--target`, `--stop-before`, `--approve`, override keys)
     must name a migration or step of the source, or a run could ignore a stop and run what it
@@ -82,6 +83,7 @@ def check_names(
 
     names_only = [("--target", selection.target)] if selection.target else []
     names_only += [("--overrides", name) for name in overrides]
+    names_only += [("--allow-drift", name) for name in sorted(drift_names)]
     either = [("--stop-before", selection.stop_before)] if selection.stop_before else []
     either += [("--approve", name) for name in sorted(selection.approve)]
     unmatched = unmatched_names(source, names_only, step_keys=False) + unmatched_names(

@@ -228,7 +228,13 @@ class EngineSession:
             statements = analyze(m).statements
             return [s.key for s in cut_steps(m, statements, (), self.version_of(m))]
 
-        check_names(self.source, state, self.settings.selection, keys_of)
+        check_names(
+            self.source,
+            state,
+            self.settings.selection,
+            keys_of,
+            drift_names=self.settings.allow.drift_only,
+        )
 
     def _check_partial(self, state: DbState) -> None:
         check_partial(

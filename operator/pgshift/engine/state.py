@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pgshift.engine.tracking import Row, match_row_to_migration
 from pgshift.errors import Drift, OutOfOrder, PgshiftError, UnknownApplied
-from pgshift.migrations.model import Migration, Source, TrackingForm
+from pgshift.migrations.model import Layout, Migration, Source, TrackingForm
 from pgshift.settings import Allow
 
 
@@ -39,6 +39,8 @@ class DbState:
     migrations: tuple[MigrationState, ...]
     #: rows that record no migration of this source.
     unknown_rows: tuple[Row, ...] = ()
+    #: the source's layout: what puts a file out of order differs (`out_of_order_hint`).
+    layout: Layout | None = None
 
     @property
     def applied(self) -> tuple[MigrationState, ...]:
@@ -64,6 +66,7 @@ class DbState:
                     OutOfOrder(
                         f"{m.path}: pending migration {m.name} sorts before the last applied one "
                         f"({last}); drizzle would skip it silently",
+                        hint=out_of_order_hint(self.layout, m.name, last),
                         migration=m.name,
                     )
                 )
@@ -92,11 +95,28 @@ class DbState:
         for problem in self.problems():
             if isinstance(problem, OutOfOrder) and allow.out_of_order:
                 continue
-            if isinstance(problem, Drift) and allow.drift:
+            drifted = isinstance(problem, Drift)
+            if drifted and allow.accepts_drift(problem.details.get("migration")):
                 continue
             if isinstance(problem, UnknownApplied) and allow.unknown:
                 continue
             raise problem
+
+
+def out_of_order_hint(layout: Layout | None, name: str, last: str | None) -> str:
+    """What gets a pending file that sorts before an applied one applied, for this layout: a
+    drizzle journal orders by its entries, so renaming the file moves nothing there."""
+    marked = f"if its changes are already in the database, `pgshift mark-applied {name}`"
+    if layout is Layout.DRIZZLE:
+        return (
+            "the journal (meta/_journal.json) orders it, so renaming the file does not move it: "
+            f"{marked}; to run it where it is, pass --allow-out-of-order; or generate its "
+            f"change again as a new migration after {last}"
+        )
+    return (
+        f"rename it to sort after {last}; or {marked}; or pass --allow-out-of-order to run it "
+        "where it is"
+    )
 
 
 def partial_drift(
@@ -140,9 +160,13 @@ def check_partial(
     allow: Allow,
     version_of: Callable[[Migration], str] | None = None,
 ) -> None:
-    problems = partial_drift(state, partial, version_of)
+    problems = [
+        p
+        for p in partial_drift(state, partial, version_of)
+        if not allow.accepts_drift(p.details.get("migration"))
+    ]
     # --resume-edited: the engine compares the applied steps' text under the lock instead.
-    if problems and not allow.drift and not allow.resume_edited:
+    if problems and not allow.resume_edited:
         raise problems[0]
 
 
@@ -195,4 +219,4 @@ def compare(source: Source, rows: list[Row]) -> DbState:
         else:
             states.append(MigrationState(m, State.APPLIED, row))
     unknown = tuple(r for r in rows if r.id not in used)
-    return DbState(migrations=tuple(states), unknown_rows=unknown)
+    return DbState(migrations=tuple(states), unknown_rows=unknown, layout=source.layout)

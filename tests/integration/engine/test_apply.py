@@ -299,3 +299,47 @@ def test_statement_timeout_fails_the_migration_without_retry(
     assert failure["sqlstate"] == "57014" and not failure["retryable"]
     assert failure["migration"] == "0001_m1"
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "1"
+
+
+def test_allow_drift_with_a_name_accepts_only_that_migrations_edit(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`--allow-drift=NAME` (what the operator's pgshift.dev/allow-drift passes): another edited
+    file still stops, and a name that names nothing is refused before anything runs."""
+    folder = write_drizzle_folder(tmp_path / "m", [USERS, ADD_NAME])
+    assert apply(folder, database_url).returncode == 0
+    (folder / "0000_m0.sql").write_text(USERS + "\n-- edited\n")
+    (folder / "0001_m1.sql").write_text(ADD_NAME + "\n-- edited\n")
+    one = apply(folder, database_url, "--allow-drift=0001_m1")
+    assert one.returncode == 2 and one.stderr.startswith("error[Drift]: ")
+    assert "0000_m0" in one.stderr and "--allow-drift=NAME" in one.stderr
+    typo = apply(folder, database_url, "--allow-drift=0001_m9")
+    assert typo.returncode == 2 and typo.stderr.startswith("error[UnknownMigration]: ")
+    assert "--allow-drift 0001_m9" in typo.stderr
+    both = apply(folder, database_url, "--allow-drift=0001_m1", "--allow-drift=0000_m0")
+    assert both.returncode == 0, both.stderr
+    assert apply(folder, database_url, "--allow-drift").returncode == 0  # bare: any file
+
+
+def test_out_of_order_in_a_journal_hints_mark_applied_not_renaming(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A drizzle journal orders by its entries: renaming the file moves nothing there."""
+    first = write_drizzle_folder(tmp_path / "a", [USERS, ADD_NAME], when=[1000, 3000])
+    assert apply(first, database_url).returncode == 0
+    late = write_drizzle_folder(
+        tmp_path / "late", [USERS, "SELECT 1;", ADD_NAME], when=[1000, 2000, 3000]
+    )
+    ooo = apply(late, database_url)
+    assert ooo.returncode == 2 and ooo.stderr.startswith("error[OutOfOrder]: ")
+    assert "pgshift mark-applied 0001_m1" in ooo.stderr and "rename it" not in ooo.stderr
+    plain = tmp_path / "p"
+    plain.mkdir()
+    (plain / "0001_a.sql").write_text("CREATE TABLE p1 (id int);")
+    (plain / "0003_c.sql").write_text("SELECT 1;")
+    assert apply(plain, database_url, "--tracking-table", "plain_t").returncode == 0
+    (plain / "0002_b.sql").write_text("SELECT 2;")
+    renamed = apply(plain, database_url, "--tracking-table", "plain_t")
+    assert renamed.returncode == 2 and renamed.stderr.startswith("error[OutOfOrder]: ")
+    assert "rename it to sort after 0003_c" in renamed.stderr
+    assert "pgshift mark-applied 0002_b" in renamed.stderr

@@ -16,7 +16,7 @@ from pgshift.controller.jobs import action_args
 from pgshift.controller.memory import Memory, from_status, user_status
 from pgshift.controller.observe import JobPhase, JobState, Observed, SourceState
 from pgshift.controller.rollout import DeploymentView
-from pgshift.controller.status import REASONS, Reason
+from pgshift.controller.status import REASONS, Reason, render
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 DIGEST = "sha256:" + "a" * 64
@@ -95,6 +95,14 @@ def roundtrip(memory: Memory) -> Memory:
 
 def step(memory: Memory, **kw: Any) -> Decision:
     return decide(observe(roundtrip(memory), **kw))
+
+
+def render_status(d: Decision) -> dict[str, Any]:
+    """The status this decision writes."""
+    return render(
+        reason=d.reason, message=d.message, memory=d.memory, generation=1, name="shop",
+        now="T0", previous=None,
+    )  # fmt: skip
 
 
 def args_of(d: Decision) -> list[str]:
@@ -249,7 +257,8 @@ def test_rollout_gate_opens_on_a_completed_rollout_of_a_new_template() -> None:
     # a completed rollout opens the contract gate; the destructive step still needs approval.
     rolled = (web("h2", ("h1", "h2"), generation=6),)
     d2 = step(d.memory, spec=s, rollout=rolled)
-    assert d2.reason is Reason.AWAITING_APPROVAL and d2.memory.gate["type"] == "Destructive"
+    assert d2.reason is Reason.AWAITING_APPROVAL
+    assert d2.memory.gate is not None and d2.memory.gate["type"] == "Destructive"
     s_allow = replace(
         s,
         safety=replace(
@@ -272,7 +281,8 @@ def test_rollout_gate_new_generation_records_again() -> None:
     # generation 2 of the Migration (the next release) is first seen with h2 running.
     ref2 = replace(REF, generation=2)
     d = step(d.memory, spec=s, rollout=rolled, ref=ref2)
-    assert d.memory.rollout.generation == 2 and d.memory.rollout.known == {"web": ("h1", "h2")}
+    assert d.memory.rollout is not None and d.memory.rollout.generation == 2
+    assert d.memory.rollout.known == {"web": ("h1", "h2")}
     d = step(d.memory, spec=s, rollout=rolled, ref=ref2, job=finished(d, plan_result(C1)))
     assert d.reason is Reason.AWAITING_ROLLOUT
 
@@ -389,6 +399,7 @@ def test_missing_secret_is_reported_while_the_job_waits() -> None:
 def test_a_new_generation_waits_for_the_running_job_then_replans() -> None:
     d = decide(observe())
     d = step(d.memory, job=finished(d, plan_result(E1)))
+    assert d.run is not None
     running = JobState(
         name="shop-1-apply", action=Action.APPLY, phase=JobPhase.RUNNING, notes=dict(d.run.notes)
     )
@@ -514,3 +525,104 @@ def test_resume_edited_plans_again_with_the_flag_until_the_migration_is_applied(
         )
         assert finished_plan.run is None or "--resume-edited" not in args_of(finished_plan)
     assert step(done.memory, annotations=annotations).memory.resume_edited == "0001_add"
+
+
+# --- recovery hints that lead out (issue 12) ---------------------------------------------------
+
+_NO_SUCH = {
+    "ok": False,
+    "failure": {
+        "code": "UnknownMigration",
+        "message": "mark-applied NAME 0001_ad: no migration of that name in /migrations",
+        "retryable": False,
+    },
+}
+
+
+def _misspelled_mark() -> Decision:
+    """A failed apply (plan unknown), then mark-applied with a typo: the runner judges it."""
+    d = _failed_apply()
+    typo = {"pgshift.dev/mark-applied": "0001_ad"}
+    m = step(d.memory, annotations=typo)
+    assert m.run and m.run.action is Action.MARK_APPLIED and args_of(m) == ["0001_ad"]
+    return step(m.memory, annotations=typo, job=finished(m, _NO_SUCH, ok=False))
+
+
+def test_a_misspelled_mark_applied_stalls_with_its_own_reason_naming_the_name() -> None:
+    d = _misspelled_mark()
+    assert d.reason is Reason.UNKNOWN_MARK_APPLIED and d.run is None  # not SourceDrift
+    assert REASONS[d.reason].stalled
+    assert "'0001_ad'" in d.message and "pgshift.dev/mark-applied" in d.message
+    assert "retry" not in d.message.split("| then:")[1]  # a retry would name nothing again
+    again = step(d.memory, annotations={"pgshift.dev/mark-applied": "0001_ad"})
+    assert again.reason is Reason.UNKNOWN_MARK_APPLIED and again.run is None
+
+
+def test_removing_a_misspelled_mark_applied_clears_its_stall() -> None:
+    d = _misspelled_mark()
+    cleared = step(d.memory, annotations={})
+    assert cleared.memory.failure is None and cleared.run and cleared.run.action is Action.PLAN
+
+
+def test_fixing_a_misspelled_mark_applied_marks_the_right_migration() -> None:
+    d = _misspelled_mark()
+    fixed = step(d.memory, annotations={"pgshift.dev/mark-applied": "0001_add"})
+    assert fixed.memory.failure is None
+    assert fixed.run and fixed.run.action is Action.MARK_APPLIED and args_of(fixed) == ["0001_add"]
+
+
+def test_a_mark_applied_naming_nothing_holds_pending_migrations_until_fixed() -> None:
+    d = decide(observe())
+    planned = step(d.memory, job=finished(d, plan_result(E1)))
+    assert planned.run and planned.run.action is Action.APPLY
+    typo = {"pgshift.dev/mark-applied": "0001_ad"}
+    held = step(d.memory, annotations=typo, job=finished(d, plan_result(E1)))
+    # the user may have applied 0001_add by hand: applying it now would run it twice.
+    assert held.run is None and held.reason is Reason.UNKNOWN_MARK_APPLIED
+    removed = step(held.memory, annotations={})
+    assert removed.run and removed.run.action is Action.APPLY
+
+
+def test_allow_drift_plans_again_with_the_flag_naming_that_migration() -> None:
+    drift = {
+        "ok": False,
+        "failure": {
+            "code": "Drift",
+            "migration": "0001_add",
+            "message": "0001_add: applied migration changed since it was applied",
+            "hint": "restore it, or pass --allow-drift=NAME",
+            "retryable": False,
+        },
+    }
+    d = decide(observe())
+    stalled = step(d.memory, job=finished(d, drift, ok=False))
+    assert stalled.reason is Reason.SOURCE_DRIFT
+    # the hint a Migration's user reads names the annotation, never the runner's flag.
+    assert stalled.memory.failure and "--allow-drift" not in stalled.memory.failure.hint
+    assert "pgshift.dev/allow-drift=0001_add" in stalled.memory.failure.hint
+    assert "pgshift.dev/allow-drift=0001_add" in stalled.message
+    allow = {"pgshift.dev/allow-drift": "0001_add"}
+    again = step(stalled.memory, annotations=allow)
+    assert again.run is not None and again.run.action is Action.PLAN
+    assert "--allow-drift=0001_add" in args_of(again)
+    assert again.memory.allow_drift == ("0001_add",)
+    applying = step(again.memory, annotations=allow, job=finished(again, plan_result(E1)))
+    assert applying.run and applying.run.action is Action.APPLY
+    assert "--allow-drift=0001_add" in args_of(applying)
+    # it stands while the annotation says so; removed, the next Jobs run without it.
+    later = step(applying.memory, annotations={})
+    assert later.run and later.run.action is Action.PLAN and "--allow-drift" not in " ".join(
+        args_of(later)
+    )
+
+
+def test_destructive_denied_says_how_to_allow_it_not_only_retry() -> None:
+    s = spec(safety={"destructive": "Deny"})
+    d = decide(observe(spec=s))
+    denied = step(d.memory, spec=s, job=finished(d, plan_result(C1)))
+    assert denied.reason is Reason.DESTRUCTIVE_DENIED
+    status = render_status(denied)
+    text = "\n".join(status["recovery"])
+    assert "spec.safety.destructive" in text and "RequireApproval" in text
+    assert "pgshift.dev/approve=0003_drop" in text
+    assert "pgshift.dev/retry" not in text

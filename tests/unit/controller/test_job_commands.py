@@ -56,6 +56,9 @@ def _intents() -> Iterator[RunJob]:
     """Every combination of the intent's options, per action."""
     for digest, resume in itertools.product(("", DIGEST), ("", "0001_add")):
         yield RunJob(Action.PLAN, expect_digest=digest, resume_edited=resume)
+    for drift in (("0001_add",), ("0001_add", "0002_fill")):
+        yield RunJob(Action.PLAN, allow_drift=drift)
+        yield RunJob(Action.APPLY, allow_drift=drift, destructive=Destructive.ALLOW)
     stops: list[tuple[str, Until | None]] = [("", None), ("c1-0", None), ("", Until.BACKFILL)]
     for digest, (stop, until), policy, approvals, resume in itertools.product(
         ("", DIGEST),
@@ -174,6 +177,10 @@ def _check(run: RunJob, spec_: MigrationSpec) -> None:
         return
     assert args.expect_digest == (run.expect_digest or None)
     assert args.resume_edited is bool(run.resume_edited)
+    # each accepted migration by name, never the bare flag (which accepts any edited file).
+    assert (args.allow_drift or []) == list(run.allow_drift)
+    assert settings_from(args).allow.drift_only == frozenset(run.allow_drift)
+    assert not settings_from(args).allow.drift
     assert args.no_rewrite is not spec_.safety.rewrite
     if run.action is Action.APPLY:
         assert args.stop_before == ([run.stop_before] if run.stop_before else None)

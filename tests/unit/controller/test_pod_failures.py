@@ -97,7 +97,7 @@ def test_a_failed_init_container_stalls_with_source_unreadable_and_its_log_tail(
     assert verdict and verdict.terminal and verdict.reason == "SourceUnreadable"
     r = step(after_plan(), job=running_job(verdict))
     assert r.reason is Reason.SOURCE_UNREADABLE and REASONS[r.reason].stalled
-    assert "cannot stat '/nope/.'" in r.message and "spec.source.path" in r.message
+    assert "cannot stat '/nope/.'" in r.message and "spec.source.image.path" in r.message
 
 
 def test_a_deadline_resumes_and_stalls_only_after_repeats_without_step_progress() -> None:
