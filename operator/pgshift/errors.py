@@ -313,7 +313,10 @@ class ScratchNotOurs(ScratchError):
     """A database pgshift was asked to drop that it did not create (prefix, owner, marker)."""
 
     code = "ScratchNotOurs"
-    hint = "pgshift drops only the databases it created; drop this one by hand if it is yours"
+    hint = (
+        "only scratch databases this tool created (name prefix, owner, marker) are dropped; "
+        "drop this one by hand if it is yours"
+    )
 
 
 class ExternalEffects(SourceError):

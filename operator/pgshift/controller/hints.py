@@ -296,6 +296,16 @@ OPERATOR_HINTS: dict[str, str] = {
         "the database is not empty: restore into an empty one, or over it with "
         "`pgshift restore --clean`"
     ),
+    # verification runs from the CLI only so far (`pgshift verify`); these say it its way.
+    "ExternalEffects": (
+        "the source reaches past its database (roles, ALTER SYSTEM, subscriptions...): a "
+        "replay on a scratch server would run that there too; run `pgshift verify "
+        "--allow-external` only if that is safe"
+    ),
+    "ScratchIsProduction": (
+        "the scratch target is the production database: run `pgshift verify --scratch-url` "
+        "with another server, or another database of this server"
+    ),
     UNKNOWN_MARK_APPLIED: (
         f"set {ANNOTATION_MARK_APPLIED} to a migration of the source, or remove the annotation"
     ),
