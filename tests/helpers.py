@@ -285,3 +285,13 @@ def pgshift_backends(conn: Any) -> int:
         "AND datname = current_database()"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def write_down_files(folder: Path, downs: dict[str, str]) -> Path:
+    """Down files beside a folder's migrations: migration name -> down SQL. A drizzle-kit 1.0
+    folder gets `<folder>/down.sql`; every other layout `<name>.down.sql` beside `<name>.sql`."""
+    for name, text in downs.items():
+        v1 = (folder / name).is_dir()
+        target = folder / name / "down.sql" if v1 else folder / f"{name}.down.sql"
+        target.write_text(text, encoding="utf-8", newline="")
+    return folder
