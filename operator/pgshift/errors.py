@@ -271,3 +271,29 @@ class RestoreTargetNotEmpty(BackupError):
     code = "RestoreTargetNotEmpty"
     exit_code = EXIT_BAD_INPUT
     hint = "restore into an empty database, or pass --clean"
+
+
+# --- rollback (pgshift rollback): exit 2, nothing ran ------------------------------------------
+
+
+class DownFileMissing(PgshiftError):
+    """A migration the rollback must undo has no down file: nothing runs."""
+
+    code = "DownFileMissing"
+    hint = "add the down file, or restore the backup taken before the migration instead"
+
+
+class RollbackOrder(PgshiftError):
+    """The tracking table applied the migrations to undo in another order than the source's:
+    undoing them in reverse file order would not undo them in reverse applied order."""
+
+    code = "RollbackOrder"
+    hint = "undo them by hand (or restore a backup); pgshift undoes in reverse file order only"
+
+
+class PartlyApplied(PgshiftError):
+    """A migration is partly applied (or partly rolled back from another down file): a rollback
+    from the middle of a file would undo steps that never ran."""
+
+    code = "PartlyApplied"
+    hint = "finish it first (pgshift apply), or restore the backup taken before it"

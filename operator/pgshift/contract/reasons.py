@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     APPLYING = "Applying"
     BASELINING = "Baselining"
     MARKING_APPLIED = "MarkingApplied"
+    ROLLING_BACK = "RollingBack"
     # waiting for something outside pgshift that comes by itself (retried with backoff).
     SECRET_NOT_FOUND = "SecretNotFound"
     SOURCE_NOT_FOUND = "SourceNotFound"
@@ -32,9 +33,14 @@ class Reason(enum.StrEnum):
     AWAITING_APPROVAL = "AwaitingApproval"
     AWAITING_ROLLOUT = "AwaitingRollout"
     BLOCKED_BY_GATE = "BlockedByGate"
+    #: spec.target is below what is applied: the down files wait for
+    #: `pgshift.dev/approve-rollback=<generation>:<newest migration undone>`.
+    AWAITING_ROLLBACK_APPROVAL = "AwaitingRollbackApproval"
     SUSPENDED = "Suspended"
     # done.
     COMPLETE = "Complete"
+    #: spec.target is below what is applied and spec.rollback is Deny: nothing is undone.
+    ROLLBACK_DISABLED = "RollbackDisabled"
     # a human is needed.
     MIGRATION_FAILED = "MigrationFailed"
     LINT_FAILED = "LintFailed"
@@ -55,6 +61,8 @@ class Reason(enum.StrEnum):
     OUT_OF_MEMORY = "OutOfMemory"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    #: a rollback cannot run: a down file is missing, or a migration is partly applied.
+    ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
 
 
 #: the failure code of a summary this operator cannot read (`UnknownSummaryVersion`).
@@ -106,6 +114,9 @@ FAILURE_REASONS: dict[str, Reason] = {
     "OutOfMemory": Reason.OUT_OF_MEMORY,
     "ContainerConfigError": Reason.CONTAINER_CONFIG_ERROR,
     "DeadlineExceeded": Reason.DEADLINE_EXCEEDED,
+    "DownFileMissing": Reason.ROLLBACK_UNAVAILABLE,
+    "PartlyApplied": Reason.ROLLBACK_UNAVAILABLE,
+    "RollbackOrder": Reason.SOURCE_DRIFT,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.

@@ -24,6 +24,7 @@ from pgshift.contract.summary import (
     LintResult,
     PlanResult,
     RestoreResult,
+    RollbackResult,
     RunFailure,
     RunSummary,
     StatusResult,
@@ -156,6 +157,7 @@ class Summary:
     status: StatusResult | None = None
     backup: BackupResult | None = None
     restore: RestoreResult | None = None
+    rollback: RollbackResult | None = None
     exit_code: int = 0
 
     def contract(self) -> RunSummary:
@@ -179,6 +181,7 @@ class Summary:
             status=self.status,
             backup=self.backup,
             restore=self.restore,
+            rollback=self.rollback,
         )
 
     def as_dict(self) -> dict[str, Any]:

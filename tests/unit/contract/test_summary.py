@@ -23,6 +23,7 @@ from pgshift.contract import (
     PlanResult,
     PlanStep,
     RestoreResult,
+    RollbackResult,
     RunFailure,
     RunSummary,
     SourceProblem,
@@ -87,6 +88,10 @@ PARTS: list[Any] = [
     ),
     BackupResult("/backups/b.dump", pruned=("old.dump",)),
     RestoreResult("/backups/a.dump", "ab" * 32, True, "u@h:5432/db", 4),
+    RollbackResult(
+        "0001_a", ("0004_d",), ("0003_c", "0002_b"), ("0005_e",), ("0004_d",), ("0004_d",),
+        ("k-0", "k-1"),
+    ),
 ]
 
 
@@ -120,6 +125,7 @@ SUMMARIES = [
     RunSummary("restore", stopped=Stopped("Done"), restore=PARTS[16]),
     RunSummary("baseline", stopped=Stopped("Done"), marked=("0001_a", "0002_b")),
     RunSummary("plan", truncated=True, plan=PlanResult()),
+    RunSummary("rollback", stopped=Stopped("Done"), backup=PARTS[14], rollback=PARTS[17]),
 ]
 
 
