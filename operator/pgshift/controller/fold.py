@@ -18,7 +18,7 @@ from pgshift.contract.summary import (
 )
 from pgshift.controller import pod_failures
 from pgshift.controller.intent import Action, Event
-from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.memory import Failure, Memory, Plan, RollbackPlan, Step
 from pgshift.controller.names import cut_to_target
 from pgshift.controller.observe import JobPhase, JobState, Observed, iso
 
@@ -127,6 +127,21 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
                 )
             )
         return memory.with_(plan=None)
+    if job.action is Action.ROLLBACK:
+        part = summary.rollback if summary else None
+        undone = list(part.undone) if part else []
+        stopped = summary.stopped if summary else None
+        events.append(
+            Event(
+                "Normal",
+                "RolledBack",
+                f"rolled back {len(undone)} migration(s)"
+                + (f": {', '.join(undone)}" if undone else "")
+                + (f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""),
+            )
+        )
+        last = dict(memory.rollback or {})
+        return memory.with_(plan=None, rollback={**last, "undone": undone})
     events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))
     return memory.with_(plan=None)
 
@@ -157,6 +172,21 @@ def _plan_from_result(summary: RunSummary | None, generation: int, digest: str) 
         affected_tables=part.affected_tables,
         truncated=bool(summary and summary.truncated),
         names=tuple(m.name for m in part.migrations),
+        rollback=_rollback_plan(summary),
+    )
+
+
+def _rollback_plan(summary: RunSummary | None) -> RollbackPlan | None:
+    """What a rollback to spec.target undoes, when the plan found it below what is applied."""
+    part = summary.rollback if summary else None
+    if part is None or not part.undo:
+        return None
+    return RollbackPlan(
+        to=part.to,
+        undo=part.undo,
+        missing=part.missing,
+        destructive=part.destructive,
+        contract=part.contract,
     )
 
 
