@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_down_files
 from tests.interop.drizzle import (
     QUICKSTART,
     Line,
@@ -33,7 +34,6 @@ from tests.interop.drizzle import (
     tracking_rows,
     write_folder,
 )
-from tests.helpers import write_down_files
 from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.interop
