@@ -353,12 +353,14 @@ def _rollback(
     migration undone, Allow needs it too for down files the linter finds destructive."""
     generation = obs.ref.generation
     approval = rollback_approval(generation, r)
+    previous = memory.rollback
     memory = memory.with_(
         rollback={
             "to": r.to,
             "undo": list(r.undo),
             "approval": approval,
-            "undone": (memory.rollback or {}).get("undone") or None,
+            "undone": (previous or {}).get("undone") or None,
+            "approved": (previous or {}).get("approved") or None,
         },
         gate=None,
         current_step=None,
@@ -394,7 +396,14 @@ def _rollback(
             "spec.backup.volume.claimName",
         )
     given = obs.annotations.get(ANNOTATION_APPROVE_ROLLBACK, "").strip()
-    approved = given == approval
+    # the value names this rollback; or it approved this one before it stopped part-way (a
+    # failure, a kill, a destructive stop): what is left was covered by it.
+    covered = (previous or {}).get("approved") or ()
+    approved = given == approval or (
+        given == memory.approved_rollback
+        and given.startswith(f"{generation}:")
+        and set(r.undo) <= set(covered)
+    )
     why = ""
     if spec.rollback is RollbackPolicy.REQUIRE_APPROVAL:
         why = "spec.rollback is RequireApproval"
@@ -425,7 +434,10 @@ def _rollback(
                 wake_after=obs.settings.poll_seconds,
             )
     if approved:
-        memory = memory.with_(approved_rollback=given)
+        covers = sorted({*covered, *r.undo}) if given == approval else list(covered)
+        memory = memory.with_(
+            approved_rollback=given, rollback={**(memory.rollback or {}), "approved": covers}
+        )
     token = f"{generation}/{plan.digest}/rollback"
     if token not in memory.backups:
         # whatever spec.backup.when says: the way back from a rollback is this backup.

@@ -186,3 +186,30 @@ def test_status_keeps_the_rollback_across_a_restart() -> None:
     assert again.memory.plan and again.memory.plan.rollback == d.memory.plan.rollback  # type: ignore[union-attr]
 
 
+
+
+def test_a_rollback_stopped_part_way_resumes_under_the_same_approval() -> None:
+    s = spec(target="0000_init", rollback="RequireApproval")
+    approve = {"pgshift.dev/approve-rollback": "1:0003_c"}
+    d = planned("RequireApproval")
+    b = step(d.memory, spec=s, annotations=approve)
+    taken = {"ok": True, "backup": {"file": "/b.dump", "size": 1, "sha256": "f" * 64}}
+    r = step(b.memory, spec=s, annotations=approve, job=finished(b, taken))
+    assert r.run and r.run.action is Action.ROLLBACK
+    # killed after undoing 0003_c: the Job left no result; retried, planned again.
+    lost = step(r.memory, spec=s, annotations=approve, job=finished(r, {}, ok=False))
+    assert lost.reason is Reason.RETRYING
+    again = step(replace(lost.memory, not_before=""), spec=s, annotations=approve)
+    assert again.run and again.run.action is Action.PLAN
+    resumed = step(
+        again.memory, spec=s, annotations=approve,
+        job=finished(again, rollback_plan(["0002_b", "0001_a"])),
+    )  # fmt: skip
+    # the same approval covers what is left; the backup was taken already.
+    assert resumed.run and resumed.run.action is Action.ROLLBACK, resumed.message
+    # but not more than it named: a new 0004_d applied since needs a new approval.
+    more = step(
+        again.memory, spec=s, annotations=approve,
+        job=finished(again, rollback_plan(["0004_d", "0002_b", "0001_a"])),
+    )  # fmt: skip
+    assert more.reason is Reason.AWAITING_ROLLBACK_APPROVAL
