@@ -307,8 +307,7 @@ class Runner:
             m = step.migration
             if self.undo is not None:  # a down file is done when its migration's row is gone
                 up = self.undo[m.name]
-                present = any(r.hash == up.hash and r.created_at == up.when for r in rows)
-                over = step.last and not present
+                over = not any(r.hash == up.hash and r.created_at == up.when for r in rows)
             else:
                 over = any(r.hash == m.hash and r.name in (None, m.name) for r in rows)
             if over or step.key in recorded:

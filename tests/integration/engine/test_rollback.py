@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,30 @@ def test_bad_rollback_input_is_one_line(tmp_path: Path, database_url: str) -> No
     assert proc.stderr.strip().startswith("error[UnknownMigration]: --to 0009_nope")
     target = _rollback(folder, database_url, "--target", "0001_m1")
     assert target.returncode == 2 and "error[Usage]: --target" in target.stderr
+
+
+def test_sigterm_during_a_rollback_reports_what_the_tracking_table_holds(
+    tmp_path: Path, database_url: str, psql, session
+) -> None:
+    downs = {**DOWNS, "0002_m2": "DROP TABLE posts;\n" + GATE}
+    folder = _applied(tmp_path, database_url, downs)
+    gate = session()
+    gate.execute("SELECT pg_advisory_lock(4242)")
+    result = tmp_path / "r.json"
+    proc = start_pgshift(
+        "rollback", "--dir", str(folder), "--to", "0000_m0", "--destructive", "Allow",
+        "--output", "json", "--result-file", str(result), database_url=database_url,
+    )  # fmt: skip
+    wait_for(lambda: waiting_on_gate(gate), "the rollback to wait at the gate")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    data = json.loads(result.read_text())
+    assert data["failure"]["code"] == "Interrupted" and data["failure"]["migration"] == "0002_m2"
+    assert data["rollback"]["undone"] == ["0003_m3"]
+    assert data["rollback"]["undo"] == ["0002_m2", "0001_m1"]
+    assert psql(ROWS) == "3" and psql("SELECT to_regclass('posts') IS NOT NULL") == "t"
+    gate.execute("SELECT pg_advisory_unlock(4242)")
+    rerun = _rollback(folder, database_url, "--destructive", "Allow")
+    assert result_of(rerun)["rollback"]["undone"] == ["0002_m2", "0001_m1"]
+    assert psql(ROWS) == "1"
