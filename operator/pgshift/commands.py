@@ -41,6 +41,7 @@ from pgshift.settings import RunSettings
 
 if TYPE_CHECKING:  # the engine session pulls in safety (pglast): backup and restore need neither
     from pgshift.engine.plan import Plan, Stop
+    from pgshift.engine.runner import Outcome
     from pgshift.engine.session import (
         Applied,
         EngineSession,
@@ -385,35 +386,33 @@ def _plan_summary(
     return summary
 
 
-def _apply_summary(source: Source, applied: Applied) -> Summary:
+def _run_summary(command: str, source: Source, outcome: Outcome, state: DbState) -> Summary:
+    """The summary of a run of steps (apply, rollback): what ran, where it stopped, why."""
     from pgshift.engine.plan import Stop
 
-    outcome = applied.outcome
     stop: Stop = outcome.stop or Stop(StopReason.DONE)
-    summary = _base_summary("apply", source, applied.state)
+    summary = _base_summary(command, source, state)
     summary.applied = outcome.done
     summary.stopped = Stopped.from_dict(stop.as_dict())
     summary.failure = outcome.failure
     summary.ok = outcome.failure is None
     summary.exit_code = outcome.exit_code
-    summary.applied_now = list(outcome.applied_migrations)
+    return summary
+
+
+def _apply_summary(source: Source, applied: Applied) -> Summary:
+    summary = _run_summary("apply", source, applied.outcome, applied.state)
+    summary.applied_now = list(applied.outcome.applied_migrations)
     return summary
 
 
 def _rollback_summary(
     source: Source, to: str, done: RolledBack, backup: BackupResult | None
 ) -> Summary:
-    from pgshift.engine.plan import Stop
     from pgshift.engine.rollback import applied_after
 
     outcome = done.outcome
-    stop: Stop = outcome.stop or Stop(StopReason.DONE)
-    summary = _base_summary("rollback", source, done.state)
-    summary.applied = outcome.done
-    summary.stopped = Stopped.from_dict(stop.as_dict())
-    summary.failure = outcome.failure
-    summary.ok = outcome.failure is None
-    summary.exit_code = outcome.exit_code
+    summary = _run_summary("rollback", source, outcome, done.state)
     summary.backup = backup
     summary.rollback = RollbackResult(
         to=to,

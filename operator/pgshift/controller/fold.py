@@ -103,16 +103,8 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
     if job.action is Action.APPLY:
         applied = [a.migration for a in summary.applied if a.migration] if summary else []
-        stopped = summary.stopped if summary else None
-        events.append(
-            Event(
-                "Normal",
-                "Applied",
-                f"applied {len(applied)} migration(s)"
-                + (f" up to {applied[-1]}" if applied else "")
-                + (f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""),
-            )
-        )
+        told = f"applied {len(applied)} migration(s)" + (f" up to {applied[-1]}" if applied else "")
+        events.append(Event("Normal", "Applied", told + _stopped(summary)))
         counts = summary.counts if summary else None
         if counts is not None and counts.pending_count == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
@@ -130,20 +122,19 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
     if job.action is Action.ROLLBACK:
         part = summary.rollback if summary else None
         undone = list(part.undone) if part else []
-        stopped = summary.stopped if summary else None
-        events.append(
-            Event(
-                "Normal",
-                "RolledBack",
-                f"rolled back {len(undone)} migration(s)"
-                + (f": {', '.join(undone)}" if undone else "")
-                + (f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""),
-            )
+        told = f"rolled back {len(undone)} migration(s)" + (
+            f": {', '.join(undone)}" if undone else ""
         )
+        events.append(Event("Normal", "RolledBack", told + _stopped(summary)))
         last = dict(memory.rollback or {})
         return memory.with_(plan=None, rollback={**last, "undone": undone})
     events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))
     return memory.with_(plan=None)
+
+
+def _stopped(summary: RunSummary | None) -> str:
+    stopped = summary.stopped if summary else None
+    return f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""
 
 
 def _counts(memory: Memory, summary: RunSummary | None) -> Memory:
