@@ -294,3 +294,11 @@ def scratch_databases(server: Any) -> list[str]:
         "ORDER BY 1"
     )
     return list(out.split())
+def write_down_files(folder: Path, downs: dict[str, str]) -> Path:
+    """Down files beside a folder's migrations: migration name -> down SQL. A drizzle-kit 1.0
+    folder gets `<folder>/down.sql`; every other layout `<name>.down.sql` beside `<name>.sql`."""
+    for name, text in downs.items():
+        v1 = (folder / name).is_dir()
+        target = folder / name / "down.sql" if v1 else folder / f"{name}.down.sql"
+        target.write_text(text, encoding="utf-8", newline="")
+    return folder

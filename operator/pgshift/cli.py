@@ -150,9 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="applied / pending / drifted, and the pending steps")
     _common(p)
     _run_flags(p)
+    p.add_argument(
+        "--rollback-to",
+        metavar="NAME",
+        help="also report what `pgshift rollback --to NAME` would undo (when NAME is applied)",
+    )
     p = sub.add_parser("apply", help="run pending steps under the migration lock")
     _common(p)
     _run_flags(p)
+    p = sub.add_parser(
+        "rollback", help="undo the migrations applied after --to NAME by their down files"
+    )
+    _common(p)
+    _run_flags(p)
+    p.add_argument("--to", required=True, metavar="NAME", help="the migration to go back to")
+    p.add_argument(
+        "--backup-dir",
+        default=os.environ.get("PGSHIFT_BACKUP_DIR") or None,
+        metavar="DIR",
+        help="a whole-database backup here before the first step (default: env "
+        "PGSHIFT_BACKUP_DIR; none when unset)",
+    )
+    p.add_argument("--keep", metavar="N", help="keep the N newest *.dump files in --backup-dir")
     p = sub.add_parser("status", help="what the database holds (db:check)")
     _common(p)
     p = sub.add_parser("lint", help="lint findings (no database)")
@@ -401,9 +420,22 @@ def render_text(summary: Summary) -> str:
         out.append(f"restored {d['restore']['file']} into {d['restore']['database']}")
     if "verify" in d:
         out.extend(_verify_text(d["verify"]))
+    if "rollback" in d:
+        r = d["rollback"]
+        if d["command"] == "rollback":
+            out.append(
+                f"rolled back to {r['to']}: undone {', '.join(r['undone']) or 'nothing'}"
+                + (f"; still to undo {', '.join(r['undo'])}" if r["undo"] else "")
+            )
+        else:
+            out.append(
+                f"--target {r['to']} is below what is applied: a rollback would undo "
+                f"{', '.join(r['undo'])}"
+                + (f" (no down file: {', '.join(r['missing'])})" if r["missing"] else "")
+            )
     for p in d.get("problems") or []:
         out.append(f"problem[{p['code']}]: {p['message']}")
-    if d["command"] in ("plan", "apply", "status", "baseline", "mark-applied"):
+    if d["command"] in ("plan", "apply", "rollback", "status", "baseline", "mark-applied"):
         stopped = d.get("stopped") or {}
         why = f" ({stopped.get('why')})" if stopped.get("why") else ""
         out.append("")
@@ -516,9 +548,16 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
     settings = settings_from(args)
     src = commands.SourceOptions(dir=args.dir, layout=args.layout, overrides=args.overrides)
     if cmd == "plan":
-        return commands.plan(src, url, settings)
+        return commands.plan(src, url, settings, args.rollback_to)
     if cmd == "apply":
         return commands.apply(src, url, settings, emit)
+    if cmd == "rollback":
+        if settings.selection.target is not None:
+            raise UsageError("--target: rollback goes back to --to NAME; --target is apply's")
+        keep = _int(args.keep, "--keep", 1) if args.keep is not None else None
+        return commands.rollback(
+            src, url, settings, args.to, backup_dir=args.backup_dir, keep=keep, emit=emit
+        )
     if cmd == "status":
         return commands.status(src, url, settings)
     if cmd == "lint":

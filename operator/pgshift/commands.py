@@ -20,6 +20,7 @@ from pgshift.contract.summary import (
     PlanResult,
     PlanStep,
     RestoreResult,
+    RollbackResult,
     SourceProblem,
     StatusResult,
     Stopped,
@@ -42,7 +43,14 @@ from pgshift.settings import RunSettings
 
 if TYPE_CHECKING:  # the engine session pulls in safety (pglast): backup and restore need neither
     from pgshift.engine.plan import Plan, Stop
-    from pgshift.engine.session import Applied, EngineSession, StatusReport
+    from pgshift.engine.runner import Outcome
+    from pgshift.engine.session import (
+        Applied,
+        EngineSession,
+        RollbackPreview,
+        RolledBack,
+        StatusReport,
+    )
     from pgshift.engine.state import DbState
     from pgshift.safety.model import Finding
 
@@ -167,13 +175,65 @@ def _session(
     return EngineSession(source, overrides, settings, url, emit)
 
 
-def plan(src: SourceOptions, url: str | None, settings: RunSettings) -> Summary:
+def plan(
+    src: SourceOptions, url: str | None, settings: RunSettings, rollback_to: str | None = None
+) -> Summary:
     """Applied / pending / drifted per migration and the pending steps. Takes no lock, writes
     nothing. Named problems (OutOfOrder, Drift, UnknownApplied) raise unless allowed."""
     source, overrides = _inputs(src, settings)
     with _session(source, overrides, settings, url) as engine:
         the_plan = engine.plan()
-    return _plan_summary(source, the_plan, settings)
+        # a target below what is applied: what a rollback to it would undo (and its lint).
+        to = rollback_to or settings.selection.target
+        preview = engine.rollback_preview(the_plan.state, to) if to else None
+    summary = _plan_summary(source, the_plan, settings, preview)
+    return summary
+
+
+def rollback(
+    src: SourceOptions,
+    url: str | None,
+    settings: RunSettings,
+    to: str,
+    *,
+    backup_dir: str | None = None,
+    keep: int | None = None,
+    dump_lock_wait: float = 60.0,
+    emit: Emit = _quiet,
+) -> Summary:
+    """Undo the migrations applied after `to`, newest first, by their down files, under the
+    migration lock. With `backup_dir`: a whole-database backup there first, under the lock,
+    before the first down step (none when nothing is to undo)."""
+    source, overrides = _inputs(src, settings)
+    if not to.strip():
+        raise UnknownMigration("--to: empty; name the migration to go back to")
+    taken: list[BackupResult] = []
+
+    def back_up() -> None:
+        import datetime as dt
+        import re
+
+        from pgshift.backup.dump import dump
+
+        assert backup_dir is not None
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", to)[:80]
+        path = Path(backup_dir) / f"{stamp}-rollback-to-{name}.dump"
+        emit("backup.started", file=str(path), scope="database", why="rollback")
+        info = dump(parse_url(url), path, tables=[], lock_wait=dump_lock_wait, keep=keep, emit=emit)
+        taken.append(BackupResult.from_dict(info))
+
+    hint = (
+        f"add the down file, or restore a backup of {backup_dir} taken before it "
+        "(pgshift restore --from <dump> --clean)"
+        if backup_dir
+        else ""
+    )
+    with _session(source, overrides, settings, url, emit) as engine:
+        done = engine.rollback(
+            to, before_first_step=back_up if backup_dir else None, restore_hint=hint
+        )
+    return _rollback_summary(source, to, done, taken[0] if taken else None)
 
 
 def apply(
@@ -215,7 +275,12 @@ def lint(src: SourceOptions, settings: RunSettings, server_version: int | None =
         rewrite=settings.selection.rewrite,
         enable=settings.lint_rules,
     )
-    findings = source_findings(source) + [f for a in analyses for f in a.findings]
+    # down files are linted as any other SQL (their overrides would be the up file's: none).
+    downs = analyze_all(
+        source.downs, overrides={}, facts=facts, rewrite=settings.selection.rewrite,
+        enable=settings.lint_rules,
+    ) if source.downs else []
+    findings = source_findings(source) + [f for a in [*analyses, *downs] for f in a.findings]
     return _lint_summary(source, findings)
 
 
@@ -287,13 +352,28 @@ def _finding_counts(findings: list[Finding]) -> tuple[int, int]:
     return errors, warnings
 
 
-def _plan_summary(source: Source, the_plan: Plan, settings: RunSettings) -> Summary:
+def _plan_summary(
+    source: Source,
+    the_plan: Plan,
+    settings: RunSettings,
+    preview: RollbackPreview | None = None,
+) -> Summary:
     from pgshift.engine.plan import select
 
     steps, stop = select(the_plan, settings.selection)
     state = the_plan.state
     summary = _base_summary("plan", source, state)
     findings = [*source_findings(source), *the_plan.findings]
+    if preview is not None:
+        findings += preview.findings
+        summary.rollback = RollbackResult(
+            to=preview.to,
+            undo=preview.undo,
+            missing=preview.missing,
+            destructive=preview.destructive,
+            contract=preview.contract,
+            steps=preview.steps,
+        )
     errors, warnings = _finding_counts(findings)
     summary.stopped = Stopped.from_dict(stop.as_dict())
     summary.plan = PlanResult(
@@ -308,18 +388,39 @@ def _plan_summary(source: Source, the_plan: Plan, settings: RunSettings) -> Summ
     return summary
 
 
-def _apply_summary(source: Source, applied: Applied) -> Summary:
+def _run_summary(command: str, source: Source, outcome: Outcome, state: DbState) -> Summary:
+    """The summary of a run of steps (apply, rollback): what ran, where it stopped, why."""
     from pgshift.engine.plan import Stop
 
-    outcome = applied.outcome
     stop: Stop = outcome.stop or Stop(StopReason.DONE)
-    summary = _base_summary("apply", source, applied.state)
+    summary = _base_summary(command, source, state)
     summary.applied = outcome.done
     summary.stopped = Stopped.from_dict(stop.as_dict())
     summary.failure = outcome.failure
     summary.ok = outcome.failure is None
     summary.exit_code = outcome.exit_code
-    summary.applied_now = list(outcome.applied_migrations)
+    return summary
+
+
+def _apply_summary(source: Source, applied: Applied) -> Summary:
+    summary = _run_summary("apply", source, applied.outcome, applied.state)
+    summary.applied_now = list(applied.outcome.applied_migrations)
+    return summary
+
+
+def _rollback_summary(
+    source: Source, to: str, done: RolledBack, backup: BackupResult | None
+) -> Summary:
+    from pgshift.engine.rollback import applied_after
+
+    outcome = done.outcome
+    summary = _run_summary("rollback", source, outcome, done.state)
+    summary.backup = backup
+    summary.rollback = RollbackResult(
+        to=to,
+        undo=tuple(applied_after(source, done.state, to)),
+        undone=tuple(outcome.applied_migrations),
+    )
     return summary
 
 

@@ -335,3 +335,30 @@ class VerifyReplayFailed(PgshiftError):
     code = "VerifyReplayFailed"
     exit_code = EXIT_FAILED
     hint = "the source does not apply to an empty database; fix the migration it names"
+# --- rollback (pgshift rollback): exit 2, nothing ran ------------------------------------------
+
+
+class DownFileMissing(PgshiftError):
+    """A migration the rollback must undo has no down file: nothing runs."""
+
+    code = "DownFileMissing"
+    hint = "add the down file, or restore the backup taken before the migration instead"
+
+
+class RollbackOrder(PgshiftError):
+    """The tracking table applied the migrations to undo in another order than the source's:
+    undoing them in reverse file order would not undo them in reverse applied order."""
+
+    code = "RollbackOrder"
+    hint = (
+        "down files are undone in reverse file order only: undo these by hand, or restore a "
+        "backup"
+    )
+
+
+class PartlyApplied(PgshiftError):
+    """A migration is partly applied (or partly rolled back from another down file): a rollback
+    from the middle of a file would undo steps that never ran."""
+
+    code = "PartlyApplied"
+    hint = "finish it first (pgshift apply), or restore the backup taken before it"

@@ -5,6 +5,7 @@
     kubectl pgshift retry NAME
     kubectl pgshift mark-applied NAME MIGRATION
     kubectl pgshift backups NAME
+    kubectl pgshift approve-rollback NAME
 
 A thin layer: it reads Migration status and sets the annotations `pgshift.dev/approve`,
 `pgshift.dev/retry` and `pgshift.dev/mark-applied` (DESIGN.md, Actions) through `kubectl` itself,
@@ -34,6 +35,7 @@ RESOURCE = "migrations.pgshift.dev"
 ANNOTATION_RETRY = "pgshift.dev/retry"
 ANNOTATION_APPROVE = "pgshift.dev/approve"
 ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
+ANNOTATION_APPROVE_ROLLBACK = "pgshift.dev/approve-rollback"
 LABEL_MIGRATION = "pgshift.dev/migration"
 LABEL_ACTION = "pgshift.dev/action"
 CONDITION_TYPES = ("Ready", "Complete", "Reconciling", "Stalled")
@@ -246,6 +248,16 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             out.append(_field("", cut(gate["message"], 100)))
         if gate.get("type") in APPROVABLE:
             out.append(_field("Approve with", f"kubectl pgshift approve {name} {held}"))
+    rollback = status.get("rollback") or {}
+    if rollback:
+        out.append("")
+        if rollback.get("undo"):
+            undoes = ", ".join(rollback["undo"])
+            out.append(_field("Rollback", f"to {rollback.get('to')}: undoes {undoes}"))
+            if rollback.get("approval"):
+                out.append(_field("Approve with", f"kubectl pgshift approve-rollback {name}"))
+        if rollback.get("undone"):
+            out.append(_field("Rolled back", ", ".join(rollback["undone"])))
     failure = Failure.from_storage(status.get("failure"), None)
     if failure:
         out.append("")
@@ -284,6 +296,8 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             done.append(f"resume-edited {actions['resumeEdited']}")
         if actions.get("allowDrift"):
             done.append("drift accepted for " + ", ".join(actions["allowDrift"]))
+        if actions.get("approvedRollback"):
+            done.append(f"approved rollback {actions['approvedRollback']}")
         out.append(_field("Acted on", "; ".join(done)))
     recovery = status.get("recovery") or []
     if recovery:
@@ -430,6 +444,17 @@ def cmd_status(k: Kubectl, name: str | None, all_namespaces: bool) -> str:
     return render_list(items, _now(), namespaces=all_namespaces)
 
 
+def rollback_approval(migration: Mapping[str, Any]) -> str:
+    """The `pgshift.dev/approve-rollback` value the Migration asks for (its status names
+    exactly what is undone), or a PluginError when no rollback waits."""
+    rollback = (migration.get("status") or {}).get("rollback") or {}
+    value = rollback.get("approval")
+    if not value or not rollback.get("undo"):
+        name = (migration.get("metadata") or {}).get("name", "?")
+        raise PluginError(f"migration {name}: no rollback waits for approval (status.rollback)")
+    return str(value)
+
+
 def cmd_backups(k: Kubectl, name: str) -> str:
     obj = k.get_json(RESOURCE, name)
     selector = f"{LABEL_MIGRATION}={name},{LABEL_ACTION}=backup"
@@ -460,7 +485,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("migration")
     b = sub.add_parser("backups", help="the last backup and the backup Jobs")
     b.add_argument("name")
-    for sp in (s, a, r, m, b):
+    rb = sub.add_parser(
+        "approve-rollback", help="run the down files a spec.target below what is applied asks for"
+    )
+    rb.add_argument("name")
+    for sp in (s, a, r, m, b, rb):
         # kubectl does not pass its own flags to plugins: accept them after the verb too.
         sp.add_argument("-n", "--namespace", dest="sub_namespace", help=argparse.SUPPRESS)
     return p
@@ -483,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
             print(k.annotate(args.name, ANNOTATION_MARK_APPLIED, args.migration))
         elif args.command == "backups":
             print(cmd_backups(k, args.name))
+        elif args.command == "approve-rollback":
+            value = rollback_approval(k.get_json(RESOURCE, args.name))
+            print(k.annotate(args.name, ANNOTATION_APPROVE_ROLLBACK, value))
+            print(f"pgshift will undo what status.rollback lists ({value}); follow with:")
+            print(f"  kubectl pgshift status {args.name}")
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

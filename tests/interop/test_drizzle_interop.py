@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_down_files
 from tests.interop.drizzle import (
     QUICKSTART,
     Line,
@@ -305,3 +306,66 @@ def test_a_migration_merged_from_another_branch(
         pgshift(database_url, *apply_args(full, "--allow-out-of-order"))
         assert query(database_url, "SELECT to_regclass('public.projects') IS NOT NULL") == [(True,)]
         assert len(tracking_rows(database_url, line)) == 3
+
+
+# --- down files and rollback (docs/drizzle.md "Down files") ----------------------------------
+
+#: a down file for each of GENERATED, in the layout's own names (tests/helpers.write_down_files).
+DOWNS = [
+    'DROP TABLE "users";',
+    'DROP TABLE "projects";',
+    'ALTER TABLE "users" DROP COLUMN "nickname";',
+    "DELETE FROM \"users\" WHERE \"email\" IN ('ada@example.com', 'grace@example.com');",
+    'UPDATE "users" SET "nickname" = NULL;',
+    'ALTER TABLE "users" ALTER COLUMN "nickname" DROP NOT NULL;',
+]
+
+
+def _with_downs(folder: Path, names: list[str]) -> Path:
+    return write_down_files(folder, dict(zip(names, DOWNS, strict=True)))
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_drizzle_sees_the_same_migrations_with_down_files_present(
+    line: Line, tmp_path: Path, pg_server: PgServer, database_name: str, database_url: str,
+    other_db: tuple[str, str],
+) -> None:
+    plain = tmp_path / "without"
+    names = write_folder(plain, GENERATED, line)
+    folder = tmp_path / "with"
+    shutil.copytree(plain, folder)
+    _with_downs(folder, names)
+    drizzle_migrate(database_url, folder, line)  # down files beside: never applied
+    drizzle_migrate(other_db[1], plain, line)
+    assert tracking_rows(database_url, line) == tracking_rows(other_db[1], line)
+    assert len(tracking_rows(database_url, line)) == len(GENERATED)
+    same_database(pg_server, (database_name, database_url), other_db, ["users"])
+    # and pgshift reads them as drizzle did: nothing pending, no drift, no unlisted file.
+    plan = pgshift(database_url, "plan", "--dir", str(folder), "--output", "json")
+    result = next(e for e in plan.events() if e.get("event") == "result")
+    assert result["pendingCount"] == 0 and not result.get("problems")
+    assert [m["name"] for m in result["migrations"]] == names
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_pgshift_rolls_back_two_and_drizzle_reapplies_exactly_those_two(
+    line: Line, tmp_path: Path, pg_server: PgServer, database_name: str, database_url: str,
+    other_db: tuple[str, str],
+) -> None:
+    folder = tmp_path / "drizzle"
+    names = write_folder(folder, GENERATED, line)
+    _with_downs(folder, names)
+    pgshift(database_url, *apply_args(folder))
+    before = tracking_rows(database_url, line)
+    back = pgshift(database_url, "rollback", "--dir", str(folder), "--to", names[-3],
+                   "--destructive", "Allow", "--output", "json")
+    result = next(e for e in back.events() if e.get("event") == "result")
+    assert result["rollback"]["undone"] == [names[-1], names[-2]]
+    assert tracking_rows(database_url, line) == before[:-2]
+    assert query(database_url, "SELECT count(*) FROM users WHERE nickname IS NULL") == [(2,)]
+
+    drizzle_migrate(database_url, folder, line)  # re-applies exactly the two
+    assert tracking_rows(database_url, line) == before
+    drizzle_migrate(other_db[1], folder, line)
+    assert tracking_rows(database_url, line) == tracking_rows(other_db[1], line)
+    same_database(pg_server, (database_name, database_url), other_db, ["users"])

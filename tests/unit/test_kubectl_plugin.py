@@ -209,3 +209,25 @@ def test_status_names_every_deployment_of_a_rollout_list() -> None:
     obj["spec"]["contract"] = {"after": "Rollout", "rollout": {"deployments": ["web", "api"]}}
     out = plugin.render_status(obj, NOW)
     assert "Contract:     after Rollout of Deployments web, api" in out
+
+
+def _awaiting_rollback() -> dict[str, Any]:
+    obj = fixture("awaiting-approval")
+    obj["status"]["rollback"] = {
+        "to": "0001_init",
+        "undo": ["0003_c", "0002_b"],
+        "approval": "4:0003_c",
+    }
+    return obj
+
+
+def test_status_of_a_rollback_says_what_it_undoes_and_how_to_approve() -> None:
+    out = plugin.render_status(_awaiting_rollback(), NOW)
+    assert "Rollback:     to 0001_init: undoes 0003_c, 0002_b" in out
+    assert "Approve with: kubectl pgshift approve-rollback shop" in out
+
+
+def test_approve_rollback_takes_the_value_status_names() -> None:
+    assert plugin.rollback_approval(_awaiting_rollback()) == "4:0003_c"
+    with pytest.raises(plugin.PluginError, match="no rollback waits"):
+        plugin.rollback_approval(fixture("awaiting-approval"))

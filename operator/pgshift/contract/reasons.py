@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     APPLYING = "Applying"
     BASELINING = "Baselining"
     MARKING_APPLIED = "MarkingApplied"
+    ROLLING_BACK = "RollingBack"
     # waiting for something outside pgshift that comes by itself (retried with backoff).
     SECRET_NOT_FOUND = "SecretNotFound"
     SOURCE_NOT_FOUND = "SourceNotFound"
@@ -32,9 +33,14 @@ class Reason(enum.StrEnum):
     AWAITING_APPROVAL = "AwaitingApproval"
     AWAITING_ROLLOUT = "AwaitingRollout"
     BLOCKED_BY_GATE = "BlockedByGate"
+    #: spec.target is below what is applied: the down files wait for
+    #: `pgshift.dev/approve-rollback=<generation>:<newest migration undone>`.
+    AWAITING_ROLLBACK_APPROVAL = "AwaitingRollbackApproval"
     SUSPENDED = "Suspended"
     # done.
     COMPLETE = "Complete"
+    #: spec.target is below what is applied and spec.rollback is Deny: nothing is undone.
+    ROLLBACK_DISABLED = "RollbackDisabled"
     # a human is needed.
     MIGRATION_FAILED = "MigrationFailed"
     LINT_FAILED = "LintFailed"
@@ -59,6 +65,8 @@ class Reason(enum.StrEnum):
     #: are pending: nothing runs until the annotation is fixed or removed (the user may have
     #: applied the migration they meant by hand).
     UNKNOWN_MARK_APPLIED = "UnknownMarkApplied"
+    #: a rollback cannot run: a down file is missing, or a migration is partly applied.
+    ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
 
 
 #: the failure code of a summary this operator cannot read (`UnknownSummaryVersion`).
@@ -123,6 +131,9 @@ FAILURE_REASONS: dict[str, Reason] = {
     "ExternalEffects": Reason.INVALID_SOURCE,
     "VerifyReplayFailed": Reason.MIGRATION_FAILED,
     UNKNOWN_MARK_APPLIED: Reason.UNKNOWN_MARK_APPLIED,
+    "DownFileMissing": Reason.ROLLBACK_UNAVAILABLE,
+    "PartlyApplied": Reason.ROLLBACK_UNAVAILABLE,
+    "RollbackOrder": Reason.SOURCE_DRIFT,
 }
 
 #: retryable runner codes -> the reason shown while waiting to retry.

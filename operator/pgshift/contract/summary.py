@@ -613,6 +613,50 @@ class VerifyResult:
         )
 
 
+@dataclass(frozen=True)
+class RollbackResult:
+    """A rollback to `to` (pgshift rollback), or what one would undo (a plan whose target is
+    below what is applied). Every list names migrations, newest first."""
+
+    to: str = ""
+    #: applied after `to`: to undo (a plan), or still to undo after this run (a rollback).
+    undo: tuple[str, ...] = ()
+    #: the migrations whose down file ran and whose tracking row this run deleted.
+    undone: tuple[str, ...] = ()
+    #: of `undo`: migrations the source ships no down file for (nothing can run).
+    missing: tuple[str, ...] = ()
+    #: of `undo`: down files with a destructive statement or a lint error (`Allow` does not
+    #: cover them: they need the approval).
+    destructive: tuple[str, ...] = ()
+    #: of `undo`: down files with contract-phase steps (they wait for the contract gate).
+    contract: tuple[str, ...] = ()
+    #: the step keys of the down files, in the order they run (a plan).
+    steps: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "undo": list(self.undo),
+            "undone": list(self.undone),
+            "missing": list(self.missing),
+            "destructive": list(self.destructive),
+            "contract": list(self.contract),
+            "steps": list(self.steps),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RollbackResult:
+        return cls(
+            to=text(d.get("to")),
+            undo=strings(d.get("undo")),
+            undone=strings(d.get("undone")),
+            missing=strings(d.get("missing")),
+            destructive=strings(d.get("destructive")),
+            contract=strings(d.get("contract")),
+            steps=strings(d.get("steps")),
+        )
+
+
 # --- the summary --------------------------------------------------------------------------------
 
 _PLAN_KEYS = ("steps", "willRun", "affectedTables")
@@ -645,6 +689,8 @@ class RunSummary:
     backup: BackupResult | None = None
     restore: RestoreResult | None = None
     verify: VerifyResult | None = None
+    #: rollback, and a plan whose target is below what is applied.
+    rollback: RollbackResult | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -675,6 +721,8 @@ class RunSummary:
             out["restore"] = self.restore.as_dict()
         if self.verify is not None:
             out["verify"] = self.verify.as_dict()
+        if self.rollback is not None:
+            out["rollback"] = self.rollback.as_dict()
         if self.truncated:
             out["truncated"] = True
         return out
@@ -689,6 +737,7 @@ class RunSummary:
         backup = d.get("backup")
         restore = d.get("restore")
         verify = d.get("verify")
+        rollback = d.get("rollback")
         return cls(
             schema=_version(d),
             command=text(d.get("command")),
@@ -712,6 +761,9 @@ class RunSummary:
             backup=BackupResult.from_dict(backup) if isinstance(backup, Mapping) else None,
             restore=RestoreResult.from_dict(restore) if isinstance(restore, Mapping) else None,
             verify=VerifyResult.from_dict(verify) if isinstance(verify, Mapping) else None,
+            rollback=(
+                RollbackResult.from_dict(rollback) if isinstance(rollback, Mapping) else None
+            ),
         )
 
 

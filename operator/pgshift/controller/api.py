@@ -43,6 +43,9 @@ ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 #: finish a partly applied migration whose file was edited, when the steps it already applied
 #: are unchanged (the runner's --resume-edited); the value names the migration.
 ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
+#: run the down files a `spec.target` below what is applied asks for; the value names exactly
+#: what is undone: `<metadata.generation>:<the newest migration undone>`.
+ANNOTATION_APPROVE_ROLLBACK = "pgshift.dev/approve-rollback"
 #: accept the edit of these applied (or partly applied) migrations' files (the runner's
 #: --allow-drift=NAME); it stands while the annotation names them, like an approval in git.
 ANNOTATION_ALLOW_DRIFT = "pgshift.dev/allow-drift"
@@ -54,6 +57,7 @@ ACTION_ANNOTATIONS = (
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_ALLOW_DRIFT,
+    ANNOTATION_APPROVE_ROLLBACK,
 )
 
 #: labels on every Job (and so on its Pods).
@@ -78,6 +82,17 @@ class BackupWhen(enum.StrEnum):
 class BackupScope(enum.StrEnum):
     DATABASE = "Database"
     AFFECTED_TABLES = "AffectedTables"
+
+
+class RollbackPolicy(enum.StrEnum):
+    """spec.rollback: what a spec.target below what is applied does."""
+
+    #: run the down files whose steps the linter finds non-destructive; others need approval.
+    ALLOW = "Allow"
+    #: run them once `pgshift.dev/approve-rollback=<generation>:<newest undone>` is set.
+    REQUIRE_APPROVAL = "RequireApproval"
+    #: never: the Migration reports Complete with a RollbackDisabled message.
+    DENY = "Deny"
 
 
 class ContractAfter(enum.StrEnum):
@@ -202,6 +217,7 @@ class MigrationSpec:
     backfill: BackfillSpec = BackfillSpec()
     job: JobSpec = JobSpec()
     suspend: bool = False
+    rollback: RollbackPolicy = RollbackPolicy.DENY
 
 
 class SpecError(ValueError):

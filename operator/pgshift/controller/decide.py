@@ -25,11 +25,14 @@ from pgshift.contract.reasons import (
 )
 from pgshift.controller import pod_failures
 from pgshift.controller.api import (
+    ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
     BackupScope,
     BackupWhen,
     ContractAfter,
+    Destructive,
     MigrationSpec,
+    RollbackPolicy,
 )
 from pgshift.controller.fold import describe, fold
 from pgshift.controller.gates import approvals, at_gate, gate_of, record_rollout
@@ -44,10 +47,11 @@ from pgshift.controller.intent import (
     RunJob,
     Until,
 )
-from pgshift.controller.memory import Failure, Memory, Plan
+from pgshift.controller.memory import Failure, Memory, Plan, RollbackPlan
 from pgshift.controller.names import UNKNOWN_MARK_APPLIED as UNKNOWN_MARK_PROBLEM
 from pgshift.controller.names import UNKNOWN_TARGET, Match, match
 from pgshift.controller.observe import JobPhase, JobState, Observed, parse_iso
+from pgshift.controller.rollout import rolled_back
 from pgshift.controller.user_requests import (
     approve_values,
     problems,
@@ -186,6 +190,13 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             Reason.UNKNOWN_MARK_APPLIED,
             f"{unknown_mark.message}; nothing runs until it names a migration or is removed",
         )
+    if plan.rollback is not None and plan.rollback.to == spec.target:
+        return _rollback(obs, spec, plan, plan.rollback, memory)
+    if memory.rollback and memory.rollback.get("undo"):
+        # nothing to undo any more: keep only what the last rollback Job undid.
+        undone = memory.rollback.get("undone")
+        kept = {"to": memory.rollback.get("to"), "undone": undone} if undone else None
+        memory = memory.with_(rollback=kept)
     if spec.baseline_up_to and (
         spec.baseline_up_to in plan.pending
         or any(s.migration == spec.baseline_up_to for s in plan.steps)
@@ -206,6 +217,10 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             f"every migration is applied ({memory.applied_version or 'none'})",
         )
     return _next_steps(obs, spec, plan, memory)
+
+
+#: Jobs that run steps and report them as they go (the Pod log's progress lines).
+_STEPPING = frozenset({Action.APPLY, Action.ROLLBACK})
 
 
 def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
@@ -234,14 +249,14 @@ def _while_running(obs: Observed, memory: Memory, job: JobState) -> Decision:
         message += "; the new generation is planned when it finishes"
     wake = None
     seen = StepProgress.from_dict(job.progress)
-    if job.action is Action.APPLY and seen is not None:
+    if job.action in _STEPPING and seen is not None:
         # the same step keeps the plan's summary of it; a new step drops the previous one's.
         before = StepProgress.from_dict(memory.current_step)
         memory = memory.with_(current_step=(before.then(seen) if before else seen).as_dict())
-    if job.action is Action.APPLY:
+    if job.action in _STEPPING:
         # no Kubernetes event marks backfill batches: look at the log again now and then.
         wake = obs.settings.poll_seconds
-    if memory.current_step and job.action is Action.APPLY:
+    if memory.current_step and job.action in _STEPPING:
         step = memory.current_step
         message += f": step {step.get('key')} of {step.get('migration')} ({step.get('phase')})"
         if step.get("rows"):
@@ -347,12 +362,136 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
     )
 
 
+def rollback_approval(generation: int, r: RollbackPlan) -> str:
+    """The `pgshift.dev/approve-rollback` value that runs this rollback: it names exactly what
+    is undone (this generation's spec.target, down to the newest migration applied)."""
+    return f"{generation}:{r.undo[0]}"
+
+
+def _rollback(
+    obs: Observed, spec: MigrationSpec, plan: Plan, r: RollbackPlan, memory: Memory
+) -> Decision:
+    """spec.target is below what is applied (docs/operator.md, "Rollback"). Only an explicit
+    policy runs down files, and a lowered target alone (a git revert, an Argo rollback) never
+    does: RequireApproval waits for the approval naming this generation and the newest
+    migration undone, Allow needs it too for down files the linter finds destructive."""
+    generation = obs.ref.generation
+    approval = rollback_approval(generation, r)
+    previous = memory.rollback
+    memory = memory.with_(
+        rollback={
+            "to": r.to,
+            "undo": list(r.undo),
+            "approval": approval,
+            "undone": (previous or {}).get("undone") or None,
+            "approved": (previous or {}).get("approved") or None,
+        },
+        gate=None,
+        current_step=None,
+    )
+    what = (
+        f"spec.target {r.to} is below what is applied: a rollback undoes {len(r.undo)} "
+        f"migration(s), newest first: {', '.join(r.undo)}"
+    )
+    if spec.rollback is RollbackPolicy.DENY:
+        return Decision(
+            memory,
+            Reason.ROLLBACK_DISABLED,
+            f"{what}; spec.rollback is Deny, so nothing is undone and they stay applied (set "
+            "spec.rollback to RequireApproval to undo them by their down files)",
+        )
+    backup = (memory.last_backup or {}).get("path")
+    restore = (
+        f"restore the backup {backup} instead" if backup else "restore a backup taken before them"
+    )
+    if r.missing:
+        others = f" (also {', '.join(r.missing[1:])})" if r.missing[1:] else ""
+        return Decision(
+            memory,
+            Reason.ROLLBACK_UNAVAILABLE,
+            f"{what}; migration {r.missing[0]} has no down file ({r.missing[0]}.down.sql)"
+            f"{others}: nothing is undone; add the down file, or {restore}",
+        )
+    if not spec.backup.claim_name:
+        return Decision(
+            memory,
+            Reason.ROLLBACK_UNAVAILABLE,
+            f"{what}; a rollback takes a whole-database backup first: set "
+            "spec.backup.volume.claimName",
+        )
+    given = obs.annotations.get(ANNOTATION_APPROVE_ROLLBACK, "").strip()
+    # the value names this rollback; or it approved this one before it stopped part-way (a
+    # failure, a kill, a destructive stop): what is left was covered by it.
+    covered = (previous or {}).get("approved") or ()
+    approved = given == approval or (
+        given == memory.approved_rollback
+        and given.startswith(f"{generation}:")
+        and set(r.undo) <= set(covered)
+    )
+    why = ""
+    if spec.rollback is RollbackPolicy.REQUIRE_APPROVAL:
+        why = "spec.rollback is RequireApproval"
+    elif r.destructive:
+        why = (
+            f"the down file(s) of {', '.join(r.destructive)} are destructive (spec.rollback "
+            "Allow runs only down files the linter finds non-destructive)"
+        )
+    elif r.contract and spec.contract.after is ContractAfter.APPROVAL:
+        why = f"the down file(s) of {', '.join(r.contract)} have contract steps (contract.after "
+        why += "Approval)"
+    if why and not approved:
+        stale = f" (pgshift.dev/approve-rollback={given} names another rollback)" if given else ""
+        return Decision(
+            memory,
+            Reason.AWAITING_ROLLBACK_APPROVAL,
+            f"{what}; {why}: kubectl annotate migration/{obs.ref.name} "
+            f"pgshift.dev/approve-rollback={approval} --overwrite{stale}",
+        )
+    if r.contract and spec.contract.after is ContractAfter.ROLLOUT:
+        verdict = rolled_back(obs.rollout or ())
+        if not verdict.open:
+            return Decision(
+                memory,
+                Reason.AWAITING_ROLLOUT,
+                f"{what}; the down file(s) of {', '.join(r.contract)} have contract steps, which "
+                f"wait for the application's rollback: {verdict.message}",
+                wake_after=obs.settings.poll_seconds,
+            )
+    if approved:
+        covers = sorted({*covered, *r.undo}) if given == approval else list(covered)
+        memory = memory.with_(
+            approved_rollback=given, rollback={**(memory.rollback or {}), "approved": covers}
+        )
+    token = f"{generation}/{plan.digest}/rollback"
+    if token not in memory.backups:
+        # whatever spec.backup.when says: the way back from a rollback is this backup.
+        return _backup(obs, spec, plan, memory, [token], scope=BackupScope.DATABASE)
+    return _run(
+        memory,
+        RunJob(
+            Action.ROLLBACK,
+            migration=r.to,
+            expect_digest=plan.digest,
+            # approved: what the approval names runs; Allow: a destructive step stops it.
+            destructive=Destructive.ALLOW if approved else Destructive.REQUIRE_APPROVAL,
+            notes={"generation": str(generation), "digest": plan.digest, "target": r.to},
+        ),
+        f"rolling back {len(r.undo)} migration(s) to {r.to}: {', '.join(r.undo)}",
+    )
+
+
 def _backup(
-    obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory, tokens: list[str]
+    obs: Observed,
+    spec: MigrationSpec,
+    plan: Plan,
+    memory: Memory,
+    tokens: list[str],
+    *,
+    scope: BackupScope | None = None,
 ) -> Decision:
     claim = spec.backup.claim_name or ""
     tables: tuple[str, ...] = ()
-    scope = spec.backup.scope
+    scope = scope or spec.backup.scope
     if scope is BackupScope.AFFECTED_TABLES:
         tables = plan.affected_tables or tuple(
             sorted({t for s in plan.steps if s.destructive for t in s.tables})

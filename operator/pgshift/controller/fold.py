@@ -19,7 +19,7 @@ from pgshift.contract.summary import (
 from pgshift.controller import pod_failures
 from pgshift.controller.hints import operator_hint
 from pgshift.controller.intent import Action, Event
-from pgshift.controller.memory import Failure, Memory, Plan, Step
+from pgshift.controller.memory import Failure, Memory, Plan, RollbackPlan, Step
 from pgshift.controller.names import cut_to_target
 from pgshift.controller.observe import JobPhase, JobState, Observed, iso
 
@@ -104,16 +104,8 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         )
     if job.action is Action.APPLY:
         applied = [a.migration for a in summary.applied if a.migration] if summary else []
-        stopped = summary.stopped if summary else None
-        events.append(
-            Event(
-                "Normal",
-                "Applied",
-                f"applied {len(applied)} migration(s)"
-                + (f" up to {applied[-1]}" if applied else "")
-                + (f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""),
-            )
-        )
+        told = f"applied {len(applied)} migration(s)" + (f" up to {applied[-1]}" if applied else "")
+        events.append(Event("Normal", "Applied", told + _stopped(summary)))
         counts = summary.counts if summary else None
         if counts is not None and counts.pending_count == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
@@ -128,8 +120,22 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
                 )
             )
         return memory.with_(plan=None)
+    if job.action is Action.ROLLBACK:
+        part = summary.rollback if summary else None
+        undone = list(part.undone) if part else []
+        told = f"rolled back {len(undone)} migration(s)" + (
+            f": {', '.join(undone)}" if undone else ""
+        )
+        events.append(Event("Normal", "RolledBack", told + _stopped(summary)))
+        last = dict(memory.rollback or {})
+        return memory.with_(plan=None, rollback={**last, "undone": undone})
     events.append(Event("Normal", "Marked", f"{job.action.value} {job.notes.get('target', '')}"))
     return memory.with_(plan=None)
+
+
+def _stopped(summary: RunSummary | None) -> str:
+    stopped = summary.stopped if summary else None
+    return f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""
 
 
 def _counts(memory: Memory, summary: RunSummary | None) -> Memory:
@@ -158,6 +164,21 @@ def _plan_from_result(summary: RunSummary | None, generation: int, digest: str) 
         affected_tables=part.affected_tables,
         truncated=bool(summary and summary.truncated),
         names=tuple(m.name for m in part.migrations),
+        rollback=_rollback_plan(summary),
+    )
+
+
+def _rollback_plan(summary: RunSummary | None) -> RollbackPlan | None:
+    """What a rollback to spec.target undoes, when the plan found it below what is applied."""
+    part = summary.rollback if summary else None
+    if part is None or not part.undo:
+        return None
+    return RollbackPlan(
+        to=part.to,
+        undo=part.undo,
+        missing=part.missing,
+        destructive=part.destructive,
+        contract=part.contract,
     )
 
 

@@ -16,6 +16,7 @@ import kopf
 
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
+    ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
@@ -64,6 +65,7 @@ async def migration_changed(namespace: str | None, name: str, **_: Any) -> None:
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RETRY))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_MARK_APPLIED))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME_EDITED))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_APPROVE_ROLLBACK))
 async def action_annotated(namespace: str | None, name: str, **_: Any) -> None:
     # the value is read and recorded by the machine: each value acts once.
     await reconcile(_namespaced(namespace), name, SETTINGS)

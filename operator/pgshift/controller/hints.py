@@ -232,6 +232,21 @@ REASON_HINTS: dict[Reason, Hint] = {
     Reason.CONTAINER_CONFIG_ERROR: _pod(pod_failures.CONFIG_ERROR.code),
     Reason.DEADLINE_EXCEEDED: _pod(pod_failures.DEADLINE.code),
     Reason.UNKNOWN_MARK_APPLIED: _unknown_mark,
+    # rollback (spec.target below what is applied; docs/operator.md "Rollback").
+    Reason.ROLLING_BACK: _wait(_FOLLOW),
+    Reason.AWAITING_ROLLBACK_APPROVAL: _wait(
+        "run the down files status.rollback names: kubectl pgshift approve-rollback NAME (the "
+        "pgshift.dev/approve-rollback annotation with status.rollback.approval), or set "
+        "spec.target back"
+    ),
+    Reason.ROLLBACK_DISABLED: _wait(
+        "spec.rollback is Deny, so nothing is undone: set spec.rollback to RequireApproval to "
+        "roll back by down files, or set spec.target back to what is applied"
+    ),
+    Reason.ROLLBACK_UNAVAILABLE: lambda c: (
+        "add the missing down file (a new source), finish the partly applied migration (set "
+        "spec.target back), or restore status.lastBackup instead (docs/operator.md, Recovery)",
+    ),
 }
 
 #: reasons whose hint is "nothing to do": status.recovery stays empty for them.
@@ -244,6 +259,7 @@ QUIET = frozenset(
         Reason.BASELINING,
         Reason.MARKING_APPLIED,
         Reason.COMPLETE,
+        Reason.ROLLING_BACK,
     }
 )
 

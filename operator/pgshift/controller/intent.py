@@ -25,6 +25,8 @@ class Action(enum.StrEnum):
     BACKUP = "backup"
     BASELINE = "baseline"
     MARK_APPLIED = "mark-applied"
+    #: `pgshift rollback --to <spec.target>`: the down files of what is applied after it.
+    ROLLBACK = "rollback"
 
 
 ACTION_REASON = {
@@ -33,6 +35,7 @@ ACTION_REASON = {
     Action.BACKUP: Reason.BACKING_UP,
     Action.BASELINE: Reason.BASELINING,
     Action.MARK_APPLIED: Reason.MARKING_APPLIED,
+    Action.ROLLBACK: Reason.ROLLING_BACK,
 }
 
 
@@ -73,7 +76,7 @@ class RunJob:
     resume_edited: str = ""
     #: plan/apply: migrations whose edited files pgshift.dev/allow-drift accepts.
     allow_drift: tuple[str, ...] = ()
-    #: baseline: up to this migration; mark-applied: this migration.
+    #: baseline: up to this migration; mark-applied: this migration; rollback: back to this one.
     migration: str = ""
     #: backup: where to and what.
     backup: BackupTarget | None = None
@@ -84,12 +87,16 @@ class RunJob:
         # an intent that cannot be rendered is a bug in the machine: fail where it is made.
         if (self.backup is not None) != (self.action is Action.BACKUP):
             raise ValueError(f"{self.action.value}: a backup target goes with a backup only")
-        named = self.action in (Action.BASELINE, Action.MARK_APPLIED)
+        named = self.action in (Action.BASELINE, Action.MARK_APPLIED, Action.ROLLBACK)
         if bool(self.migration) != named:
-            raise ValueError(f"{self.action.value}: a migration name goes with baseline/mark")
+            raise ValueError(
+                f"{self.action.value}: a migration name goes with baseline/mark/rollback"
+            )
         applying = self.stop_before or self.until or self.destructive or self.approvals
-        if applying and self.action is not Action.APPLY:
-            raise ValueError(f"{self.action.value}: step selection and approvals are apply's")
+        if applying and self.action not in (Action.APPLY, Action.ROLLBACK):
+            raise ValueError(
+                f"{self.action.value}: step selection and approvals are apply's and rollback's"
+            )
         if self.resume_edited and self.action not in (Action.PLAN, Action.APPLY):
             raise ValueError(f"{self.action.value}: resume-edited goes with plan/apply only")
         if self.allow_drift and self.action not in (Action.PLAN, Action.APPLY):

@@ -48,6 +48,7 @@ _SHORT = {
     Action.BACKUP: "backup",
     Action.BASELINE: "baseline",
     Action.MARK_APPLIED: "mark",
+    Action.ROLLBACK: "rollback",
 }
 
 
@@ -105,13 +106,16 @@ def _source_args(spec: MigrationSpec) -> list[str]:
 
 def _run_args(spec: MigrationSpec, action: Action) -> list[str]:
     """Flags that shape a plan or an apply: target, timeouts, batching."""
-    if action not in (Action.PLAN, Action.APPLY):
+    if action not in (Action.PLAN, Action.APPLY, Action.ROLLBACK):
         return []
     args: list[str] = []
     if spec.target and action is Action.APPLY:
         # the plan Job lists everything: the controller cuts it after the target itself, and
         # tells a target naming nothing from one already applied (controller/names.py).
         args += ["--target", spec.target]
+    if spec.target and action is Action.PLAN:
+        # a target below what is applied: the plan says what a rollback to it would undo.
+        args += ["--rollback-to", spec.target]
     args += [
         "--lock-wait",
         spec.safety.lock_wait,
@@ -141,6 +145,8 @@ def action_args(run: RunJob) -> list[str]:
             args += ["--tables", *run.backup.tables]  # one flag, many values (nargs="+")
         return args
     args = ["--expect-digest", run.expect_digest] if run.expect_digest else []
+    if run.action is Action.ROLLBACK:
+        args += ["--to", run.migration]
     if run.stop_before:
         args += ["--stop-before", run.stop_before]
     if run.until is not None:

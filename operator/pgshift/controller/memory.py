@@ -52,6 +52,33 @@ class Step:
 
 
 @dataclass(frozen=True)
+class RollbackPlan:
+    """A plan's answer to a spec.target below what is applied (the contract's
+    `RollbackResult`): what a rollback to `to` undoes, newest first, and what holds it."""
+
+    to: str
+    undo: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    destructive: tuple[str, ...] = ()
+    contract: tuple[str, ...] = ()
+
+    def for_storage(self) -> dict[str, Any]:
+        return _drop_empty(asdict(self)) | {"to": self.to}
+
+    @classmethod
+    def from_storage(cls, d: Mapping[str, Any] | None) -> RollbackPlan | None:
+        if not d:
+            return None
+        return cls(
+            to=text(d.get("to")),
+            undo=strings(d.get("undo")),
+            missing=strings(d.get("missing")),
+            destructive=strings(d.get("destructive")),
+            contract=strings(d.get("contract")),
+        )
+
+
+@dataclass(frozen=True)
 class Plan:
     """A plan Job's answer, for one generation and one source digest."""
 
@@ -67,10 +94,13 @@ class Plan:
     truncated: bool = False
     #: every migration of the source, in order (the plan's `migrations` table; may be cut).
     names: tuple[str, ...] = ()
+    #: spec.target is below what is applied: what a rollback would undo.
+    rollback: RollbackPlan | None = None
 
     def for_storage(self) -> dict[str, Any]:
         """`status.progress.plan`: at most MAX_STEPS steps (then `truncated`), no empty values."""
         d = asdict(self)
+        d["rollback"] = self.rollback.for_storage() if self.rollback else None
         d["steps"] = [s.for_storage() for s in self.steps[:MAX_STEPS]]
         d["truncated"] = self.truncated or len(self.steps) > MAX_STEPS
         return _drop_empty(d) | {"generation": self.generation}
@@ -90,6 +120,7 @@ class Plan:
             affected_tables=strings(d.get("affected_tables")),
             truncated=flag(d.get("truncated")),
             names=strings(d.get("names")),
+            rollback=RollbackPlan.from_storage(d.get("rollback")),
         )
 
 
@@ -204,6 +235,11 @@ class Memory:
     #: once that is applied (a step key is not in later plans).
     matched: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    #: `status.rollback`: what a spec.target below what is applied undoes, the approval value
+    #: that runs it, and what the last rollback Job undid.
+    rollback: Mapping[str, Any] | None = None
+    #: the pgshift.dev/approve-rollback value acted on.
+    approved_rollback: str = ""
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)
@@ -243,6 +279,8 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
         resume_edited=str(actions.get("resumeEdited") or ""),
+        approved_rollback=str(actions.get("approvedRollback") or ""),
+        rollback=status.get("rollback") or None,
         approved=tuple(actions.get("approved") or ()),
         allow_drift=tuple(actions.get("allowDrift") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
@@ -281,14 +319,25 @@ def user_status(m: Memory) -> dict[str, Any]:
                 "approved": list(m.approved),
                 "allowDrift": list(m.allow_drift),
                 "markedApplied": list(m.marked_applied),
+                "approvedRollback": m.approved_rollback,
             }
         )
         or None,
         "job": {"name": m.job_name, "action": m.job_action} if m.job_name else None,
         "rollout": record_to_status(m.rollout) if m.rollout else None,
         "problems": [asdict(p) for p in m.problems] or None,
+        "rollback": dict(m.rollback) if m.rollback else None,
         "progress": to_progress(m),
     }
 
 
-__all__ = ["Failure", "Memory", "Plan", "Problem", "Step", "from_status", "user_status"]
+__all__ = [
+    "Failure",
+    "Memory",
+    "Plan",
+    "Problem",
+    "RollbackPlan",
+    "Step",
+    "from_status",
+    "user_status",
+]

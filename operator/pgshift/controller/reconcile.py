@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from pgshift.controller import kube, pod_failures
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
+    ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
@@ -133,6 +134,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
                 ANNOTATION_RETRY,
                 ANNOTATION_MARK_APPLIED,
                 ANNOTATION_RESUME_EDITED,
+                ANNOTATION_APPROVE_ROLLBACK,
             )
         },
         source=_source(namespace, name, spec),
@@ -270,7 +272,7 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
         # adopted an older Job: fold nothing from it, just wait.
         result = None
     progress = None
-    if phase is JobPhase.RUNNING and action is Action.APPLY:
+    if phase is JobPhase.RUNNING and action in (Action.APPLY, Action.ROLLBACK):
         progress = _progress(ref.namespace, jmeta["name"])
     return JobState(
         name=jmeta["name"],

@@ -228,3 +228,15 @@ def record_from_status(d: Mapping[str, Any] | None) -> RolloutRecord | None:
 
 def replace_missing(rec: RolloutRecord, missing: tuple[str, ...]) -> RolloutRecord:
     return RolloutRecord(generation=rec.generation, known=rec.known, missing=missing)
+
+
+def rolled_back(views: Sequence[DeploymentView]) -> Verdict:
+    """For the contract steps of down files (a rollback): open when every Deployment has
+    completely rolled out its current template, whichever it is: a `rollout undo` or a git
+    revert back to a known template is exactly the application's rollback they wait for."""
+    missing = tuple(v.name for v in views if not v.exists and not v.problem)
+    waits = [w for v in views if (w := _waits_for(v, (), 0))]
+    if waits:
+        return Verdict(False, "; ".join(waits), missing)
+    done = ", ".join(f"{v.name} ({v.current_hash})" for v in views)
+    return Verdict(True, f"Deployment(s) {done} completely rolled out", missing)

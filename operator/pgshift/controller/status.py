@@ -92,6 +92,14 @@ REASONS: dict[Reason, Meaning] = {
     Reason.CONTAINER_CONFIG_ERROR: _HUMAN,
     Reason.DEADLINE_EXCEEDED: _HUMAN,
     Reason.UNKNOWN_MARK_APPLIED: _HUMAN,
+    # rollback (spec.target below what is applied; docs/operator.md "Rollback").
+    Reason.ROLLING_BACK: _WORKING,
+    # the database is ahead of the spec and waits for a person: as at a gate, the application
+    # the spec describes can run (the undone migrations only added to it).
+    Reason.AWAITING_ROLLBACK_APPROVAL: _AT_GATE,
+    # spec.rollback Deny: nothing will be undone, and nothing else is to do.
+    Reason.ROLLBACK_DISABLED: Meaning(ready=True, complete=True, reconciling=False, stalled=False),
+    Reason.ROLLBACK_UNAVAILABLE: _HUMAN,
 }
 
 
@@ -134,7 +142,16 @@ def recovery(reason: Reason, name: str, memory: Memory) -> list[str]:
     if reason in QUIET:
         return []
     out = list(hints(reason, HintContext(name=name, failure=memory.failure, gate=memory.gate)))
-    if memory.last_backup and reason in (Reason.MIGRATION_FAILED, Reason.SOURCE_DRIFT):
+    if reason is Reason.AWAITING_ROLLBACK_APPROVAL and memory.rollback:
+        out.append(
+            f"kubectl annotate migration/{name} pgshift.dev/approve-rollback="
+            f"{memory.rollback.get('approval')} --overwrite  # runs the down files"
+        )
+    if memory.last_backup and reason in (
+        Reason.MIGRATION_FAILED,
+        Reason.SOURCE_DRIFT,
+        Reason.ROLLBACK_UNAVAILABLE,
+    ):
         out.append(
             f"a bad change applied: the backup {memory.last_backup.get('path')} on claim "
             f"{memory.last_backup.get('claimName')} restores with `pgshift restore --from FILE "

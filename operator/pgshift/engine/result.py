@@ -24,6 +24,7 @@ from pgshift.contract.summary import (
     LintResult,
     PlanResult,
     RestoreResult,
+    RollbackResult,
     RunFailure,
     RunSummary,
     StatusResult,
@@ -158,6 +159,7 @@ class Summary:
     backup: BackupResult | None = None
     restore: RestoreResult | None = None
     verify: VerifyResult | None = None
+    rollback: RollbackResult | None = None
     exit_code: int = 0
 
     def contract(self) -> RunSummary:
@@ -182,6 +184,7 @@ class Summary:
             backup=self.backup,
             restore=self.restore,
             verify=self.verify,
+            rollback=self.rollback,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from pgshift.errors import (
     PgshiftError,
     PooledConnection,
 )
-from pgshift.migrations.model import TrackingForm
+from pgshift.migrations.model import Migration, TrackingForm
 from pgshift.safety.model import Backfill, CatchUp, LockClass, PlannedStatement, TxMode
 from pgshift.settings import RunSettings
 from pgshift.signals import sigterm_cancels
@@ -94,8 +94,12 @@ class Runner:
         find_backfill: Callable[[CatchUp], Backfill | None] | None = None,
         *,
         lock_pid: int | None = None,
+        undo: Mapping[str, Migration] | None = None,
     ) -> None:
         self.conn = conn
+        #: a rollback: the steps run down files, and the last step of each deletes the tracking
+        #: row of the migration it undoes (migration name -> that migration).
+        self.undo = undo
         self.settings = settings
         self.form = form
         self.emit = emit
@@ -301,8 +305,12 @@ class Runner:
         ms = int((time.monotonic() - t0) * 1000)
         for step in missing:
             m = step.migration
-            applied = any(r.hash == m.hash and r.name in (None, m.name) for r in rows)
-            if applied or step.key in recorded:
+            if self.undo is not None:  # a down file is done when its migration's row is gone
+                up = self.undo[m.name]
+                over = not any(r.hash == up.hash and r.created_at == up.when for r in rows)
+            else:
+                over = any(r.hash == m.hash and r.name in (None, m.name) for r in rows)
+            if over or step.key in recorded:
                 self._finished(step, ms, out)
 
     def _records(
@@ -311,6 +319,9 @@ class Runner:
         """What finishing `step` writes: its progress, or (last step) the file's tracking row
         (`tracking.row_record` / `step_record`: the SQL is composed there, once)."""
         t = self.settings.tracking
+        if step.last and self.undo is not None:
+            up = self.undo[step.migration.name]
+            return tracking.row_delete(t, up, self.form, only_if=only_if)
         if step.last:
             return tracking.row_record(
                 t, step.migration, self.form, clear_steps=clear_steps, only_if=only_if
@@ -345,7 +356,8 @@ class Runner:
         self.emit("step.finished", step=step.key, migration=step.migration.name, durationMs=ms)
         if step.last:
             out.applied_migrations.append(step.migration.name)
-            self.emit("migration.applied", migration=step.migration.name)
+            event = "migration.rolledBack" if self.undo is not None else "migration.applied"
+            self.emit(event, migration=step.migration.name)
 
     def _started(self, step: Step) -> None:
         self.current.step = step

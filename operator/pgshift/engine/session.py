@@ -33,6 +33,7 @@ from pgshift.engine.apply import resume_edited, run_files
 from pgshift.engine.connect import check_session, connect, parse_url
 from pgshift.engine.plan import Plan, build_plan, check_names, pending_up_to
 from pgshift.engine.result import db_error_retryable
+from pgshift.engine.rollback import applied_after, plan_rollback
 from pgshift.engine.runner import Outcome, Runner
 from pgshift.engine.state import DbState, State, check_partial, compare, partial_drift
 from pgshift.engine.steps import cut_steps, plan_version
@@ -40,7 +41,7 @@ from pgshift.errors import BackfillKeyError, DatabaseError, Drift, PooledConnect
 from pgshift.logs import redact
 from pgshift.migrations.model import Migration, Source, TrackingForm
 from pgshift.safety.facts import CatalogFacts
-from pgshift.safety.model import Directives
+from pgshift.safety.model import Directives, Finding, Phase
 from pgshift.settings import RunSettings
 
 Emit = Callable[..., None]
@@ -118,6 +119,30 @@ class Applied:
 
     outcome: Outcome
     state: DbState
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """What `EngineSession.rollback` did: the runner's outcome (its `applied_migrations` are
+    the migrations undone), the migrations it set out to undo (newest first), and the state
+    after."""
+
+    outcome: Outcome
+    undo: tuple[str, ...]
+    state: DbState
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What a rollback to `to` would undo (`EngineSession.rollback_preview`), for a plan."""
+
+    to: str
+    undo: tuple[str, ...]
+    missing: tuple[str, ...]
+    destructive: tuple[str, ...]
+    contract: tuple[str, ...]
+    steps: tuple[str, ...]
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -366,6 +391,108 @@ class EngineSession:
             )
             after = state if conn.closed or conn.broken else self._state_or(state)
         return Applied(outcome, after)
+
+    # --- rollback (engine/rollback.py) ---------------------------------------------------------
+
+    def down_analyzer(self, *, lint: bool = False) -> FileAnalyzer:
+        """The analyzer of down files: no overrides (they are keyed by the up file's name and
+        describe it, not its down file), the run's --no-rewrite and lint rules."""
+        return FileAnalyzer(
+            self.source,
+            {},
+            rewrite=self.settings.selection.rewrite,
+            facts=self.facts,
+            lint=lint,
+            enable=self.settings.lint_rules if lint else frozenset(),
+        )
+
+    def rollback_preview(self, state: DbState, to: str) -> RollbackPreview | None:
+        """What a rollback to `to` would undo, with the down files' lint findings; None when
+        nothing after `to` is applied. Takes no lock, writes nothing, raises nothing for a
+        missing down file (a plan reports it)."""
+        names = applied_after(self.source, state, to)
+        if not names:
+            return None
+        analyze = self.down_analyzer(lint=True)
+        missing: list[str] = []
+        destructive: list[str] = []
+        contract: list[str] = []
+        steps: list[str] = []
+        findings: list[Finding] = []
+        done = tracking.done_steps(self.conn, self.settings.tracking)
+        for name in names:
+            down = self.source.down_of(name)
+            if down is None:
+                missing.append(name)
+                continue
+            analysis = analyze(down)
+            findings.extend(analysis.findings)
+            cut = cut_steps(down, analysis.statements, done)
+            steps.extend(s.key for s in cut if not s.done)
+            errors = any(f.severity == "error" for f in analysis.findings)
+            if errors or any(s.destructive for s in cut):
+                destructive.append(name)
+            if any(s.phase is Phase.CONTRACT for s in cut):
+                contract.append(name)
+        return RollbackPreview(
+            to,
+            tuple(names),
+            tuple(missing),
+            tuple(destructive),
+            tuple(contract),
+            tuple(steps),
+            tuple(findings),
+        )
+
+    def rollback(
+        self,
+        to: str,
+        *,
+        before_first_step: Callable[[], None] | None = None,
+        restore_hint: str = "",
+    ) -> RolledBack:
+        """Undo the migrations applied after `to`, newest first, each by its down file (see
+        `engine.rollback`), under the migration lock. `before_first_step`: runs under the lock
+        once the rollback is known to run something (the whole-database backup)."""
+        t = self.settings.tracking
+
+        def checked(state: DbState) -> list[Any]:
+            state.check(self.settings.allow)
+            records = tracking.step_records(self.conn, t)
+            return plan_rollback(self.source, state, to, records, restore_hint=restore_hint)
+
+        undo = checked(self.read_state())
+        quick_check([u.down for u in undo], {}, self.facts)
+        conn = self.conn
+        with migration_lock(conn, self.settings, self.emit) as lock_pid:
+            form = tracking.ensure(conn, t, self.source)
+            self._facts = None
+            state = self.read_state()
+            undo = checked(state)  # again under the lock: another run may have moved on
+            names = tuple(u.up.name for u in undo)
+            self.emit("rollback.plan", to=to, undo=list(names))
+            if undo and before_first_step is not None:
+                before_first_step()
+            done = tracking.done_steps(conn, t)
+            runner = Runner(
+                conn,
+                self.settings,
+                form,
+                self.emit,
+                lock_pid=lock_pid,
+                undo={u.up.name: u.up for u in undo},
+            )
+            outcome = run_files(
+                runner,
+                [u.down for u in undo],
+                self.down_analyzer(),
+                done=done,
+                selection=self.settings.selection,
+                beyond=[],
+                as_written=False,
+            )
+            after = state if conn.closed or conn.broken else self._state_or(state)
+        return RolledBack(outcome, names, after)
 
     def _state_or(self, fallback: DbState) -> DbState:
         try:

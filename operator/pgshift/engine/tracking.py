@@ -299,6 +299,37 @@ def row_record(
     return out
 
 
+def row_delete(
+    tracking: Tracking,
+    migration: Migration,
+    form: TrackingForm,
+    *,
+    only_if: sql.Composable | None = None,
+) -> list[sql.Composed]:
+    """A rollback's last step of a down file: the DELETE of `migration`'s tracking row (the
+    row `row_record` wrote: its hash and `created_at`, and its name in a v1 table when the row
+    has one), and of the file's step records (the down file's progress). See `row_record`."""
+    match = [
+        sql.SQL("hash = {}").format(sql.Literal(migration.hash)),
+        sql.SQL("created_at = {}").format(sql.Literal(int(migration.when))),
+    ]
+    if form is TrackingForm.V1:
+        match.append(sql.SQL("(name IS NULL OR name = {})").format(sql.Literal(migration.name)))
+    # one row: drizzle's table has no unique key, and a copied row must stay for a person to see.
+    return [
+        sql.SQL(
+            "DELETE FROM {t} WHERE id = (SELECT min(id) FROM {t} WHERE {match}) AND {only_if}"
+        ).format(
+            t=_t(tracking),
+            match=sql.SQL(" AND ").join(match),
+            only_if=only_if if only_if is not None else sql.SQL("true"),
+        ),
+        sql.SQL("DELETE FROM {} WHERE migration = {}").format(
+            _t(tracking, STEPS_TABLE), sql.Literal(migration.name)
+        ),
+    ]
+
+
 def step_record(
     tracking: Tracking,
     key: str,

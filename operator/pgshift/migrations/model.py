@@ -73,6 +73,10 @@ class Source:
     #: files drizzle's migrator ignores, and so pgshift too: `.sql` files a journal does not
     #: list, v1 folders without a `migration.sql`. Lint and plan name them (a lost backfill).
     unlisted: tuple[str, ...] = ()
+    #: down files (`<name>.down.sql`): each read as a Migration with the name and `when` of the
+    #: migration it undoes, its own path, text and hash. Never applied; `pgshift rollback` runs
+    #: them. They count in `digest`, never in a migration's hash.
+    downs: tuple[Migration, ...] = ()
     names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +88,8 @@ class Source:
 
     @property
     def digest(self) -> str:
-        """sha256 over every migration's name, `when` and hash, in order.
+        """sha256 over every migration's name, `when` and hash, in order, then each down
+        file's name and hash.
 
         The operator pins it when it plans and the runner refuses a different source, whatever
         the encoding (folder, ConfigMap, image) that carried it.
@@ -92,7 +97,17 @@ class Source:
         h = hashlib.sha256()
         for m in self.migrations:
             h.update(f"{m.name}\0{m.when}\0{m.hash}\n".encode())
+        # only when there are any: the digests of sources without down files stay as they were.
+        for d in self.downs:
+            h.update(f"down\0{d.name}\0{d.hash}\n".encode())
         return "sha256:" + h.hexdigest()
+
+    def down_of(self, name: str) -> Migration | None:
+        """The down file of migration `name`, if the source ships one."""
+        for d in self.downs:
+            if d.name == name:
+                return d
+        return None
 
     def get(self, name: str) -> Migration | None:
         for m in self.migrations:

@@ -6,6 +6,10 @@ folder, a mounted ConfigMap and an image's folder take one path through the same
 - drizzle (stable): `_journal.json` beside `<tag>.sql` (a folder has `meta/_journal.json`);
 - drizzle-v1: `<YYYYMMDDHHMMSS>_<name>.sql` (a folder has `<folder>/migration.sql`);
 - plain: `NNNN_<name>.sql`.
+Down files (`pgshift rollback`) sit beside them: `<name>.down.sql` in every flat encoding
+(plain `NNNN_<name>.down.sql`, drizzle `<tag>.down.sql`, v1 `<folder>.down.sql`), and
+`<folder>/down.sql` in a drizzle-kit 1.0 folder. They are never migrations: drizzle's migrators
+read only journal entries (stable) or each folder's `migration.sql` (v1).
 Snapshots are never read: the migrator does not read them either.
 """
 
@@ -27,6 +31,10 @@ from pgshift.migrations.model import Layout, Migration, Source, split_chunks
 JOURNAL_KEY = "_journal.json"
 #: Kubernetes' rule for ConfigMap keys.
 CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+#: the suffix of a down file's key (`0003_add_slug.down.sql` undoes `0003_add_slug`).
+DOWN_SUFFIX = ".down.sql"
+#: a drizzle-kit 1.0 folder's down file, beside its `migration.sql`.
+V1_DOWN_FILE = "down.sql"
 V1_NAME = re.compile(r"^(\d{14})_[^/]*$")
 PLAIN_NAME = re.compile(r"^(\d+)_[^/]*$")
 #: the tracking table's `created_at` is a bigint: a larger `when` would fail its INSERT only
@@ -57,6 +65,8 @@ def read_mapping(
     `skipped`: v1-named folders without a `migration.sql` (drizzle skips them too).
     """
     shown = shown or {}
+    downs = {k: v for k, v in files.items() if k.endswith(DOWN_SUFFIX)}
+    files = {k: v for k, v in files.items() if not k.endswith(DOWN_SUFFIX)}
     chosen = Layout(layout) if isinstance(layout, str) else layout
     if chosen is Layout.AUTO:
         # a folder with drizzle-kit 1.0 migration folders is v1, whatever else lies beside them
@@ -82,8 +92,33 @@ def read_mapping(
         migrations = _read_numbered(files, where, PLAIN_NAME, int, chosen)
     _check_unique_when(migrations)
     return Source(
-        layout=chosen, migrations=tuple(migrations), origin=origin, unlisted=tuple(unlisted)
+        layout=chosen,
+        migrations=tuple(migrations),
+        origin=origin,
+        unlisted=tuple(unlisted),
+        downs=_read_downs(downs, migrations, where),
     )
+
+
+def _read_downs(  # type: ignore[no-untyped-def]
+    downs: Mapping[str, str], migrations: list[Migration], where
+) -> tuple[Migration, ...]:
+    """Each down file as a Migration with the name and `when` of the migration it undoes; a
+    down file that undoes no migration is an error naming it (a typo would be found only when
+    a rollback needs it)."""
+    by_name = {m.name: m for m in migrations}
+    out: list[Migration] = []
+    for key in sorted(downs):
+        name = key[: -len(DOWN_SUFFIX)]
+        up = by_name.get(name)
+        if up is None:
+            raise SourceError(
+                f"{where(key)}: a down file undoes the migration {name}, which the source "
+                f"does not have (a down file is named after its migration: {name}.sql -> "
+                f"{name}{DOWN_SUFFIX})"
+            )
+        out.append(_migration(up.name, up.when, where(key), downs[key], up.layout))
+    return tuple(out)
 
 
 def _check_layout(
@@ -176,6 +211,9 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
                     "and `_` (drizzle-kit 1.0 names them <YYYYMMDDHHMMSS>_<name>)"
                 )
             add(f"{entry.name}.sql", sql)
+            down = entry / V1_DOWN_FILE
+            if _kind(down, required=down.is_symlink()) == "file":
+                add(f"{entry.name}{DOWN_SUFFIX}", down)
         elif kind == "file" and (entry.suffix == ".sql" or entry.name == JOURNAL_KEY):
             add(entry.name, entry)
         elif kind == "file" and entry.name.lower().endswith(".sql"):

@@ -25,6 +25,7 @@ from pgshift.contract import (
     PlanResult,
     PlanStep,
     RestoreResult,
+    RollbackResult,
     RunFailure,
     RunSummary,
     SourceProblem,
@@ -103,6 +104,10 @@ PARTS: list[Any] = [
         cleaned=("pgshift_scratch_0123456789ab",),
     ),
     VerifyResult(in_sync=True),
+    RollbackResult(
+        "0001_a", ("0004_d",), ("0003_c", "0002_b"), ("0005_e",), ("0004_d",), ("0004_d",),
+        ("k-0", "k-1"),
+    ),
 ]
 
 
@@ -137,6 +142,7 @@ SUMMARIES = [
     RunSummary("verify", ok=False, stopped=Stopped("Done"), verify=PARTS[18]),
     RunSummary("baseline", stopped=Stopped("Done"), marked=("0001_a", "0002_b")),
     RunSummary("plan", truncated=True, plan=PlanResult()),
+    RunSummary("rollback", stopped=Stopped("Done"), backup=PARTS[14], rollback=PARTS[20]),
 ]
 
 

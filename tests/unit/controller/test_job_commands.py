@@ -34,6 +34,7 @@ from tests.unit.controller.test_decide import (
     spec,
     step,
 )
+from tests.unit.controller.test_decide_rollback import rollback_plan
 
 #: specs that change the spec-derived flags: target, overrides, rewrite, layout, an image
 #: source, tracking and timeouts.
@@ -81,6 +82,14 @@ def _intents() -> Iterator[RunJob]:
         target = BackupTarget("/backups/shop/shop/x.dump", keep=5, scope=scope, tables=tables)
         yield RunJob(Action.BACKUP, backup=target)
     yield RunJob(Action.BASELINE, migration="0002_fill")
+    for policy, approvals in itertools.product((None, *Destructive), ((), ("0003_drop",))):
+        yield RunJob(
+            Action.ROLLBACK,
+            migration="0001_add",
+            expect_digest=DIGEST,
+            destructive=policy,
+            approvals=approvals,
+        )
     yield RunJob(Action.MARK_APPLIED, migration="0001_add")
 
 
@@ -122,6 +131,11 @@ def _machine_runs() -> list[RunJob]:
     base = spec(baseline={"upTo": "0002_fill"})
     d = decide(observe(spec=base))
     out.append(step(d.memory, spec=base, job=finished(d, plan_result(E1, B1))))
+    back = spec(target="0000_init", rollback="Allow")
+    d = decide(observe(spec=back))
+    out.append(d)  # plan --rollback-to
+    d = step(d.memory, spec=back, job=finished(d, rollback_plan()))  # the backup first
+    out.append(step(d.memory, spec=back, job=finished(d, result)))  # rollback --to
     return _runs_of(out)
 
 
@@ -182,6 +196,10 @@ def _check(run: RunJob, spec_: MigrationSpec) -> None:
     assert settings_from(args).allow.drift_only == frozenset(run.allow_drift)
     assert not settings_from(args).allow.drift
     assert args.no_rewrite is not spec_.safety.rewrite
+    if run.action is Action.ROLLBACK:
+        assert args.to == run.migration
+        assert args.approve == list(run.approvals)
+        assert args.destructive == (run.destructive or Destructive.ALLOW).value
     if run.action is Action.APPLY:
         assert args.stop_before == ([run.stop_before] if run.stop_before else None)
         assert args.until_phase == (run.until.value if run.until else None)
