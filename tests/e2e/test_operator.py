@@ -10,6 +10,7 @@ it can be killed and restarted mid-Job; the install tests (test_install.py) run 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import urllib.parse
@@ -628,7 +629,7 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
 ) -> None:  # fmt: skip
     pg_server.psql(
         "CREATE TABLE rows (id bigint PRIMARY KEY, v text);"
-        "INSERT INTO rows SELECT g, NULL FROM generate_series(1, 3000) g",
+        "INSERT INTO rows SELECT g, NULL FROM generate_series(1, 4000) g; ANALYZE rows",
         database_name,
     )
     fill = "-- pgshift:backfill key=id\nUPDATE rows SET v = 'x' || id WHERE v IS NULL;\n"
@@ -649,6 +650,21 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
         )
 
     poll(running_apply, "the apply Job never ran")
+    # the figures reach status.currentStep from the Pod's log tail, at most every 10 s.
+    changes: list[tuple[float, dict[str, Any]]] = []
+
+    def rate_shown() -> bool:
+        step = (get(kube_cluster, ns, "migration", "app").get("status") or {}).get("currentStep")
+        if step and step.get("rows") is not None and (not changes or changes[-1][1] != step):
+            changes.append((time.monotonic(), step))
+        return bool(changes and changes[-1][1].get("rowsPerSecond"))
+
+    poll(rate_shown, "no backfill rate in status.currentStep")
+    step = changes[-1][1]
+    assert step["phase"] == "backfill" and step["rowsEstimate"] == 4000, step
+    assert step["rowsPerSecond"] > 0 and step["etaSeconds"] >= 0 and step["rows"] > 0, step
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(changes)]
+    assert all(gap >= 9 for gap in gaps), (gaps, changes)
     operator.kill()
     operator.start()
     wait_condition(kube_cluster, ns, "app", "Complete")
@@ -659,7 +675,7 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
     ]
     assert len(applies) == 1, [j["metadata"]["name"] for j in applies]
     assert pg_server.psql("SELECT count(*) FROM rows WHERE v IS NULL", database_name) == "0"
-    assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "3000"
+    assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "4000"
 
 
 def test_image_source_is_copied_by_the_init_container(
