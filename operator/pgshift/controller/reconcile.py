@@ -322,9 +322,9 @@ def _log_due(ref: Ref, memory: Memory | None) -> bool:
 def progress_wanted(memory: Memory) -> bool:
     """An apply Job's progress is worth reading while its current step is a backfill, or one is
     ahead of the current step in the plan (the log says when it starts). PURE."""
-    if memory.plan is not None and memory.plan.truncated:
-        return True  # steps past the list's end are unknown
-    steps = memory.plan.steps if memory.plan else ()
+    if memory.plan is None or memory.plan.truncated:
+        return True  # no plan known, or steps past the list's end are unknown: look
+    steps = memory.plan.steps
     current = (memory.current_step or {}).get("key")
     keys = [s.key for s in steps]
     start = keys.index(current) if current in keys else 0

@@ -262,6 +262,8 @@ def test_progress_is_read_only_while_a_backfill_is_running_or_ahead(
     assert progress_wanted(memory) is wanted
     no_backfill = Plan(generation=1, digest="d", steps=(Step("e-0", "0001", "expand"),))
     assert progress_wanted(Memory(plan=no_backfill)) is False
+    truncated = Plan(generation=1, digest="d", steps=no_backfill.steps, truncated=True)
+    assert progress_wanted(Memory(plan=truncated)) is True
 
 
 def test_a_jobs_run_time_is_start_to_completion_or_to_its_failed_condition() -> None:
