@@ -279,3 +279,24 @@ def test_a_jobs_run_time_is_start_to_completion_or_to_its_failed_condition() -> 
     }
     assert run_seconds(failed) == 5.0
     assert run_seconds({"status": {}}) is None
+
+
+def test_a_migrations_log_is_read_at_most_every_ten_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pgshift.controller import reconcile
+    from pgshift.controller.api import Ref
+
+    clock = [1000.0]
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(reconcile, "_log_read_at", {})
+    one, other = Ref("ns", "one", "u1", 1), Ref("ns", "two", "u2", 1)
+    backfilling = Memory(plan=PLAN, current_step={"key": "b-0"})
+    assert reconcile._log_due(one, backfilling) is True
+    clock[0] += 9.9  # a Pod event, a poll: too soon for this one, not for another
+    assert reconcile._log_due(one, backfilling) is False
+    assert reconcile._log_due(other, backfilling) is True
+    clock[0] += 0.1
+    assert reconcile._log_due(one, backfilling) is True
+    clock[0] += 60  # past every backfill step: never read, however long it waited
+    assert reconcile._log_due(one, Memory(plan=PLAN, current_step={"key": "c-0"})) is False
