@@ -1,6 +1,6 @@
 """`kubectl pgshift`: status tables and the action annotations, as a kubectl plugin.
 
-    kubectl pgshift status [NAME] [-n NS | -A]
+    kubectl pgshift status [NAME] [-n NS | -A] [-w | --watch]
     kubectl pgshift approve NAME STEP_OR_MIGRATION
     kubectl pgshift retry NAME
     kubectl pgshift mark-applied NAME MIGRATION
@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pgshift.contract.progress import StepProgress
@@ -88,6 +88,33 @@ def age(value: str | None, now: dt.datetime) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
+
+
+def human_duration(seconds: int) -> str:
+    """A time left, to the precision an estimate deserves: 35s, 4m10s, 2h05m, 3d04h."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def backfill_figures(step: StepProgress) -> str:
+    """A backfill's rows done (of the table's estimate), batches, rate and time left."""
+    if step.rows is None:
+        return ""
+    text = f"{step.rows} rows"
+    if step.rows_estimate and step.rows <= step.rows_estimate:
+        text += f" of ~{step.rows_estimate} ({100 * step.rows // step.rows_estimate}%)"
+    text += f" in {step.batches or 0} batches"
+    if step.rows_per_second is not None:
+        text += f", {step.rows_per_second:g} rows/s"
+    if step.eta_seconds is not None:
+        text += ", done" if step.eta_seconds == 0 else f", ~{human_duration(step.eta_seconds)} left"
+    return text
 
 
 def human_size(size: Any) -> str:
@@ -234,7 +261,7 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
         out.append("")
         text = f"{step.migration or '?'} [{step.phase or '?'}] {step.key or ''}"
         if step.rows is not None:
-            text += f" — {step.rows} rows in {step.batches or 0} batches"
+            text += f" — {backfill_figures(step)}"
         out.append(_field("Current step", text))
         if step.summary:
             out.append(_field("", cut(step.summary, 100)))
@@ -429,9 +456,102 @@ class Kubectl:
     def annotate(self, name: str, key: str, value: str) -> str:
         return self.run("annotate", RESOURCE, name, f"{key}={value}", "--overwrite").strip()
 
+    def stream(self, *args: str) -> Iterator[dict[str, Any]]:
+        """The objects `kubectl get ... -o json --watch` prints, one by one, as they come."""
+        cmd = [self.binary, *self.globals]
+        if self.namespace:
+            cmd += ["--namespace", self.namespace]
+        cmd += ["get", *args, "-o", "json", "--watch"]
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            raise PluginError(f"{self.binary} not found on PATH") from None
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            yield from json_objects(iter(proc.stdout.readline, ""))
+            if proc.wait() != 0:
+                raise PluginError(proc.stderr.read().strip() or f"{' '.join(cmd)} failed")
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+            proc.stdout.close()
+            proc.stderr.close()
+
+
+def json_objects(chunks: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Concatenated JSON objects (kubectl's `-o json --watch`) read as they complete. PURE."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk
+        while True:
+            buffer = buffer.lstrip()
+            if not buffer:
+                break
+            try:
+                obj, end = decoder.raw_decode(buffer)
+            except json.JSONDecodeError:
+                break  # incomplete: wait for more
+            buffer = buffer[end:]
+            if isinstance(obj, dict):
+                yield obj
+
+
+class StatusWatch:
+    """What `status --watch` prints for each object kubectl's watch delivers: the detail (one
+    name) or the table (all), only when status, spec generation or the set of Migrations
+    changed (a re-delivery of the same object prints nothing). PURE."""
+
+    def __init__(self, name: str | None, all_namespaces: bool) -> None:
+        self.name, self.all_namespaces = name, all_namespaces
+        self.items: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._last: Any = None
+
+    def feed(self, obj: Mapping[str, Any], now: dt.datetime) -> str | None:
+        objects = obj.get("items") if str(obj.get("kind", "")).endswith("List") else [obj]
+        for item in objects or ():
+            meta = item.get("metadata") or {}
+            key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+            if meta.get("deletionTimestamp") and self.name is None:
+                self.items.pop(key, None)
+            else:
+                self.items[key] = item
+        seen = sorted(
+            (
+                k,
+                (v.get("metadata") or {}).get("generation"),
+                json.dumps(v.get("status"), sort_keys=True),
+            )
+            for k, v in self.items.items()
+        )
+        if seen == self._last:
+            return None
+        self._last = seen
+        stamp = f"--- {now.strftime('%H:%M:%S')} ---"
+        if self.name is not None and self.items:
+            return f"{stamp}\n{render_status(list(self.items.values())[-1], now)}"
+        ordered = [self.items[k] for k in sorted(self.items)]
+        return f"{stamp}\n{render_list(ordered, now, namespaces=self.all_namespaces)}"
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def cmd_watch(
+    k: Kubectl, name: str | None, all_namespaces: bool, out: Callable[[str], None] = print
+) -> None:
+    """`status --watch`: print again whenever the Migration (or any, without a name) changes;
+    the operator updates a backfill's figures at most every 10 s. Ends with Ctrl-C."""
+    args = (
+        [RESOURCE, name] if name else [RESOURCE] + (["--all-namespaces"] if all_namespaces else [])
+    )
+    view = StatusWatch(name, all_namespaces)
+    for obj in k.stream(*args):
+        text = view.feed(obj, _now())
+        if text is not None:
+            out(text)
 
 
 def cmd_status(k: Kubectl, name: str | None, all_namespaces: bool) -> str:
@@ -475,6 +595,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="one Migration in detail, or a table of all of them")
     s.add_argument("name", nargs="?")
     s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument(
+        "-w", "--watch", action="store_true", help="print again on every change (Ctrl-C ends)"
+    )
     a = sub.add_parser("approve", help="open an Approval or Destructive gate")
     a.add_argument("name")
     a.add_argument("target", metavar="STEP_OR_MIGRATION")
@@ -499,7 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     k = Kubectl(args.sub_namespace or args.namespace, args.context, args.kubeconfig)
     try:
-        if args.command == "status":
+        if args.command == "status" and args.watch:
+            cmd_watch(k, args.name, args.all_namespaces, lambda text: print(text, flush=True))
+        elif args.command == "status":
             print(cmd_status(k, args.name, args.all_namespaces))
         elif args.command == "approve":
             print(k.annotate(args.name, ANNOTATION_APPROVE, args.target))
@@ -520,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # how a watch ends
+        return 0
     return 0
 
 

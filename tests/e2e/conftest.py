@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -88,6 +89,12 @@ def _operator_log(ns: str) -> str:
     return "\n".join(lines[-30:])
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Operator:
     """`python -m pgshift.controller` as a child process; restartable."""
 
@@ -95,6 +102,8 @@ class Operator:
         self.kubeconfig = kubeconfig
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        #: its Prometheus endpoint (PGSHIFT_METRICS), on a port free when the fixture started.
+        self.metrics_url = f"http://127.0.0.1:{_free_port()}/metrics"
 
     def start(self) -> None:
         env = {
@@ -107,6 +116,7 @@ class Operator:
             "PGSHIFT_POLL_SECONDS": "2",
             # an image that cannot be pulled stalls the Migration soon (pod_failures).
             "PGSHIFT_IMAGE_PULL_GRACE": "20",
+            "PGSHIFT_METRICS": self.metrics_url,
         }
         # the child writes through its own copy of the descriptor: ours closes at once (left
         # open, it leaked one file per start: a ResourceWarning).

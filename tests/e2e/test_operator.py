@@ -10,9 +10,11 @@ it can be killed and restarted mid-Job; the install tests (test_install.py) run 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,12 +236,88 @@ def test_quickstart_complete_with_backup(
         assert job["metadata"]["ownerReferences"][0]["kind"] == "Migration"
 
     no_secret_anywhere(kube_cluster, ns, pg_server, operator)
+    metrics_after_the_quickstart(operator, ns, backup["size"])
+    watch_shows_the_status(operator, ns, "shop")
 
     # deleting the Migration leaves the database and the backups alone; no finalizer holds it.
     k(kube_cluster, ns, "delete", "migration", "shop", "--timeout=60s")
     assert pg_server.psql("SELECT count(*) FROM projects", database_name) == "0"
     assert pg_server.psql("SELECT count(*) FROM drizzle.__drizzle_migrations", database_name) == "5"
     assert dump.is_file()
+
+
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(operator: Operator) -> tuple[str, Series]:
+    """The operator's metrics endpoint: its text, and its samples read with prometheus_client's
+    own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+    series = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    return text, series
+
+
+def metrics_after_the_quickstart(operator: Operator, ns: str, backup_size: int) -> None:
+    """The series a platform team watches, after the quickstart ran (plan, backup, apply)."""
+    text, series = scrape(operator)
+
+    def at_least(name: str, minimum: float, **labels: str) -> None:
+        found = series.get((name, tuple(sorted(labels.items()))))
+        assert found is not None and found >= minimum, (name, labels, found)
+
+    for action in ("plan", "backup", "apply"):
+        at_least("pgshift_jobs_started_total", 1, action=action)
+        at_least("pgshift_jobs_finished_total", 1, action=action, outcome="succeeded")
+        at_least("pgshift_job_duration_seconds_count", 1, action=action)
+    at_least("pgshift_migrations", 1, phase="Complete")
+    at_least("pgshift_migration_conditions", 1, condition="Complete", status="True")
+    at_least("pgshift_step_duration_seconds_count", 1, phase="expand")
+    at_least("pgshift_backups_total", 1, outcome="succeeded")
+    at_least("pgshift_backup_bytes_total", backup_size)
+    at_least("pgshift_backup_duration_seconds_count", 1)
+    at_least("pgshift_backfill_rows_per_second", 0)
+    # declared before any happened: a dashboard's queries find them from the start.
+    for name in ("pgshift_failures_total", "pgshift_gate_wait_seconds"):
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
+    # bounded labels: no namespace, Migration, database or Secret name in any series.
+    assert ns not in text and "shop-db" not in text and "postgres" not in text.lower()
+
+
+def watch_shows_the_status(operator: Operator, ns: str, name: str) -> None:
+    """`kubectl pgshift status NAME --watch` prints the detail at once, then waits."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgshift.kubectl_plugin", "--kubeconfig", str(operator.kubeconfig),
+         "-n", ns, "status", name, "--watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Phase:"):
+                break
+        assert lines and lines[0].startswith("--- "), "".join(lines)
+        assert "Complete" in lines[-1], "".join(lines)
+        assert proc.poll() is None  # still watching
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 # --- gates --------------------------------------------------------------------------------------
@@ -560,7 +638,7 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
 ) -> None:  # fmt: skip
     pg_server.psql(
         "CREATE TABLE rows (id bigint PRIMARY KEY, v text);"
-        "INSERT INTO rows SELECT g, NULL FROM generate_series(1, 3000) g",
+        "INSERT INTO rows SELECT g, NULL FROM generate_series(1, 4000) g; ANALYZE rows",
         database_name,
     )
     fill = "-- pgshift:backfill key=id\nUPDATE rows SET v = 'x' || id WHERE v IS NULL;\n"
@@ -581,6 +659,21 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
         )
 
     poll(running_apply, "the apply Job never ran")
+    # the figures reach status.currentStep from the Pod's log tail, at most every 10 s.
+    changes: list[tuple[float, dict[str, Any]]] = []
+
+    def rate_shown() -> bool:
+        step = (get(kube_cluster, ns, "migration", "app").get("status") or {}).get("currentStep")
+        if step and step.get("rows") is not None and (not changes or changes[-1][1] != step):
+            changes.append((time.monotonic(), step))
+        return bool(changes and changes[-1][1].get("rowsPerSecond"))
+
+    poll(rate_shown, "no backfill rate in status.currentStep")
+    step = changes[-1][1]
+    assert step["phase"] == "backfill" and step["rowsEstimate"] == 4000, step
+    assert step["rowsPerSecond"] > 0 and step["etaSeconds"] >= 0 and step["rows"] > 0, step
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(changes)]
+    assert all(gap >= 9 for gap in gaps), (gaps, changes)
     operator.kill()
     operator.start()
     wait_condition(kube_cluster, ns, "app", "Complete")
@@ -591,7 +684,7 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
     ]
     assert len(applies) == 1, [j["metadata"]["name"] for j in applies]
     assert pg_server.psql("SELECT count(*) FROM rows WHERE v IS NULL", database_name) == "0"
-    assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "3000"
+    assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "4000"
 
 
 def test_image_source_is_copied_by_the_init_container(

@@ -186,6 +186,8 @@ NEEDED = [
     ("watch", "jobs.batch", ()),
     ("list", "pods", ()),
     ("watch", "pods", ()),
+    # backfill progress from a running apply Job's log tail (docs/rbac.md).
+    ("get", "pods", ("--subresource=log",)),
     ("get", "configmaps", ()),
     ("list", "configmaps", ()),
     ("watch", "configmaps", ()),

@@ -94,8 +94,8 @@ def test_one_recreated_replica_runs_pgshift_operator_with_probes(helm: Path) -> 
     assert container["args"] == ["operator"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "probes"}
-    (port,) = container["ports"]
-    assert port["containerPort"] == 8080
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"probes": 8080, "metrics": 9090}
     assert env_of(deployment)["PGSHIFT_LIVENESS"] == "http://0.0.0.0:8080/healthz"
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
@@ -138,6 +138,7 @@ def test_the_operator_reads_its_configuration_from_the_environment(helm: Path) -
     assert settings.allowed_service_accounts == ("pgshift-runner", "migrator")
     assert settings.liveness == "http://0.0.0.0:8080/healthz"
     assert settings.log_format == "json"
+    assert settings.metrics == "http://0.0.0.0:9090/metrics"
 
 
 def test_cluster_wide_by_default_with_jobs_on_the_default_service_account(helm: Path) -> None:
@@ -192,6 +193,7 @@ def test_the_rules_are_what_the_controller_calls(helm: Path) -> None:
         ("", "configmaps", ("get", "list", "watch")),
         ("", "events", ("create",)),
         ("", "pods", ("list", "watch")),
+        ("", "pods/log", ("get",)),
         ("apps", "deployments", ("get",)),
         ("apps", "replicasets", ("list",)),
         ("batch", "jobs", ("create", "list", "watch")),
@@ -230,9 +232,83 @@ def test_the_namespaced_example_grants_nothing_cluster_wide_but_discovery() -> N
 
 
 def test_values_schema_refuses_mistakes(helm: Path) -> None:
-    for bad in ("watchNamespaces={Not_A_Namespace}", "operator.logFormat=xml", "replicas=2"):
+    for bad in (
+        "watchNamespaces={Not_A_Namespace}",
+        "operator.logFormat=xml",
+        "replicas=2",
+        "metrics.path=metrics",
+        "metrics.serviceMonitor.interval=often",
+    ):
         out = subprocess.run(
             [str(helm), "template", "x", str(CHART), "--set", bad], capture_output=True, text=True
         )
         assert out.returncode != 0, bad
         assert "values don't meet the specifications of the schema" in out.stderr, out.stderr
+
+
+# --- metrics (docs/metrics.md) ------------------------------------------------------------------
+
+
+def test_metrics_port_path_service_and_servicemonitor_follow_the_values(helm: Path) -> None:
+    from pgshift.controller.config import Settings
+    from pgshift.controller.metrics import parse_endpoint
+
+    objs = render(
+        helm,
+        "--set", "metrics.port=9100",
+        "--set", "metrics.path=/prom",
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.serviceMonitor.labels.release=kube-prometheus",
+    )  # fmt: skip
+    deployment = one(objs, "Deployment")
+    endpoint = parse_endpoint(Settings.from_env(env_of(deployment)).metrics)
+    assert endpoint is not None and (endpoint.port, endpoint.path) == (9100, "/prom")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    service = one(objs, "Service", "pgshift-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = one(objs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["pgshift-system"]}
+    (ep,) = monitor["spec"]["endpoints"]
+    assert (ep["port"], ep["path"], ep["interval"]) == ("metrics", "/prom", "30s")
+
+
+def test_metrics_off_means_no_endpoint_no_port_no_service(helm: Path) -> None:
+    objs = render(
+        helm, "--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"
+    )
+    deployment = one(objs, "Deployment")
+    assert env_of(deployment)["PGSHIFT_METRICS"] == ""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert [p["name"] for p in container["ports"]] == ["probes"]
+    assert not [o for o in objs if o["kind"] in ("Service", "ServiceMonitor")]
+    assert not [o for o in render(helm) if o["kind"] == "ServiceMonitor"]  # optional: off
+
+
+def test_the_dashboard_shows_every_series_the_operator_serves(helm: Path) -> None:
+    import json
+
+    from pgshift.controller.metrics import Metrics
+
+    objs = render(helm, "--set", "metrics.dashboard.enabled=true")
+    configmap = one(objs, "ConfigMap", "pgshift-dashboard")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(configmap["data"]["pgshift.json"])
+    assert dashboard == json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    served = {m.name for m in Metrics().registry.collect()}
+    # counters are named without _total in the registry; histograms by their base name.
+    missing = [n for n in served if n not in exprs]
+    assert not missing, missing
+    kustomized = kustomize(ROOT / "manifests")
+    base_service = one(kustomized, "Service", "pgshift-metrics")
+    assert base_service["spec"]["ports"][0]["port"] == 9090

@@ -231,3 +231,76 @@ def test_approve_rollback_takes_the_value_status_names() -> None:
     assert plugin.rollback_approval(_awaiting_rollback()) == "4:0003_c"
     with pytest.raises(plugin.PluginError, match="no rollback waits"):
         plugin.rollback_approval(fixture("awaiting-approval"))
+
+
+# --- backfill progress and --watch ----------------------------------------------------------------
+
+
+def backfilling(**step: Any) -> dict[str, Any]:
+    obj = fixture("progressing")
+    obj["status"]["currentStep"] = {
+        "key": "3f2a9c1d0b7e-1", "migration": "0003_add_email", "phase": "backfill", **step
+    }  # fmt: skip
+    return obj
+
+
+def test_status_of_a_backfill_shows_rows_rate_and_time_left() -> None:
+    out = plugin.render_status(
+        backfilling(rows=30000, batches=30, rowsPerSecond=1250.5, rowsEstimate=120000,
+                    etaSeconds=72),
+        NOW,
+    )  # fmt: skip
+    assert (
+        "Current step: 0003_add_email [backfill] 3f2a9c1d0b7e-1 — 30000 rows of ~120000 (25%) "
+        "in 30 batches, 1250.5 rows/s, ~1m12s left"
+    ) in out
+    # before the first rate is known, and past a stale estimate: only what is known.
+    early = plugin.render_status(backfilling(rows=10, batches=1, rowsEstimate=5), NOW)
+    assert "— 10 rows in 1 batches\n" in early + "\n"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (72, "1m12s"),
+        (3600 * 2 + 300, "2h05m"),
+        (86400 * 3 + 3600 * 4, "3d04h"),
+    ],
+)
+def test_time_left_reads_at_an_estimates_precision(seconds: int, expected: str) -> None:
+    assert plugin.human_duration(seconds) == expected
+
+
+def test_watch_output_is_read_object_by_object_however_kubectl_chunks_it() -> None:
+    text = json.dumps({"kind": "Migration", "a": 1}, indent=2) + "\n" + json.dumps({"b": [2]})
+    chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+    assert list(plugin.json_objects(chunks)) == [{"kind": "Migration", "a": 1}, {"b": [2]}]
+
+
+def test_watch_prints_again_only_when_status_changes() -> None:
+    view = plugin.StatusWatch("shop", all_namespaces=False)
+    first = view.feed(backfilling(rows=10, batches=1), NOW)
+    assert first is not None and first.startswith("--- 10:30:00 ---\n")
+    assert "— 10 rows in 1 batches" in first
+    assert view.feed(backfilling(rows=10, batches=1), NOW) is None  # the same object again
+    later = view.feed(backfilling(rows=20, batches=2), NOW + dt.timedelta(seconds=10))
+    assert later is not None and "— 20 rows in 2 batches" in later
+
+
+def test_watch_of_all_migrations_keeps_a_table_of_each_one_seen() -> None:
+    view = plugin.StatusWatch(None, all_namespaces=False)
+    listed = {"kind": "MigrationList", "items": [fixture("complete", rename=True)]}
+    assert "complete" in (view.feed(listed, NOW) or "")
+    table = view.feed(fixture("failed", rename=True), NOW) or ""
+    assert "complete" in table and "failed" in table
+    gone = {**fixture("failed", rename=True)}
+    gone["metadata"] = {**gone["metadata"], "deletionTimestamp": "2026-11-26T10:29:00Z"}
+    assert "failed" not in (view.feed(gone, NOW) or "").split("\n", 2)[-1]
+
+
+def test_status_takes_watch_flags() -> None:
+    args = plugin.parser().parse_args(["status", "shop", "-w"])
+    assert args.watch and args.name == "shop"
+    assert plugin.parser().parse_args(["status", "--watch", "-A"]).all_namespaces

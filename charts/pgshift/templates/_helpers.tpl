@@ -79,6 +79,11 @@ the database URL through secretKeyRef, which the kubelet resolves, not the opera
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# A running apply Job's log tail: its backfill progress (rows, rate, time left), read at most
+# every 10 s and only while a backfill step runs or is ahead.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # Migration sources (ConfigMaps of SQL files): their digest, and a re-plan on an edit in place.
 - apiGroups: [""]
   resources: ["configmaps"]

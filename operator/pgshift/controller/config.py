@@ -47,6 +47,9 @@ class Settings:
     image_pull_grace: float = 120.0
     #: kopf's liveness endpoint (`PGSHIFT_LIVENESS`), empty = none.
     liveness: str = "http://0.0.0.0:8080/healthz"
+    #: where Prometheus scrapes the operator (`PGSHIFT_METRICS`: `http://HOST:PORT/PATH`, the
+    #: form of `liveness`), empty = no metrics endpoint (docs/metrics.md).
+    metrics: str = "http://0.0.0.0:9090/metrics"
     #: `json` in a cluster, `plain` for people (`PGSHIFT_LOG_FORMAT`).
     log_format: str = "json"
     #: extra environment for every runner container (tests only: `PGSHIFT_RUNNER_ENV`, k=v,...).
@@ -80,6 +83,7 @@ class Settings:
             poll_seconds=float(env.get("PGSHIFT_POLL_SECONDS") or d.poll_seconds),
             image_pull_grace=float(env.get("PGSHIFT_IMAGE_PULL_GRACE") or d.image_pull_grace),
             liveness=env.get("PGSHIFT_LIVENESS", d.liveness),
+            metrics=env.get("PGSHIFT_METRICS", d.metrics),
             log_format=env.get("PGSHIFT_LOG_FORMAT") or d.log_format,
             runner_env=dict((k.strip(), v.strip()) for k, v in pairs),
         )

@@ -40,6 +40,8 @@ class JobState:
     notes: Mapping[str, str] = field(default_factory=dict)
     #: the runner's last progress (step key, migration, phase, backfill rows and batches).
     progress: Mapping[str, Any] | None = None
+    #: run time of a finished Job (its startTime to completion), for the metrics.
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

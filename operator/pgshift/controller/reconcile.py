@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +36,8 @@ from pgshift.controller.config import Settings
 from pgshift.controller.decide import decide
 from pgshift.controller.intent import Action, Event
 from pgshift.controller.jobs import build_job, check_choices, job_name, notes_of
-from pgshift.controller.memory import from_status
+from pgshift.controller.memory import Memory, from_status
+from pgshift.controller.metrics import METRICS
 from pgshift.controller.observe import JobPhase, JobState, Observed, SourceState, iso
 from pgshift.controller.progress import progress_from_log
 from pgshift.controller.rollout import DeploymentView
@@ -93,6 +95,8 @@ def schedule(namespace: str, name: str, delay: float, settings: Settings) -> Non
 
 
 def forget(namespace: str, name: str) -> None:
+    METRICS.forget((namespace, name))
+    _log_read_at.pop((namespace, name), None)
     old = _wakeups.pop((namespace, name), None)
     if old is not None:
         old.cancel()
@@ -138,7 +142,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
             )
         },
         source=_source(namespace, name, spec),
-        job=_job_in_flight(ref, memory.seq, settings.image_pull_grace),
+        job=_job_in_flight(ref, memory.seq, settings.image_pull_grace, memory),
         rollout=_rollout(namespace, spec),
         conflict=_conflict(body, spec),
     )
@@ -149,6 +153,8 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
         manifest = build_job(ref, spec, settings, decision.run, memory.seq)
         jname = manifest["metadata"]["name"]
         created = kube.create_job(namespace, manifest)
+        if created:
+            METRICS.job_started(decision.run.action)
         memory = memory.with_(job_name=jname, job_action=decision.run.action.value)
         verb = "Started" if created else "Adopted"
         events.append(_event("Normal", f"{verb}Job", f"{jname}: {decision.message}"))
@@ -165,6 +171,14 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
     patch = patch_for(status, new_status)
     if patch:
         kube.patch_status(namespace, name, patch)
+    METRICS.record(
+        (namespace, name),
+        before=observed.memory,
+        after=memory,
+        job=observed.job,
+        status=new_status,
+        now=time.monotonic(),
+    )
     if status.get("phase") != decision.reason.value and decision.run is None:
         stalled = REASONS[decision.reason].stalled
         events.append(_event("Warning" if stalled else "Normal", decision.reason, decision.message))
@@ -225,7 +239,9 @@ def judge_source(
     return SourceState(digest=source.digest)
 
 
-def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
+def _job_in_flight(
+    ref: Ref, seq: int, pull_grace: float, memory: Memory | None = None
+) -> JobState | None:
     jobs = [
         j
         for j in kube.list_jobs(ref.namespace, ref.name)
@@ -272,7 +288,12 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
         # adopted an older Job: fold nothing from it, just wait.
         result = None
     progress = None
-    if phase is JobPhase.RUNNING and action in (Action.APPLY, Action.ROLLBACK):
+    if (
+        phase is JobPhase.RUNNING
+        and action in (Action.APPLY, Action.ROLLBACK)
+        # a rollback's down steps are not in the plan's steps: read its log at the bound alone.
+        and _log_due(ref, memory if action is Action.APPLY else None)
+    ):
         progress = _progress(ref.namespace, jmeta["name"])
     return JobState(
         name=jmeta["name"],
@@ -283,7 +304,58 @@ def _job_in_flight(ref: Ref, seq: int, pull_grace: float) -> JobState | None:
         message=message,
         notes=notes_of(job),
         progress=progress,
+        seconds=None if phase is JobPhase.RUNNING else run_seconds(job),
     )
+
+
+#: the least time between two reads of one Migration's runner log (the issue's bound).
+LOG_READ_INTERVAL = 10.0
+#: (namespace, name) -> when its runner's log was last read (time.monotonic()).
+_log_read_at: dict[tuple[str, str], float] = {}
+
+
+def _log_due(ref: Ref, memory: Memory | None) -> bool:
+    """Read the log of this Migration's apply Job now? Only while a backfill step is running or
+    still ahead in the plan (progress_wanted), at most every LOG_READ_INTERVAL seconds."""
+    if memory is not None and not progress_wanted(memory):
+        return False
+    key, now = (ref.namespace, ref.name), time.monotonic()
+    if now - _log_read_at.get(key, -LOG_READ_INTERVAL) < LOG_READ_INTERVAL:
+        return False
+    _log_read_at[key] = now
+    return True
+
+
+def progress_wanted(memory: Memory) -> bool:
+    """An apply Job's progress is worth reading while its current step is a backfill, or one is
+    ahead of the current step in the plan (the log says when it starts). PURE."""
+    if memory.plan is None or memory.plan.truncated:
+        return True  # no plan known, or steps past the list's end are unknown: look
+    steps = memory.plan.steps
+    current = (memory.current_step or {}).get("key")
+    keys = [s.key for s in steps]
+    start = keys.index(current) if current in keys else 0
+    return any(s.phase == "backfill" for s in steps[start:])
+
+
+def run_seconds(job: Mapping[str, Any]) -> float | None:
+    """A finished Job's run time: its startTime to its completionTime (or, failed, to its
+    Failed condition). PURE."""
+    st = job.get("status") or {}
+    end = st.get("completionTime") or next(
+        (
+            c.get("lastTransitionTime")
+            for c in st.get("conditions") or []
+            if c.get("type") in ("Failed", "Complete") and c.get("status") == "True"
+        ),
+        None,
+    )
+    try:
+        start = dt.datetime.fromisoformat(str(st["startTime"]))
+        stop = dt.datetime.fromisoformat(str(end))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0.0, (stop - start).total_seconds())
 
 
 def _stuck(namespace: str, job: str, pull_grace: float) -> bool:

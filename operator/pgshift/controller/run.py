@@ -6,9 +6,11 @@ import argparse
 import logging
 import os
 import socket
+import sys
 
 import kopf
 
+from pgshift.controller import metrics
 from pgshift.controller.config import Settings
 
 
@@ -25,6 +27,12 @@ def run(
     `config.Settings`); none means cluster-wide.
     """
     settings = Settings.from_env()
+    try:
+        scrape = metrics.parse_endpoint(settings.metrics)
+    except metrics.EndpointError as exc:
+        # bad configuration: one line, exit 2, before anything is watched or started.
+        print(f"pgshift operator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     fmt = (log_format or settings.log_format).lower()
     kopf.configure(
         verbose=verbose,
@@ -34,6 +42,8 @@ def run(
     # importing registers the handlers with kopf's default registry.
     from pgshift.controller import handlers  # noqa: F401
 
+    if scrape is not None:
+        metrics.serve(scrape)
     chosen = list(namespaces or settings.namespaces)
     endpoint = settings.liveness if liveness is None else liveness
     kopf.run(

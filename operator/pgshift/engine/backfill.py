@@ -218,6 +218,7 @@ def run(
     passes = [False, True] if backfill.idempotent else [False]
     size = settings.initial_batch_size
     last_emit = 0.0
+    estimate = estimate_rows(conn, key)
     for in_catchup in passes:
         if cp.walked and not in_catchup:
             continue  # the main walk finished in an earlier run
@@ -270,6 +271,8 @@ def run(
                         "pass": "catchup" if in_catchup else "walk",
                         "done": done,
                     }
+                    # the operator's estimate of time left (docs/operator.md, Progress).
+                    | ({"rowsEstimate": estimate} if estimate is not None else {})
                 )
             if done:
                 break
@@ -278,6 +281,18 @@ def run(
                 time.sleep(settings.batch_pause)
         cp = Checkpoint(step, None, stats.rows, stats.batches, True)
     return stats
+
+
+def estimate_rows(conn: psycopg.Connection[Any], key: Key) -> int | None:
+    """The planner's row count of the key's table (pg_class.reltuples: no scan), None when the
+    table was never analyzed or vacuumed (-1 since PostgreSQL 14; 0 before, ambiguous)."""
+    row = conn.execute(
+        sql.SQL("SELECT reltuples::bigint FROM pg_class WHERE oid = {}::regclass").format(
+            sql.Literal(key.table.as_string(conn))
+        )
+    ).fetchone()
+    value = int(row[0]) if row and row[0] is not None else -1
+    return value if value > 0 else None
 
 
 def run_unbatched(conn: psycopg.Connection[Any], statement: str, lock_timeout: float) -> int:

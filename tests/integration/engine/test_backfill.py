@@ -38,6 +38,24 @@ def test_uuid_keyed_backfill(tmp_path: Path, database_url: str, psql) -> None:
     assert result_of(proc)["applied"][0]["steps"][0][1] == "backfill"
 
 
+def test_backfill_progress_carries_the_tables_row_estimate_once_analyzed(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    base = ["CREATE TABLE notes (id bigint PRIMARY KEY, body text);"]
+    folder = write_drizzle_folder(tmp_path / "m", base)
+    assert _apply(folder, database_url).returncode == 0
+    psql("INSERT INTO notes SELECT g, NULL FROM generate_series(1, 3000) g")
+    psql("ANALYZE notes")
+    folder = write_drizzle_folder(
+        tmp_path / "m", [*base, "UPDATE notes SET body = 'x' WHERE body IS NULL;"]
+    )
+    proc = _apply(folder, database_url, "--target-batch-time", "5ms")
+    assert proc.returncode == 0, proc.stderr
+    walk = [p for p in events(proc.stdout, "backfill.progress") if p["pass"] == "walk"]
+    # reltuples, no scan: the operator's estimate of the time left (contract.progress.eta).
+    assert {p.get("rowsEstimate") for p in walk} == {3000}
+
+
 def test_named_key_and_directive_backfill(tmp_path: Path, database_url: str, psql) -> None:
     base = ["CREATE TABLE items (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, n int);"]
     folder = write_drizzle_folder(tmp_path / "m", base)
