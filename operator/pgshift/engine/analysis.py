@@ -16,6 +16,7 @@ from pgshift.safety import analyze, control
 from pgshift.safety.analyze import NO_FACTS, functions_before
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.facts import CatalogFacts
+from pgshift.safety.lines import LineCounter
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
 from pgshift.safety.names import table_key
 
@@ -173,8 +174,7 @@ def quick_check(
         for chunk in m.chunks:
             text = chunk.sql
 
-            def line_at(offset: int, text: str = text, base: int = chunk.line) -> int:
-                return base + text.count("\n", 0, offset)
+            line_at = LineCounter(text, chunk.line)
 
             try:
                 tree = parser.parse_sql_json(text)

@@ -18,6 +18,7 @@ from pglast import ast, parser
 from pgshift.errors import DirectiveError, ParseError
 from pgshift.migrations.model import Migration
 from pgshift.safety.directives import combine, is_directive_comment, parse_directive_comment
+from pgshift.safety.lines import LineCounter
 from pgshift.safety.model import Directives
 from pgshift.safety.nodes import required
 
@@ -85,8 +86,7 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
     for chunk in migration.chunks:
         sql = chunk.sql
 
-        def line_at(offset: int, sql: str = sql, base: int = chunk.line) -> int:
-            return base + sql.count("\n", 0, offset)
+        line_at = LineCounter(sql, chunk.line)
 
         try:
             raws = parser.parse_sql(sql)
