@@ -33,7 +33,8 @@ def check(migration: Migration, override: Directives | None = None) -> None:
                 f"{migration.path}:{source.line}: {word} in a migration file",
                 hint=transaction_nesting.FIX,
             )
-        found = releases_advisory_lock.lock_releases(source.node)
+        found = (releases_advisory_lock.lock_releases(source.node)
+                 if releases_advisory_lock.may_release(source.text) else [])
         if found and releases_advisory_lock.ID not in merge(source.directives, override).allow:
             raise ReleasesLock(
                 f"{migration.path}:{source.line}: {', '.join(found)} releases advisory locks, "
