@@ -18,6 +18,7 @@ from pglast import ast, parser
 from pgshift.errors import DirectiveError, ParseError
 from pgshift.migrations.model import Migration
 from pgshift.safety.directives import combine, is_directive_comment, parse_directive_comment
+from pgshift.safety.fastparse import parse_sql
 from pgshift.safety.lines import LineCounter
 from pgshift.safety.model import Directives
 from pgshift.safety.nodes import required
@@ -89,7 +90,7 @@ def _split(migration: Migration) -> tuple[SourceStatement, ...]:
         line_at = LineCounter(sql, chunk.line)
 
         try:
-            raws = parser.parse_sql(sql)
+            raws = parse_sql(sql)
             # the scanner finds comments and each statement's first and last token; a chunk with
             # no comment (most of them) is cut by the parser's own locations instead.
             tokens = parser.scan(sql) if "--" in sql or "/*" in sql else None
