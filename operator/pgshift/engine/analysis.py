@@ -12,13 +12,14 @@ import psycopg
 
 from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
-from pgshift.safety import analyze, control
-from pgshift.safety.analyze import NO_FACTS, functions_before
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.lines import LineCounter
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
-from pgshift.safety.names import table_key
+
+#: nothing known of the database (offline); `safety.analyze.NO_FACTS`, without importing it:
+#: pglast and the rules load only when a file is analysed (a no-op deploy never does).
+NO_FACTS = CatalogFacts()
 
 
 def catalog_facts(conn: psycopg.Connection[Any]) -> CatalogFacts:
@@ -63,6 +64,8 @@ def source_functions(
 ) -> dict[str, dict[str, str]]:
     """Migration name -> what is known of function volatility before it: the catalog, under
     what earlier files of the source define (`safety.analyze.functions_before`)."""
+    from pgshift.safety.analyze import functions_before
+
     return functions_before(source.migrations, catalog)
 
 
@@ -104,6 +107,8 @@ class FileAnalyzer:
         is read, not run."""
         if self._functions is None:
             self._functions = source_functions(self.source, self.facts.functions)
+        from pgshift.safety.analyze import analyze
+
         facts = replace(
             self.facts,
             functions=self._functions.get(migration.name, {}),
@@ -129,6 +134,8 @@ def backfill_finder(analyzer: FileAnalyzer) -> Callable[[CatchUp], Backfill | No
     loaded = False
 
     def key(table: tuple[str | None, str]) -> str:
+        from pgshift.safety.names import table_key  # pglast: only when a catch-up runs
+
         return table_key(table[0], table[1])
 
     def find(catch: CatchUp) -> Backfill | None:
@@ -164,8 +171,12 @@ def quick_check(
     refuses (`safety.control`: BEGIN, SAVEPOINT..., lock releases not allowed), checked in full
     only for a file whose text or parse tree may hold it. With `facts.server_major`, syntax
     that major lacks is refused too (`safety.versions`)."""
+    migrations = list(migrations)
+    if not migrations:  # nothing pending: pglast need not even load
+        return
     from pglast import parser
 
+    from pgshift.safety import control
     from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
     server_major = facts.server_major

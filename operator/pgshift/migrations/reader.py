@@ -155,7 +155,7 @@ def _flatten_folder(folder: Path) -> tuple[dict[str, str], dict[str, str], list[
         add(JOURNAL_KEY, journal)
     elif journal_kind != "missing":  # read as plain, drizzle's folder would get other created_at
         raise SourceError(f"{journal}: not a regular file")
-    for entry in sorted(folder.iterdir()):
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):  # names: Path order, 10x faster
         # a mounted ConfigMap also holds `..data` and `..<timestamp>` entries: not keys.
         if entry.name.startswith("."):
             continue
