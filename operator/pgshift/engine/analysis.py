@@ -177,6 +177,7 @@ def quick_check(
     from pglast import parser
 
     from pgshift.safety import control
+    from pgshift.safety.statements import batches
     from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
     server_major = facts.server_major
@@ -187,30 +188,40 @@ def quick_check(
 
             line_at = LineCounter(text, chunk.line)
 
+            def parse(piece: str) -> tuple[str, tuple[Any, ...], str]:
+                # directives are `--` comments: a piece without one needs no scanning.
+                tokens = tuple(parser.scan(piece)) if "--" in piece else ()
+                return parser.parse_sql_json(piece), tokens, piece
+
             try:
-                tree = parser.parse_sql_json(text)
-                # directives are `--` comments: a chunk without one needs no scanning.
-                tokens = parser.scan(text) if "--" in text else ()
+                # a large chunk a batch at a time: its whole JSON tree would be many times
+                # its size (safety.statements.batches; the errors are the whole text's).
+                for base, (tree, tokens, piece) in batches(text, parse):
+                    if server_major is not None and server_major < GRAMMAR_MAJOR:
+
+                        def where(
+                            at: int,
+                            path: str = m.path,
+                            line_at: Callable[..., int] = line_at,
+                            base: int = base,
+                        ) -> str:
+                            return f"{path}:{line_at(base + at)}"
+
+                        check_parsed(tree, server_major, where)
+                    for token in tokens:
+                        if token.name != "SQL_COMMENT":
+                            continue
+                        comment = piece[token.start : token.end + 1]
+                        if is_directive_comment(comment):
+                            at = line_at(base + token.start)
+                            parse_directive_comment(comment, f"{m.path}:{at}")
+                    suspect = suspect or control.may_need_check(piece, tree)
             except parser.ParseError as exc:
                 args = exc.args
                 message = str(args[0]) if args else str(exc)
                 location = args[1] if len(args) > 1 and isinstance(args[1], int) else None
-                line = line_at(location) if location is not None else chunk.line
+                line = LineCounter(text, chunk.line)(location) if location is not None else (
+                    chunk.line)
                 raise ParseError(f"{m.path}:{line}: {message}") from None
-            if server_major is not None and server_major < GRAMMAR_MAJOR:
-
-                def where(
-                    at: int, path: str = m.path, line_at: Callable[..., int] = line_at
-                ) -> str:
-                    return f"{path}:{line_at(at)}"
-
-                check_parsed(tree, server_major, where)
-            for token in tokens:
-                if token.name != "SQL_COMMENT":
-                    continue
-                comment = text[token.start : token.end + 1]
-                if is_directive_comment(comment):
-                    parse_directive_comment(comment, f"{m.path}:{line_at(token.start)}")
-            suspect = suspect or control.may_need_check(text, tree)
         if suspect:
             control.check(m, (overrides or {}).get(m.name))
