@@ -9,6 +9,7 @@ how people write `DROP TABLE t; -- pgshift:allow=ban-drop-table`.
 
 from __future__ import annotations
 
+import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -108,59 +109,86 @@ def iter_statements(migration: Migration) -> Iterator[SourceStatement]:
 
 def batches(sql: str, parse: Callable[[str], T]) -> Iterator[tuple[int, T]]:
     """(offset, parse(piece)) for consecutive pieces of `sql` that together are `sql`: the whole
-    text when it is not longer than BATCHED_ABOVE, else pieces of about BATCH_CHARS cut right
-    after a `;` the scanner sees (outside strings, comments and dollar quotes).
+    text when it is not longer than BATCHED_ABOVE, else pieces of about BATCH_CHARS, each cut
+    right after a `;` outside strings, identifiers, comments and dollar quotes (`_cuts`).
 
-    A `;` inside a `BEGIN ATOMIC` body or a rule's `( ...; ... )` is a wrong cut: the piece then
-    fails to parse at its end, and is parsed again joined with the next one. Any other error is
-    PostgreSQL's first in the text, the same as the whole text's: raised as parser.ParseError
-    with its location in `sql`."""
-    ends = _cuts(sql) if len(sql) > BATCHED_ABOVE else None
-    if not ends:
+    A wrong cut (a `;` inside a `BEGIN ATOMIC` body or a rule's `(...; ...)`, or a literal
+    `_cuts` misread) leaves the piece before it unterminated, so its parse fails. On any error
+    the rest of the text is parsed as one piece from the last good cut: the parser's state there
+    is the whole text's (between statements), so its error is the whole text's, or, after a
+    wrong cut, it parses. Errors are raised as parser.ParseError located in `sql`."""
+    ends = _cuts(sql) if len(sql) > BATCHED_ABOVE else []
+    start = 0
+    for end in ends:
+        try:
+            result = parse(sql[start:end])
+        except parser.ParseError:
+            break
+        yield start, result
+        start = end
+    if start == 0:
         yield 0, parse(sql)
         return
-    start, k = 0, 0
-    while k < len(ends):
-        end = ends[k]
-        while True:
-            piece = sql[start:end]
-            try:
-                result = parse(piece)
-                break
-            except parser.ParseError as exc:
-                _message, location = _parse_error(exc)
-                at_end = location is None or location >= len(piece.rstrip()) - 1
-                if k + 1 < len(ends) and at_end:  # maybe a wrong cut: join the next piece
-                    k += 1
-                    end = ends[k]
-                    continue
-                if location is None:
-                    raise
-                raise parser.ParseError(exc.args[0], start + location) from None
-        yield start, result
-        start, k = end, k + 1
-
-
-def _cuts(sql: str) -> list[int] | None:
-    """Where the pieces of `batches` end (the last at len(sql)); None: one piece."""
     try:
-        slices = parser.split(sql, with_parser=False, only_slices=True)
-    except parser.ParseError:
-        return None  # the parser reports it, on the whole text
+        yield start, parse(sql[start:])
+    except parser.ParseError as exc:
+        message, location = _parse_error(exc)
+        if location is None:
+            raise
+        raise parser.ParseError(message, start + location) from None
+
+
+#: what may start a literal, a comment or a statement's end, for `_cuts`.
+_LEXEME = re.compile(
+    r"""[;'"]|--|/\*|(?<![\w$])[eE]'|(?<![\w$])\$(?:[^\W\d]\w*)?\$"""
+)
+_E_STRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
+
+
+def _cuts(sql: str) -> list[int]:
+    """Offsets right after a top-level `;`, about BATCH_CHARS apart, as PostgreSQL's scanner
+    reads the text (standard_conforming_strings on): where `batches` may cut. Empty when the
+    text has no such place."""
     ends: list[int] = []
-    start = 0
-    for piece in slices:
-        semicolon = sql.find(";", piece.stop)
-        if semicolon < 0:
-            break  # the last statement has no `;`: it ends the text
-        if sql[piece.stop : semicolon].strip():
-            return None  # not what the scanner's split promises: do not cut
-        if semicolon + 1 - start >= BATCH_CHARS:
-            ends.append(semicolon + 1)
-            start = semicolon + 1
-    if not ends or ends[-1] < len(sql):
-        ends.append(len(sql))
-    return ends
+    last = pos = 0
+    while True:
+        found = _LEXEME.search(sql, pos)
+        if found is None:
+            return ends
+        lexeme, at = found.group(), found.end()
+        if lexeme == ";":
+            if at - last >= BATCH_CHARS and at < len(sql):
+                ends.append(at)
+                last = at
+            pos = at
+            continue
+        if lexeme == "'" or lexeme == '"':
+            close = sql.find(lexeme, at)
+            while close >= 0 and sql.startswith(lexeme, close + 1):  # doubled: inside
+                close = sql.find(lexeme, close + 2)
+            pos = -1 if close < 0 else close + 1
+        elif lexeme == "--":
+            close = sql.find("\n", at)
+            pos = len(sql) if close < 0 else close + 1
+        elif lexeme == "/*":
+            depth, close = 1, at
+            while depth and close >= 0:  # block comments nest
+                opening, ending = sql.find("/*", close), sql.find("*/", close)
+                if ending < 0:
+                    close = -1
+                elif 0 <= opening < ending:
+                    depth, close = depth + 1, opening + 2
+                else:
+                    depth, close = depth - 1, ending + 2
+            pos = close
+        elif lexeme[0] in "eE":
+            matched = _E_STRING_END.match(sql, at)
+            pos = -1 if matched is None else matched.end()
+        else:  # $tag$
+            close = sql.find(lexeme, at)
+            pos = -1 if close < 0 else close + len(lexeme)
+        if pos < 0 or pos > len(sql):
+            return ends  # unterminated: the rest is one piece (its parse names the error)
 
 
 def _split(migration: Migration) -> Iterator[SourceStatement]:

@@ -56,6 +56,9 @@ _BATCHED_CASES = [
     "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n"
     "CREATE RULE r AS ON INSERT TO a DO ALSO (NOTIFY a; NOTIFY b);\nSELECT 'x;y', $$;$$;\n"
     "SELECT 3",
+    "SELECT E'it\\'s; ok', 'a''b;c', \"x;\"\"y\", $t$ ; $x$ ; $t$, a$$b;\n"
+    "/* nested /* ; */ ; */ SELECT U&'d\\0061t;a', e'\\\\'; -- ; \nSELECT 1;\n"
+    "SELECT 'unterminated; on purpose? no: '';' ;\nSELECT $$ $ $$;",
     "-- a comment\nDROP TABLE a; -- pgshift:allow=ban-drop-table\n"
     "/* block ; */ SELECT 1;\n-- pgshift:allow=ban-drop-table\nDROP TABLE b;\n"
     "SELECT 2; /* trailing */\n-- pgshift:no-transaction\nCREATE INDEX CONCURRENTLY i ON a (id);\n",
@@ -100,3 +103,14 @@ def test_a_large_file_is_streamed_without_keeping_its_trees(monkeypatch) -> None
     assert not isinstance(streamed, tuple)
     assert [s.line for s in streamed] == list(range(1, 400, 2))
     assert (m.path, m.sql) not in statements._CACHE
+
+
+def test_cuts_are_the_scanners_semicolons(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pglast import parser
+
+    from pgshift.safety import statements
+
+    monkeypatch.setattr(statements, "BATCH_CHARS", 1)
+    for sql in _BATCHED_CASES:
+        semicolons = {t.end + 1 for t in parser.scan(sql) if sql[t.start : t.end + 1] == ";"}
+        assert set(statements._cuts(sql)) == semicolons - {len(sql)}, sql
