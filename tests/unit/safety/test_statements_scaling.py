@@ -21,7 +21,7 @@ def _file(statements: int, comments: bool) -> str:
 
 def _seconds(sql: str) -> float:
     best = float("inf")
-    for attempt in range(2):
+    for attempt in range(3):
         m = migration(sql + f"-- {attempt}\n")  # a new text each time: not cached
         gc.disable()  # the collector's passes over live trees are noise here
         try:
