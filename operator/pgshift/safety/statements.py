@@ -138,11 +138,13 @@ def batches(sql: str, parse: Callable[[str], T]) -> Iterator[tuple[int, T]]:
         raise parser.ParseError(message, start + location) from None
 
 
-#: what may start a literal, a comment or a statement's end, for `_cuts`.
+#: a statement's end, or a whole literal or line comment (matched in C: a seed file holds many),
+#: or what starts a block comment or dollar quote; a lone quote is an unterminated literal.
 _LEXEME = re.compile(
-    r"""[;'"]|--|/\*|(?<![\w$])[eE]'|(?<![\w$])\$(?:[^\W\d]\w*)?\$"""
+    r""";|'[^']*(?:''[^']*)*'|"[^"]*(?:""[^"]*)*"|--[^\n]*"""
+    r"""|(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*'|/\*|(?<![\w$])\$(?:[^\W\d]\w*)?\$|['"]""",
+    re.DOTALL,
 )
-_E_STRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 
 
 def _cuts(sql: str) -> list[int]:
@@ -162,15 +164,12 @@ def _cuts(sql: str) -> list[int]:
                 last = at
             pos = at
             continue
-        if lexeme == "'" or lexeme == '"':
-            close = sql.find(lexeme, at)
-            while close >= 0 and sql.startswith(lexeme, close + 1):  # doubled: inside
-                close = sql.find(lexeme, close + 2)
-            pos = -1 if close < 0 else close + 1
-        elif lexeme == "--":
-            close = sql.find("\n", at)
-            pos = len(sql) if close < 0 else close + 1
-        elif lexeme == "/*":
+        if lexeme in ("'", '"'):
+            return ends  # unterminated: the rest is one piece (its parse names the error)
+        if lexeme[0] in "'\"-" or lexeme[0] in "eE":  # a whole literal or line comment
+            pos = at
+            continue
+        if lexeme == "/*":
             depth, close = 1, at
             while depth and close >= 0:  # block comments nest
                 opening, ending = sql.find("/*", close), sql.find("*/", close)
@@ -181,9 +180,6 @@ def _cuts(sql: str) -> list[int]:
                 else:
                     depth, close = depth - 1, ending + 2
             pos = close
-        elif lexeme[0] in "eE":
-            matched = _E_STRING_END.match(sql, at)
-            pos = -1 if matched is None else matched.end()
         else:  # $tag$
             close = sql.find(lexeme, at)
             pos = -1 if close < 0 else close + len(lexeme)
