@@ -128,6 +128,8 @@ def _enable_rule_flag(p: argparse.ArgumentParser) -> None:
 
 def _enabled_rules(values: list[str]) -> frozenset[str]:
     """`--enable-rule` values -> opt-in rule ids; an unknown id is a usage error."""
+    if not values:  # the rules (and pglast) load only when a command asks for one
+        return frozenset()
     from pgshift.safety.rules import RULES, STYLE
 
     out: set[str] = set()

@@ -12,12 +12,14 @@ import psycopg
 
 from pgshift.errors import ParseError
 from pgshift.migrations.model import Migration, Source
-from pgshift.safety import analyze, control
-from pgshift.safety.analyze import NO_FACTS, functions_before
 from pgshift.safety.directives import is_directive_comment, parse_directive_comment
 from pgshift.safety.facts import CatalogFacts
+from pgshift.safety.lines import LineCounter
 from pgshift.safety.model import Analysis, Backfill, CatchUp, Directives
-from pgshift.safety.names import table_key
+
+#: nothing known of the database (offline); `safety.analyze.NO_FACTS`, without importing it:
+#: pglast and the rules load only when a file is analysed (a no-op deploy never does).
+NO_FACTS = CatalogFacts()
 
 
 def catalog_facts(conn: psycopg.Connection[Any]) -> CatalogFacts:
@@ -62,6 +64,8 @@ def source_functions(
 ) -> dict[str, dict[str, str]]:
     """Migration name -> what is known of function volatility before it: the catalog, under
     what earlier files of the source define (`safety.analyze.functions_before`)."""
+    from pgshift.safety.analyze import functions_before
+
     return functions_before(source.migrations, catalog)
 
 
@@ -103,6 +107,8 @@ class FileAnalyzer:
         is read, not run."""
         if self._functions is None:
             self._functions = source_functions(self.source, self.facts.functions)
+        from pgshift.safety.analyze import analyze
+
         facts = replace(
             self.facts,
             functions=self._functions.get(migration.name, {}),
@@ -128,6 +134,8 @@ def backfill_finder(analyzer: FileAnalyzer) -> Callable[[CatchUp], Backfill | No
     loaded = False
 
     def key(table: tuple[str | None, str]) -> str:
+        from pgshift.safety.names import table_key  # pglast: only when a catch-up runs
+
         return table_key(table[0], table[1])
 
     def find(catch: CatchUp) -> Backfill | None:
@@ -163,8 +171,13 @@ def quick_check(
     refuses (`safety.control`: BEGIN, SAVEPOINT..., lock releases not allowed), checked in full
     only for a file whose text or parse tree may hold it. With `facts.server_major`, syntax
     that major lacks is refused too (`safety.versions`)."""
+    migrations = list(migrations)
+    if not migrations:  # nothing pending: pglast need not even load
+        return
     from pglast import parser
 
+    from pgshift.safety import control
+    from pgshift.safety.statements import batches
     from pgshift.safety.versions import GRAMMAR_MAJOR, check_parsed
 
     server_major = facts.server_major
@@ -173,33 +186,42 @@ def quick_check(
         for chunk in m.chunks:
             text = chunk.sql
 
-            def line_at(offset: int, text: str = text, base: int = chunk.line) -> int:
-                return base + text.count("\n", 0, offset)
+            line_at = LineCounter(text, chunk.line)
+
+            def parse(piece: str) -> tuple[str, tuple[Any, ...], str]:
+                # directives are `--` comments: a piece without one needs no scanning.
+                tokens = tuple(parser.scan(piece)) if "--" in piece else ()
+                return parser.parse_sql_json(piece), tokens, piece
 
             try:
-                tree = parser.parse_sql_json(text)
-                # directives are `--` comments: a chunk without one needs no scanning.
-                tokens = parser.scan(text) if "--" in text else ()
+                # a large chunk a batch at a time: its whole JSON tree would be many times
+                # its size (safety.statements.batches; the errors are the whole text's).
+                for base, (tree, tokens, piece) in batches(text, parse):
+                    if server_major is not None and server_major < GRAMMAR_MAJOR:
+
+                        def where(
+                            at: int,
+                            path: str = m.path,
+                            line_at: Callable[..., int] = line_at,
+                            base: int = base,
+                        ) -> str:
+                            return f"{path}:{line_at(base + at)}"
+
+                        check_parsed(tree, server_major, where)
+                    for token in tokens:
+                        if token.name != "SQL_COMMENT":
+                            continue
+                        comment = piece[token.start : token.end + 1]
+                        if is_directive_comment(comment):
+                            at = line_at(base + token.start)
+                            parse_directive_comment(comment, f"{m.path}:{at}")
+                    suspect = suspect or control.may_need_check(piece, tree)
             except parser.ParseError as exc:
                 args = exc.args
                 message = str(args[0]) if args else str(exc)
                 location = args[1] if len(args) > 1 and isinstance(args[1], int) else None
-                line = line_at(location) if location is not None else chunk.line
+                line = LineCounter(text, chunk.line)(location) if location is not None else (
+                    chunk.line)
                 raise ParseError(f"{m.path}:{line}: {message}") from None
-            if server_major is not None and server_major < GRAMMAR_MAJOR:
-
-                def where(
-                    at: int, path: str = m.path, line_at: Callable[..., int] = line_at
-                ) -> str:
-                    return f"{path}:{line_at(at)}"
-
-                check_parsed(tree, server_major, where)
-            for token in tokens:
-                if token.name != "SQL_COMMENT":
-                    continue
-                comment = text[token.start : token.end + 1]
-                if is_directive_comment(comment):
-                    parse_directive_comment(comment, f"{m.path}:{line_at(token.start)}")
-            suspect = suspect or control.may_need_check(text, tree)
         if suspect:
             control.check(m, (overrides or {}).get(m.name))

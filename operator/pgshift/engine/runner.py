@@ -69,6 +69,26 @@ def _may_set_role(step: Step) -> bool:
     return _ROLE_WORDS.search(step.migration.sql) is not None
 
 
+#: about how many characters one query string of a pipelined transaction holds: a 50 MB file
+#: goes as a few dozen queries of one transaction, not one string (and its UTF-8 copy, and
+#: libpq's) of the file's size (issue 14); one round trip each.
+QUERY_CHARS = 1 << 20
+
+
+def _query_strings(parts: list[str]) -> Iterator[str]:
+    """`parts` joined with `;\n` into queries of about QUERY_CHARS (a part is never split)."""
+    piece: list[str] = []
+    size = 0
+    for part in parts:
+        if piece and size + len(part) > QUERY_CHARS:
+            yield ";\n".join(piece)
+            piece, size = [], 0
+        piece.append(part)
+        size += len(part) + 2
+    if piece:
+        yield ";\n".join(piece)
+
+
 @dataclass
 class Outcome:
     done: list[StepDone] = field(default_factory=list)
@@ -471,7 +491,8 @@ class Runner:
         parts.append(lock.still_held_sql(self.lock_pid))
         parts.append("COMMIT")
         try:
-            self.conn.execute(";\n".join(parts))
+            for query in _query_strings(parts):
+                self.conn.execute(query)
         except psycopg.Error as exc:
             if self.conn.broken:
                 raise

@@ -288,6 +288,8 @@ class EngineSession:
         UPDATE), and the key of each backfill they ask for on a table that exists now and that
         no earlier statement of the run mentions (tables the run creates or alters are checked
         when their step runs: the catalog cannot know them yet)."""
+        if not pending:  # a no-op deploy loads neither pglast nor the rules
+            return
         from pglast import parser
 
         from pgshift.engine import backfill as bf

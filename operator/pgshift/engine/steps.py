@@ -107,10 +107,12 @@ def step_text_hash(phase: Phase, tx: TxMode, statements: tuple[PlannedStatement,
     """What a step runs, as the file wrote it: its phase, transaction mode and each statement's
     source text and rewrite (the rendered SQL follows from those, and `render=False` leaves it
     out). Independent of the file's hash, so the steps an edit did not touch keep theirs."""
-    parts = [phase.value, tx.value]
+    # the sha256 of "\0".join(parts), fed part by part: a 50 MB step's text is not joined.
+    h = hashlib.sha256(f"{phase.value}\0{tx.value}".encode())
     for st in statements:
-        parts += [str(st.source_index), st.rewrite, st.original_sql]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        h.update(f"\0{st.source_index}\0{st.rewrite}\0".encode())
+        h.update(st.original_sql.encode())
+    return h.hexdigest()
 
 
 def cut_steps(

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 #: drizzle-kit's separator between the chunks of one file; chunks are sent to the server as is.
 BREAKPOINT = "--> statement-breakpoint"
+#: characters encoded at a time for a file's hash (UTF-8 of a slice is the slice of the UTF-8:
+#: a Python str never splits a character).
+_HASH_SLICE = 1 << 20
 
 
 class Layout(enum.StrEnum):
@@ -58,8 +61,12 @@ class Migration:
 
     @functools.cached_property
     def hash(self) -> str:
-        """sha256 hex of the whole file's UTF-8 text, as drizzle stores it (computed once)."""
-        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+        """sha256 hex of the whole file's UTF-8 text, as drizzle stores it (computed once).
+        Encoded a slice at a time: a 50 MB file is not copied whole (issue 14)."""
+        h = hashlib.sha256()
+        for start in range(0, len(self.sql), _HASH_SLICE):
+            h.update(self.sql[start : start + _HASH_SLICE].encode("utf-8"))
+        return h.hexdigest()
 
 
 @dataclass(frozen=True)

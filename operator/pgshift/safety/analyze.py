@@ -21,6 +21,7 @@ from pgshift.safety.backfill import backfill_for, batchable, idempotent
 from pgshift.safety.classify import Classification, classify
 from pgshift.safety.context import Context
 from pgshift.safety.control import check as check_control
+from pgshift.safety.control import check_statement
 from pgshift.safety.directives import merge
 from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import (
@@ -35,7 +36,7 @@ from pgshift.safety.model import (
 from pgshift.safety.names import relation_name, render, table_key
 from pgshift.safety.rules import RULES, Subject
 from pgshift.safety.rules.transaction_nesting import is_step_boundary
-from pgshift.safety.statements import SourceStatement, split_statements
+from pgshift.safety.statements import SourceStatement, is_large, iter_statements
 from pgshift.safety.volatility import defined, may_define
 
 #: nothing known of the database (offline).
@@ -111,12 +112,18 @@ def analyze(
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
-    if not lint and refuse_control:  # a run: refused before anything runs (lint: findings)
+    refuse = not lint and refuse_control  # a run: refused before anything runs (lint: findings)
+    # a large file streams (its trees are not kept): checked statement by statement instead,
+    # still before any of it runs (the analysis ends before the file's first step).
+    large = is_large(migration)
+    if refuse and not large:
         check_control(migration, override)
-    sources = split_statements(migration)
+    sources = iter_statements(migration)
     #: a top-level COMMIT before the next statement: it starts a new step.
     after_commit = False
     for source in sources:
+        if refuse and large:
+            check_statement(migration, source, override)
         if is_step_boundary(source.node):
             after_commit = True
             continue
@@ -233,7 +240,7 @@ def functions_before(
     for m in migrations:
         out[m.name] = dict(facts)
         if may_define(m.sql):
-            for source in split_statements(m):
+            for source in iter_statements(m):
                 facts.update(defined(source.node))
     return out
 

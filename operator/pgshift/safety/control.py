@@ -14,7 +14,7 @@ from pgshift.migrations.model import Migration
 from pgshift.safety.directives import merge
 from pgshift.safety.model import Directives
 from pgshift.safety.rules import releases_advisory_lock, transaction_nesting
-from pgshift.safety.statements import split_statements
+from pgshift.safety.statements import SourceStatement, iter_statements
 
 
 def may_need_check(text: str, tree_json: str) -> bool:
@@ -26,16 +26,24 @@ def may_need_check(text: str, tree_json: str) -> bool:
 
 def check(migration: Migration, override: Directives | None = None) -> None:
     """Raise TransactionControl / ReleasesLock naming `path:line` and the fix."""
-    for source in split_statements(migration):
-        word = transaction_nesting.forbidden(source.node)
-        if word is not None:
-            raise TransactionControl(
-                f"{migration.path}:{source.line}: {word} in a migration file",
-                hint=transaction_nesting.FIX,
-            )
-        found = releases_advisory_lock.lock_releases(source.node)
-        if found and releases_advisory_lock.ID not in merge(source.directives, override).allow:
-            raise ReleasesLock(
-                f"{migration.path}:{source.line}: {', '.join(found)} releases advisory locks, "
-                "pgshift's migration lock included"
-            )
+    for source in iter_statements(migration):
+        check_statement(migration, source, override)
+
+
+def check_statement(
+    migration: Migration, source: SourceStatement, override: Directives | None = None
+) -> None:
+    """`check` for one statement (a large file is checked as its statements stream by)."""
+    word = transaction_nesting.forbidden(source.node)
+    if word is not None:
+        raise TransactionControl(
+            f"{migration.path}:{source.line}: {word} in a migration file",
+            hint=transaction_nesting.FIX,
+        )
+    found = (releases_advisory_lock.lock_releases(source.node)
+             if releases_advisory_lock.may_release(source.text) else [])
+    if found and releases_advisory_lock.ID not in merge(source.directives, override).allow:
+        raise ReleasesLock(
+            f"{migration.path}:{source.line}: {', '.join(found)} releases advisory locks, "
+            "pgshift's migration lock included"
+        )

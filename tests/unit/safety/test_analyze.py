@@ -252,6 +252,11 @@ def test_other_transaction_control_is_refused_by_a_run_and_an_error_for_lint(
     "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM "
     "pg_advisory_unlock(1); END $$",
     "CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_advisory_unlock(1); END",
+    # escaped letters: the text filter that spares the tree walk (issue 14) must not miss them
+    'SELECT U&"pg_advisory_\\0075nlock_all"()',
+    "DO U&'BEGIN PERFORM pg_advisory_\\0075nlock_all(); END'",
+    "DO E'BEGIN PERFORM pg_advisory_\\165nlock_all(); END'",
+    "DO E'BEGIN EXECUTE ''\\144iscard all''; END'",
 ])
 def test_releasing_advisory_locks_is_refused_unless_allowed(statement: str) -> None:
     from pgshift.errors import ReleasesLock

@@ -4,14 +4,23 @@ test_postgres_versions.py."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from pglast import parser
 
 from pgshift.engine.analysis import quick_check
 from pgshift.errors import SyntaxTooNew
 from pgshift.safety import analyze
 from pgshift.safety.facts import CatalogFacts
 from pgshift.safety.model import TxMode
-from pgshift.safety.versions import FEATURES, GRAMMAR_MAJOR, SUPPORTED_MAJORS, check_sql
+from pgshift.safety.versions import (
+    FEATURES,
+    GRAMMAR_MAJOR,
+    SUPPORTED_MAJORS,
+    _statements_json,
+    check_sql,
+)
 from tests.unit.safety.helpers import migration
 
 
@@ -65,6 +74,20 @@ def test_quick_check_names_file_and_line() -> None:
     quick_check([m])  # no server major: the grammar's
     with pytest.raises(SyntaxTooNew, match=r"^drizzle/0001_test\.sql:3: UNIQUE NULLS NOT"):
         quick_check([m], facts=CatalogFacts(server_major=14))
+
+
+def test_a_feature_among_many_statements_is_found_in_its_own_statement() -> None:
+    """Only the statements whose JSON holds a feature's marker are decoded (issue 14): the one
+    that uses it is still found, with its line, first or last, with strings that look like
+    JSON around it."""
+    before = "".join(f"INSERT INTO t VALUES ({i}, '{{\"stmt\":x}}');\n" for i in range(50))
+    feature = "ALTER TABLE t ADD CONSTRAINT c NOT NULL b NOT VALID;\n"
+    for sql, line in ((feature + before, 1), (before + feature, 51)):
+        m = migration(sql)
+        with pytest.raises(SyntaxTooNew, match=rf"^drizzle/0001_test\.sql:{line}: NOT NULL \.\.\."):
+            quick_check([m], facts=CatalogFacts(server_major=17))
+    tree = parser.parse_sql_json(before + feature)
+    assert [json.loads(p) for p in _statements_json(tree)] == json.loads(tree)["stmts"]
 
 
 def test_detach_partition_concurrently_runs_outside_a_transaction() -> None:
