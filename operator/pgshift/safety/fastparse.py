@@ -37,11 +37,25 @@ def _setattr(self: ast.Node, name: str, value: Any) -> None:
     object.__setattr__(self, name, value)
 
 
-ast.Node.__setattr__ = _setattr  # type: ignore[method-assign]
+def _slots_as_known() -> bool:
+    """pglast's slots are `{attribute: (ctype, python types, coercion)}` in the versions this
+    was written for (7 and 8); in any other shape the checks are kept, only slower."""
+    slots = getattr(ast.ColumnDef, "__slots__", None)
+    return isinstance(slots, dict) and all(
+        isinstance(v, tuple) and len(v) == 3 and (v[2] is None or callable(v[2]))
+        for v in slots.values()
+    )
+
+
+FAST = _slots_as_known()
+if FAST:
+    ast.Node.__setattr__ = _setattr  # type: ignore[method-assign]
 
 
 def parse_sql(sql: str) -> tuple[ast.RawStmt, ...]:
     """pglast's `parser.parse_sql(sql)` (same tree, same ParseError)."""
+    if not FAST:
+        return parser.parse_sql(sql)
     _trusted.on = True
     try:
         return parser.parse_sql(sql)
