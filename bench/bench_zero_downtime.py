@@ -1,7 +1,9 @@
 """Benchmark: the same drizzle-kit folder under load, drizzle-orm's migrator vs pgshift (issue 6).
 
     python bench/bench_zero_downtime.py [--rows 1000000] [--clients 4] [--rounds 1]
-                                        [--scenarios backfill_not_null,create_index,add_fk]
+                                        [--scenarios backfill_not_null,create_index,add_fk,
+                                                     new_table_fk]
+                                        [--pgshift-tree /work/wt/base/.venv/bin/pgshift]
 
 A 1-million-row `items` table (and 1,000 `owners`) is built once in a template database by the
 folder's first two migrations (applied by drizzle itself: the create tables, and the `ADD COLUMN
@@ -12,7 +14,8 @@ each, as an application's connection pool would), one tool applies the rest of t
 - backfill_not_null: a `--custom` backfill `UPDATE ... WHERE "slug" IS NULL`, then
   `ALTER COLUMN "slug" SET NOT NULL` (what drizzle-kit generates);
 - create_index: `CREATE INDEX "items_owner_id_idx" ON "items" ...`;
-- add_fk: `ALTER TABLE "items" ADD CONSTRAINT ... FOREIGN KEY ("owner_id") REFERENCES owners`.
+- add_fk: `ALTER TABLE "items" ADD CONSTRAINT ... FOREIGN KEY ("owner_id") REFERENCES owners`;
+- new_table_fk: drizzle-kit < 0.26's form of a new table with an FK to `items` and an index.
 
 The folders are not edited for pgshift: no directives. For each tool and scenario it prints
 success, the migration's wall time (the tool's whole process), and the clients' p50, p99 and max
@@ -83,7 +86,25 @@ SCENARIOS: dict[str, list[Spec]] = {
              '("owner_id") REFERENCES "public"."owners"("id") ON DELETE no action '
              "ON UPDATE no action;"),
     ],
+    # drizzle-kit < 0.26: a new table with a guarded FK to the loaded `items` and an index. The
+    # table is new, so the file runs in one transaction; the FK's SHARE ROW EXCLUSIVE on items
+    # is held only while statements on the new table follow (issue 14's constraint).
+    "new_table_fk": [
+        Spec("item_tags",
+             'CREATE TABLE IF NOT EXISTS "item_tags" (\n\t"id" bigserial PRIMARY KEY NOT NULL,\n'
+             '\t"item_id" bigint NOT NULL,\n\t"tag" text NOT NULL\n);\n'
+             "--> statement-breakpoint\n"
+             'DO $$ BEGIN\n ALTER TABLE "item_tags" ADD CONSTRAINT "item_tags_item_id_items_id_fk" '
+             'FOREIGN KEY ("item_id") REFERENCES "public"."items"("id") ON DELETE no action '
+             "ON UPDATE no action;\nEXCEPTION\n WHEN duplicate_object THEN null;\nEND $$;\n"
+             "--> statement-breakpoint\n"
+             'CREATE INDEX IF NOT EXISTS "item_tags_item_id_idx" ON "item_tags" USING btree '
+             '("item_id");'),
+    ],
 }
+
+#: `--pgshift-tree`: another checkout's pgshift console script (e.g. for "before" figures).
+PGSHIFT_SCRIPT: list[str] = []
 
 
 @dataclass
@@ -167,7 +188,8 @@ def run_tool(tool: str, url: str, folder: Path) -> tuple[bool, str]:
     if tool == "drizzle":
         argv = ["node", str(NODE_DIR / "migrate.mjs"), "--dir", str(folder)]
     else:
-        argv = [*pgshift_argv(), "apply", "--dir", str(folder), "--output", "json"]
+        argv = [*(PGSHIFT_SCRIPT or pgshift_argv()), "apply", "--dir", str(folder), "--output",
+                "json"]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     if out.returncode == 0:
         return True, ""
@@ -229,7 +251,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--tools", default="drizzle,pgshift", help="which tools to run")
+    parser.add_argument("--pgshift-tree", metavar="PATH",
+                        help="another checkout's pgshift console script")
     args = parser.parse_args(argv)
+    if args.pgshift_tree:
+        if not Path(args.pgshift_tree).is_file():
+            parser.error(f"--pgshift-tree: {args.pgshift_tree} is not a file")
+        PGSHIFT_SCRIPT[:] = [args.pgshift_tree]
     # SIGTERM (a timeout, Ctrl-C in CI) unwinds like Ctrl-C: the private server is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     require_node_modules()

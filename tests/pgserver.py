@@ -101,12 +101,16 @@ def running_server(
     host: str = "127.0.0.1",
     allow: tuple[str, ...] = (),
     major: int | None = None,
+    fsync: bool = False,
+    settings: tuple[str, ...] = (),
 ) -> Iterator[PgServer]:
     """Start a server (PostgreSQL `major`, default Debian's 15), yield it, and remove every
     trace of it afterwards.
 
     ``host``: the address URLs name (it also listens on 127.0.0.1); ``allow``: networks (CIDR)
-    pg_hba admits besides loopback, with the same scram-sha-256 password.
+    pg_hba admits besides loopback, with the same scram-sha-256 password. ``fsync``: durable
+    commits (fsync, synchronous_commit, full_page_writes on) for benchmarks that report both;
+    ``settings``: more `name=value` server settings.
     """
     major, server_bin, client_bin = _binaries(major)
     root = Path(tempfile.mkdtemp(prefix="pgshift-pg-"))
@@ -137,8 +141,10 @@ def running_server(
         proc = subprocess.Popen(
             [str(server_bin / "postgres"), "-D", str(datadir), "-p", str(port),
              "-c", f"listen_addresses={listen}", "-c", f"unix_socket_directories={root}",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", f"max_connections={max_connections}", "-c", "shared_buffers=256MB"],
+             *[arg for name in ("fsync", "synchronous_commit", "full_page_writes")
+               for arg in ("-c", f"{name}={'on' if fsync else 'off'}")],
+             "-c", f"max_connections={max_connections}", "-c", "shared_buffers=256MB",
+             *[arg for setting in settings for arg in ("-c", setting)]],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as,  # type: ignore[arg-type]
         )

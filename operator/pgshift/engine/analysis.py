@@ -99,11 +99,14 @@ class FileAnalyzer:
         *,
         render: bool = True,
         new_tables: frozenset[str] = frozenset(),
+        as_written: bool = False,
         refuse_control: bool = True,
     ) -> Analysis:
         """The stable analysis of `migration`; `render=False` leaves rewritten statements' SQL
         out; `new_tables`: the form in which those tables (created by files this run applied
-        whole) are known to be new (`engine/apply.py`); `refuse_control=False` for a file that
+        whole) are known to be new (`engine/apply.py`); `as_written`: that form, where a CREATE
+        TABLE IF NOT EXISTS of a table absent from the catalog (read under the run's lock)
+        creates a new one (`CatalogFacts.absent_creates`); `refuse_control=False` for a file that
         is read, not run."""
         if self._functions is None:
             self._functions = source_functions(self.source, self.facts.functions)
@@ -113,6 +116,7 @@ class FileAnalyzer:
             self.facts,
             functions=self._functions.get(migration.name, {}),
             created_earlier=new_tables,
+            absent_creates=as_written,
         )
         return analyze(
             migration,

@@ -19,6 +19,14 @@ and so never needs resuming; a run that stops or fails before it leaves it pendi
 untouched. Only files wholly applied
 by this run count: a table created by a file that an earlier run started may have been seen.
 
+The same form serves a file whose `CREATE TABLE IF NOT EXISTS` (drizzle-kit < 0.26 writes every
+CREATE so) names a table the catalog lacks, read under this run's lock: the statement creates
+it, so what follows on it runs as written (`CatalogFacts.absent_creates`) instead of cut into
+NOT VALID + VALIDATE and CONCURRENTLY steps that buy nothing on an empty table. Either way the
+form must not hold a strong lock on an existing table longer than the stable steps would: after
+the first statement that takes one, only statements on tables that this file's transaction
+created may follow (`steps.as_written_steps`); otherwise the file runs in its stable steps.
+
 Session settings. Before each file after the first, the session is reset (`Runner.reset_session`:
 RESET ALL, the role, temporary tables), so a `SET search_path` or `SET ROLE` in one file never
 changes where the next file's objects land; a resumed run starts in a fresh session, the same.
@@ -26,6 +34,7 @@ changes where the next file's objects land; a resumed run starts in a fresh sess
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
@@ -47,6 +56,11 @@ from pgshift.errors import Interrupted, PgshiftError
 from pgshift.migrations.model import Migration
 from pgshift.safety.model import Analysis, TxMode
 from pgshift.settings import Selection, Tracking
+
+#: a file that may create tables with IF NOT EXISTS (drizzle-kit < 0.26 writes every CREATE so):
+#: where the catalog lacks them, its as-written form knows them as new
+#: (`CatalogFacts.absent_creates`).
+_IF_NOT_EXISTS = re.compile(r"if\s+not\s+exists", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,21 +93,21 @@ def _preparer(
         prefix = step_key(m, 0, version).removesuffix("0")
         untouched = not any(k.startswith(prefix) for k in done)
         out: _Prepared | None = None
-        if as_written and created and untouched:
+        if as_written and (created or _IF_NOT_EXISTS.search(m.sql)) and untouched:
             shape = analyze(m, render=False)
             if not any(s.rewrite and not s.sql for s in shape.statements):
                 out = _Prepared(shape)  # nothing was left out: the stable analysis itself
             elif any(s.tx is not TxMode.TRANSACTION for s in shape.statements):
                 basis = frozenset(created)
-                written = analyze(m, new_tables=basis)
+                written = analyze(m, new_tables=basis, as_written=True)
                 steps = cut_steps(m, shape.statements, (), version)
                 _run, stop = select_steps(steps, selection)
                 if stop is None and as_written_steps(steps, written.statements) is not None:
                     out = _Prepared(shape, written, basis, complete=False)
         if out is None:
             out = _Prepared(analyze(m))
-        if untouched:
-            created.update(out.analysis.created_tables)
+        if untouched:  # the main thread counts the as-written form's only if it ran it
+            created.update((out.as_written or out.analysis).created_tables)
         return out
 
     return prepare
@@ -261,7 +275,8 @@ def run_files(
                     total.stop = stop
                     return total
                 if whole:
-                    fresh.update(analysis.created_tables)
+                    ran = prepared.as_written if fast is not None else None
+                    fresh.update((ran or analysis).created_tables)
             total.stop = end_stop(beyond)
             return total
         except KeyboardInterrupt:  # SIGTERM while waiting for an analysis

@@ -52,7 +52,8 @@ class Plan:
 class Analyze(Protocol):
     """The stable analysis of one file under a run's settings (`engine.analysis.FileAnalyzer`):
     `render=False` leaves rewritten statements' SQL out (the plan's shape); `new_tables`: the
-    form in which those tables are known to be new (see `engine/apply.py`)."""
+    form in which those tables are known to be new (see `engine/apply.py`); `as_written`: that
+    form, where also a CREATE TABLE IF NOT EXISTS of a table the catalog lacks creates it."""
 
     def __call__(
         self,
@@ -60,6 +61,7 @@ class Analyze(Protocol):
         *,
         render: bool = True,
         new_tables: frozenset[str] = frozenset(),
+        as_written: bool = False,
     ) -> Analysis: ...
 
 

@@ -228,6 +228,20 @@ def resume_renames(
     return [(old, new) for old, new in renames if old != new]
 
 
+def holds_lock_past_new_tables(statements: tuple[PlannedStatement, ...]) -> bool:
+    """In one transaction, would a strong lock on an existing table (`LockClass.STRONG`: a
+    foreign key referencing an existing `users` takes SHARE ROW EXCLUSIVE on it) be held while
+    a statement runs that is not on tables created in that same transaction (`on_new_only`)?
+    Such a statement may wait for its own locks, or scan rows, with the first lock held: the
+    stable steps commit in between, so that would hold the lock longer than they do."""
+    locked = False
+    for st in statements:
+        if locked and not st.on_new_only:
+            return True
+        locked = locked or st.lock is LockClass.STRONG
+    return False
+
+
 def as_written_steps(
     steps: tuple[Step, ...], statements: tuple[PlannedStatement, ...]
 ) -> tuple[Step, ...] | None:
@@ -235,12 +249,17 @@ def as_written_steps(
     (`statements`: safety's analysis with the run's new tables, statements run as written), all
     in one transaction; None when that form cannot be run so.
 
+    Refused too when, after a statement that takes a strong lock on an existing table, one
+    follows that is not on tables this file's transaction created (`holds_lock_past_new_tables`).
+
     Each statement goes into the step that held the first statement made from the same source
     statement (a rewrite's statements take the original's place, so order is kept); a step left
     without statements runs nothing. Refused when a statement needs its own transaction, or would
     belong to a later phase than its step (stops are decided on the stable steps).
     """
     if not steps or any(st.tx is not TxMode.TRANSACTION for st in statements):
+        return None
+    if holds_lock_past_new_tables(statements):
         return None
     if any(step.after_commit for step in steps):  # the file asked for a commit in between
         return None

@@ -109,6 +109,8 @@ def analyze(
     ctx.created.update(facts.created_earlier)
     ctx.keyless.update(keyless_before or {})
     ctx.functions.update(facts.functions)
+    if facts.absent_creates:
+        ctx.absent = lambda schema, name: not facts.table_exists(schema, name)
     planned: list[PlannedStatement] = []
     findings: list[Finding] = []
     created_here: set[str] = set()
@@ -132,8 +134,12 @@ def analyze(
         # one finding per rule and message for a statement, however many parts its rewrite has
         # (a rule that reads the statement's text sees the same text in each part).
         seen: set[tuple[str, str]] = set()
+        # on tables this file's own transaction created (this statement's included) only.
+        on_new_only = bool(cls.tables) and all(
+            _key_of(t) in created_here or _key_of(t) in cls.creates for t in cls.tables
+        ) and not set(cls.assumes) & {_key_of(t) for t in cls.tables}
         for node, statement in _plan(
-            source, cls, directives, ctx, rewrite, migration.path, render
+            source, cls, directives, ctx, rewrite, migration.path, render, on_new_only
         ):
             if after_commit:
                 statement = replace(statement, after_commit=True)
@@ -161,6 +167,12 @@ def analyze(
         tuple(planned), tuple(findings), frozenset(created_here), gated=ctx.gated,
         keyless=dict(ctx.keyless), functions=dict(ctx.functions),
     )
+
+
+def _key_of(table: str) -> str:
+    """The `names.table_key` of a table as `Classification.tables` writes it (`schema.name`)."""
+    schema, dot, name = table.partition(".")
+    return table_key(schema, name) if dot else table
 
 
 def _learn_keys(node: ast.Node, ctx: Context) -> None:
@@ -271,6 +283,7 @@ def _plan(
     rewrite_on: bool,
     path: str,
     render_sql: bool = True,
+    on_new_only: bool = False,
 ) -> list[tuple[ast.Node, PlannedStatement]]:
     node = source.node
 
@@ -280,7 +293,7 @@ def _plan(
             "tx": TxMode.AUTOCOMMIT if d.no_transaction else cls.tx, "lock": cls.lock,
             "destructive": cls.destructive, "source_index": source.index, "line": source.line,
             "original_sql": source.text, "tables": cls.tables, "index_name": cls.index_name,
-            "summary": cls.summary,
+            "summary": cls.summary, "on_new_only": on_new_only,
         }
         base.update(kw)
         return PlannedStatement(**base)  # type: ignore[arg-type]

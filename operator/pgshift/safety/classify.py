@@ -89,10 +89,12 @@ def _create_table(node: ast.CreateStmt, ctx: Context) -> Classification:
         if table_key(*other) != table_key(schema, name) and ctx.exists(*other):
             lock = STRONG
     key = table_key(schema, name)
-    if node.if_not_exists:
+    if node.if_not_exists and not (ctx.absent is not None and ctx.absent(schema, name)):
         # IF NOT EXISTS: the table may already hold rows, so it is never treated as new and
         # empty (the rewrites that follow are safe either way). Not asking the database keeps
-        # the plan the same when a run resumes after the CREATE has been applied.
+        # the plan the same when a run resumes after the CREATE has been applied. Only the
+        # form a run applies whole in one transaction asks (`Context.absent`): a table absent
+        # under the run's lock is created here, empty and private.
         return Classification(E, TX, lock, False, f"create table {written(schema, name)}",
                               tables=(written(schema, name),), assumes=(key,))
     return Classification(
@@ -470,7 +472,7 @@ def _do(node: ast.DoStmt, ctx: Context) -> Classification:
         return Classification(C, TX, STRONG, False, "do block")
     # classify what is inside as if it ran in order, on a scratch copy of what the run created.
     scratch = Context(created=set(ctx.created), not_null_checks=set(ctx.not_null_checks),
-                      gated=ctx.gated, assumed=set(ctx.assumed))
+                      gated=ctx.gated, assumed=set(ctx.assumed), absent=ctx.absent)
     parts: list[Classification] = []
     for statement in statements:
         part = classify(statement, scratch)

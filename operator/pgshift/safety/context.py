@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pgshift.safety.model import Phase
@@ -32,6 +33,11 @@ class Context:
     #: for lint only: table key -> why an UPDATE of it cannot be batched (no single-column
     #: primary key), from CREATE TABLE / ADD PRIMARY KEY here and in earlier files.
     keyless: dict[str, str] = field(default_factory=dict)
+
+    #: (schema, name) -> the table is absent from the catalog read under this run's lock
+    #: (`CatalogFacts.absent_creates`): a CREATE TABLE IF NOT EXISTS of it creates it. None:
+    #: the stable plan, which never asks.
+    absent: Callable[[str | None, str], bool] | None = None
 
     def learn(self, creates: tuple[str, ...], assumes: tuple[str, ...]) -> None:
         """What a statement just did: created tables are new; `assumes` exist from now on

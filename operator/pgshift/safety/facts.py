@@ -31,6 +31,11 @@ class CatalogFacts:
     #: table keys (`names.table_key`) that earlier files of this very run created in the same
     #: transaction: empty and private, so their statements may run as written (`analyze`).
     created_earlier: frozenset[str] = frozenset()
+    #: the form a file runs in whole, in one transaction of this run (engine/apply.py), where
+    #: `tables` was read under the run's lock: a `CREATE TABLE IF NOT EXISTS` of a table that
+    #: `tables` lacks creates it, so it is new (drizzle-kit < 0.26 writes every CREATE so).
+    #: Never set for the stable plan, which must not depend on the catalog (`analyze`).
+    absent_creates: bool = False
     #: what is known of function volatility before the file: `name` / `schema.name` ->
     #: `i`/`s`/`v` (`pg_proc.provolatile`, under what earlier files of the source define).
     functions: Mapping[str, str] = field(default_factory=_frozen)

@@ -139,6 +139,10 @@ class PlannedStatement:
     #: a top-level `COMMIT` came right before it in the file: it starts a new step, and what
     #: came before is committed first.
     after_commit: bool = False
+    #: every table the statement names was created earlier in this file's own transaction (or
+    #: by this statement): the statements that may follow one holding a strong lock on an
+    #: existing table inside one transaction (`engine.steps.as_written_steps`).
+    on_new_only: bool = False
 
 
 @dataclass(frozen=True)

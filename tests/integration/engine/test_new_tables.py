@@ -126,3 +126,67 @@ def test_resuming_under_other_settings_is_drift_not_a_silent_skip(
     assert again.returncode == 0, again.stderr
     assert psql("SELECT count(*) FROM drizzle.__drizzle_migrations") == "2"
     assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
+
+
+# drizzle-kit < 0.26: CREATE TABLE IF NOT EXISTS, FKs guarded in DO blocks, CREATE INDEX IF NOT
+# EXISTS. On a fresh database every table is absent, so each file runs whole in one transaction.
+OLD_USERS = 'CREATE TABLE IF NOT EXISTS "users" (\n\t"id" serial PRIMARY KEY NOT NULL\n);\n'
+OLD_POSTS = (
+    'CREATE TABLE IF NOT EXISTS "posts" (\n\t"id" serial PRIMARY KEY NOT NULL,\n'
+    '\t"author_id" integer NOT NULL\n);\n--> statement-breakpoint\n'
+    'DO $$ BEGIN\n ALTER TABLE "posts" ADD CONSTRAINT "posts_author_id_users_id_fk" FOREIGN KEY '
+    '("author_id") REFERENCES "public"."users"("id") ON DELETE no action ON UPDATE no action;\n'
+    "EXCEPTION\n WHEN duplicate_object THEN null;\nEND $$;\n--> statement-breakpoint\n"
+    'CREATE INDEX IF NOT EXISTS "posts_author_idx" ON "posts" USING btree ("author_id");'
+)
+
+
+def test_if_not_exists_files_on_a_fresh_database_run_whole_in_one_transaction(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [OLD_USERS, OLD_POSTS])
+    planned = result_of(run("plan", folder, database_url))
+    stable = [s for s in planned["steps"] if s["migration"] == "0001_m1"]
+    assert {s["tx"] for s in stable} == {"transaction", "autocommit"}  # the stable plan
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    started = [e for e in events(proc.stdout, "step.started") if e["migration"] == "0001_m1"]
+    assert [e["step"] for e in started] == [s["key"] for s in stable]
+    assert {e["tx"] for e in started} == {"transaction"}
+    assert psql("SELECT count(*) FROM drizzle.pgshift_steps") == "0"
+    fk = "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_author_id_users_id_fk'"
+    assert psql(fk) == "t"
+    valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_author_idx'::regclass"
+    assert psql(valid) == "t"
+
+
+def test_a_lock_on_an_existing_table_is_not_held_past_statements_on_existing_tables(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    """users exists (an earlier deploy): the FK from the new posts locks it, and an ALTER of the
+    existing users follows. One transaction would hold that lock through the ALTER: the file
+    runs in its stable steps (NOT VALID, VALIDATE committed on its own, then the ALTER)."""
+    then = OLD_POSTS + '\n--> statement-breakpoint\nALTER TABLE "users" ADD COLUMN "bio" text;'
+    folder = write_drizzle_folder(tmp_path / "m", [OLD_USERS, then])
+    assert run("apply", folder, database_url, "--target", "0000_m0").returncode == 0
+    psql("INSERT INTO users DEFAULT VALUES")
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    started = [e for e in events(proc.stdout, "step.started") if e["migration"] == "0001_m1"]
+    assert "autocommit" in {e["tx"] for e in started}
+    fk = "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_author_id_users_id_fk'"
+    assert psql(fk) == "t"
+
+
+def test_an_fk_to_an_existing_table_then_only_new_tables_runs_in_one_transaction(
+    tmp_path: Path, database_url: str, psql
+) -> None:
+    folder = write_drizzle_folder(tmp_path / "m", [OLD_USERS, OLD_POSTS])
+    assert run("apply", folder, database_url, "--target", "0000_m0").returncode == 0
+    psql("INSERT INTO users DEFAULT VALUES")
+    proc = run("apply", folder, database_url)
+    assert proc.returncode == 0, proc.stderr
+    started = [e for e in events(proc.stdout, "step.started") if e["migration"] == "0001_m1"]
+    assert len(started) == 3 and {e["tx"] for e in started} == {"transaction"}
+    fk = "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_author_id_users_id_fk'"
+    assert psql(fk) == "t"

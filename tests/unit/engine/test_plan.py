@@ -5,7 +5,7 @@ import pytest
 from pgshift.contract.summary import StopReason
 from pgshift.engine.plan import build_plan, select
 from pgshift.engine.state import State, compare
-from pgshift.engine.steps import as_written_steps, cut_steps
+from pgshift.engine.steps import as_written_steps, cut_steps, holds_lock_past_new_tables
 from pgshift.engine.tracking import Row
 from pgshift.errors import Drift, OutOfOrder, UnknownApplied, UnknownMigration, UsageError
 from pgshift.migrations import read_mapping
@@ -42,13 +42,20 @@ def row(i: int, m, *, hash_: str | None = None, name: str | None = None) -> Row:
 
 
 def st(
-    sql: str, phase=Phase.EXPAND, tx=TxMode.TRANSACTION, destructive=False, index=0
+    sql: str,
+    phase=Phase.EXPAND,
+    tx=TxMode.TRANSACTION,
+    destructive=False,
+    index=0,
+    lock=LockClass.STRONG,
+    new=False,
 ) -> PlannedStatement:
     return PlannedStatement(
         sql=sql,
         phase=phase,
         tx=tx,
-        lock=LockClass.STRONG,
+        lock=lock,
+        on_new_only=new,
         destructive=destructive,
         source_index=index,
         line=1,
@@ -135,7 +142,12 @@ def test_as_written_form_keeps_the_stable_keys_in_one_transaction() -> None:
         ),
     )
     assert len(steps) == 4
-    written = (st("alter", index=0), st("create index", index=1), st("add fk", index=2))
+    # the ALTER locks an existing table; only statements on tables of this file follow it.
+    written = (
+        st("alter", index=0),
+        st("create index", index=1, lock=LockClass.WEAK, new=True),
+        st("add fk", index=2, new=True),
+    )
     fast = as_written_steps(steps, written)
     assert fast is not None
     assert [s.key for s in fast] == [s.key for s in steps]
@@ -147,6 +159,36 @@ def test_as_written_form_keeps_the_stable_keys_in_one_transaction() -> None:
     # a statement that still needs its own transaction, or a later phase: not so.
     assert as_written_steps(steps, (*written[:2], st("x", tx=TxMode.AUTOCOMMIT, index=2))) is None
     assert as_written_steps(steps, (*written[:2], st("x", phase=Phase.CONTRACT, index=2))) is None
+
+
+def test_as_written_form_refused_when_a_strong_lock_would_be_held_past_new_tables() -> None:
+    """After a statement that locks an existing table (an FK referencing `users`), a statement
+    on an existing table (or one naming no table) in the same transaction would hold that lock
+    longer than the stable steps, which commit in between: the file keeps its stable steps."""
+    (m,) = stable("x").migrations
+    steps = cut_steps(
+        m,
+        (
+            st("create table posts", index=0, lock=LockClass.WEAK, new=True),
+            st("add fk posts->users not valid", index=1, new=True),
+            st("validate", tx=TxMode.AUTOCOMMIT, lock=LockClass.WEAK, index=1, new=True),
+            st("alter table orders add column", index=2),
+        ),
+    )
+    create = st("create table posts", index=0, lock=LockClass.WEAK, new=True)
+    fk = st("add fk posts->users", index=1, new=True)
+    on_new = st("create index on posts", index=2, lock=LockClass.WEAK, new=True)
+    existing = st("alter table orders add column", index=2)
+    weak_existing = st("update orders", index=2, lock=LockClass.WEAK)
+    no_table = st("create type", index=2, lock=LockClass.WEAK)
+    assert holds_lock_past_new_tables((create, fk, existing))
+    assert holds_lock_past_new_tables((create, fk, weak_existing))
+    assert holds_lock_past_new_tables((create, fk, no_table))
+    assert as_written_steps(steps, (create, fk, existing)) is None
+    # the same before the lock, or only statements on this file's tables after it: one tx.
+    assert not holds_lock_past_new_tables((no_table, weak_existing, create, fk, on_new))
+    fast = as_written_steps(steps, (create, fk, on_new))
+    assert fast is not None and {s.tx for s in fast} == {TxMode.TRANSACTION}
 
 
 def test_empty_file_still_has_a_step() -> None:
