@@ -43,6 +43,9 @@ ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 #: finish a partly applied migration whose file was edited, when the steps it already applied
 #: are unchanged (the runner's --resume-edited); the value names the migration.
 ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
+#: plan again now, though nothing pgshift can see changed (a CLI apply, a restore, a rotated
+#: Secret): the value acts once, like retry's.
+ANNOTATION_REPLAN = "pgshift.dev/replan"
 
 #: labels on every Job (and so on its Pods).
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

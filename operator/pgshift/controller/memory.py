@@ -67,6 +67,12 @@ class Plan:
     truncated: bool = False
     #: every migration of the source, in order (the plan's `migrations` table; may be cut).
     names: tuple[str, ...] = ()
+    #: when the Job it comes from ended, the operator configuration (`Settings.fingerprint`)
+    #: and the image reference of an image source it was made under: what decides whether
+    #: it still holds after a restart (decide.py, `replan_reason`).
+    time: str = ""
+    config: str = ""
+    source: str = ""
 
     def for_storage(self) -> dict[str, Any]:
         """`status.progress.plan`: at most MAX_STEPS steps (then `truncated`), no empty values."""
@@ -90,6 +96,9 @@ class Plan:
             affected_tables=strings(d.get("affected_tables")),
             truncated=flag(d.get("truncated")),
             names=strings(d.get("names")),
+            time=text(d.get("time")),
+            config=text(d.get("config")),
+            source=text(d.get("source")),
         )
 
 
@@ -185,6 +194,8 @@ class Memory:
     #: observed (`status.rollout`).
     rollout: RolloutRecord | None = None
     retry_seen: str = ""
+    #: the last pgshift.dev/replan value acted on.
+    replan_seen: str = ""
     #: the pgshift.dev/resume-edited value acted on (a migration name).
     resume_edited: str = ""
     approved: tuple[str, ...] = ()
@@ -240,6 +251,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         failure=Failure.from_storage(status.get("failure"), progress.get("failure")),
         rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
+        replan_seen=str(actions.get("replan") or ""),
         resume_edited=str(actions.get("resumeEdited") or ""),
         approved=tuple(actions.get("approved") or ()),
         marked_applied=tuple(actions.get("markedApplied") or ()),
@@ -274,6 +286,7 @@ def user_status(m: Memory) -> dict[str, Any]:
         "actions": _drop_empty(
             {
                 "retry": m.retry_seen,
+                "replan": m.replan_seen,
                 "resumeEdited": m.resume_edited,
                 "approved": list(m.approved),
                 "markedApplied": list(m.marked_applied),
