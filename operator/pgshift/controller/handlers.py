@@ -39,7 +39,7 @@ OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     """kopf's settings, chosen for a fleet (docs/operator.md, "A fleet on one operator")."""
     # pgshift posts its own Events (one per step); kopf's per-handler chatter stays in logs.
     settings.posting.level = logging.WARNING

@@ -133,7 +133,7 @@ def _release_resume_slots(settings: Settings) -> None:
 
 def _resume_slot(key: tuple[str, str], observed: Observed, settings: Settings) -> bool:
     """May this plan Job start now? Only resume plans are capped; the others always may."""
-    if observed.resumed:
+    if observed.resumed and observed.memory.seq > 0:  # a restart, not a new Migration
         _resume_due.add(key)
     if key not in _resume_due:
         return True
