@@ -262,11 +262,13 @@ def watch(stop: threading.Event, list_call: Any, on_event: Any, **kw: Any) -> No
                 if stop.is_set():
                     break
         except kubernetes.client.exceptions.ApiException as exc:
-            if exc.status == 410:
+            if exc.status == 410:  # too old: watch from now
                 version = ""
             else:
+                print(f"bench watch: {exc.status} {exc.reason}", file=sys.stderr)
                 time.sleep(0.5)
-        except Exception:
+        except Exception as exc:  # a watch that fails says so: its figures would be missing
+            print(f"bench watch: {exc!r}", file=sys.stderr)
             time.sleep(0.5)
 
 

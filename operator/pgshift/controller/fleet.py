@@ -121,10 +121,15 @@ class Fleet:
         if self.pods is None:
             return kube.list_job_pods(namespace, job)
         pods = _values(self.pods, (namespace, job))
-        if finished and not any(_terminated(p) for p in pods):
+        if lagging(pods, finished=finished):
             self.pod_fallbacks += 1
             return kube.list_job_pods(namespace, job)
         return pods
+
+
+def lagging(pods: Iterable[Mapping[str, Any]], *, finished: bool) -> bool:
+    """The Job finished but no Pod of it in the index shows how it ended. PURE."""
+    return finished and not any(_terminated(p) for p in pods)
 
 
 def _terminated(pod: Mapping[str, Any]) -> bool:
