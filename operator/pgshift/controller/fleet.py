@@ -132,6 +132,38 @@ def lagging(pods: Iterable[Mapping[str, Any]], *, finished: bool) -> bool:
     return finished and not any(_terminated(p) for p in pods)
 
 
+#: waiting reasons every Pod passes through: nothing to decide on.
+_STARTING = frozenset({"ContainerCreating", "PodInitializing", ""})
+
+
+def matters(body: Mapping[str, Any]) -> bool:
+    """Whether a runner Job's or Pod's event can change a decision. PURE.
+
+    A Job matters once it is finished (Complete or Failed); a Pod once it runs (backfill
+    progress), has ended, or waits for a reason other than starting (a missing Secret, an
+    image that cannot be pulled: pod_failures.py). The other events of a step (a Job created,
+    its Pod created or bound, counts updated, finalizers removed) would each cost a reconcile
+    that decides nothing; skipping them keeps the reconciles per step flat.
+    """
+    status = body.get("status") or {}
+    if body.get("kind") == "Job":
+        return any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+    if status.get("phase") in ("Running", "Succeeded", "Failed"):
+        return True
+    statuses = [*(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or [])]  # fmt: skip
+    for cs in statuses:
+        state = cs.get("state") or {}
+        if state.get("terminated"):
+            return True
+        if state.get("waiting") and str(state["waiting"].get("reason") or "") not in _STARTING:
+            return True
+    return False
+
+
 def _terminated(pod: Mapping[str, Any]) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return any((cs.get("state") or {}).get("terminated") for cs in statuses)

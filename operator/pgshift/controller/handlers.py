@@ -30,7 +30,14 @@ from pgshift.controller.api import (
     VERSION,
 )
 from pgshift.controller.config import Settings
-from pgshift.controller.fleet import FLEET, job_entry, migration_entry, pod_entry, tracking_key
+from pgshift.controller.fleet import (
+    FLEET,
+    job_entry,
+    matters,
+    migration_entry,
+    pod_entry,
+    tracking_key,
+)
 from pgshift.controller.reconcile import configmap_refs, forget, reconcile
 
 SETTINGS = Settings.from_env()
@@ -128,10 +135,14 @@ async def migration_deleted(
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("", "v1", "pods", labels=OURS)
 async def runner_changed(
-    namespace: str | None, labels: Mapping[str, str], type: str, **_: Any
+    namespace: str | None,
+    labels: Mapping[str, str],
+    type: str,
+    body: Mapping[str, Any],
+    **_: Any,
 ) -> None:
     migration = labels.get(LABEL_MIGRATION)
-    if migration and type != "DELETED":
+    if migration and type != "DELETED" and matters(body):
         await reconcile(_namespaced(namespace), migration, SETTINGS)
 
 

@@ -15,6 +15,7 @@ from pgshift.controller.fleet import (
     Fleet,
     job_entry,
     lagging,
+    matters,
     migration_entry,
     pod_entry,
     tracking_key,
@@ -108,3 +109,29 @@ def test_a_finished_job_without_a_terminated_pod_in_the_index_is_read_again() ->
     ended = {"metadata": {"name": "p"}, "status": {"containerStatuses": [terminated]}}
     assert lagging([running], finished=True) and lagging([], finished=True)
     assert not lagging([ended], finished=True) and not lagging([running], finished=False)
+
+
+def _job(*conditions: tuple[str, str]) -> dict[str, Any]:
+    conds = [{"type": t, "status": s} for t, s in conditions]
+    return {"kind": "Job", "status": {"conditions": conds, "active": 1}}
+
+
+def _pod(phase: str, waiting: str = "") -> dict[str, Any]:
+    state = {"waiting": {"reason": waiting}} if waiting else {}
+    return {"kind": "Pod", "status": {"phase": phase, "containerStatuses": [{"state": state}]}}
+
+
+def test_only_events_that_can_change_a_decision_reconcile() -> None:
+    """Issue 15: a step's many Job and Pod events (created, bound, counted, finalizer removed)
+    cost one reconcile each before; only a finished Job and a Pod that runs, ended or waits
+    for a reason do now."""
+    assert not matters(_job())
+    assert not matters(_job(("SuccessCriteriaMet", "True")))
+    assert matters(_job(("SuccessCriteriaMet", "True"), ("Complete", "True")))
+    assert matters(_job(("Failed", "True")))
+    assert not matters(_pod("Pending"))
+    assert not matters(_pod("Pending", "ContainerCreating"))
+    assert matters(_pod("Pending", "CreateContainerConfigError"))
+    assert matters(_pod("Pending", "ImagePullBackOff"))
+    assert matters(_pod("Running"))
+    assert matters(_pod("Succeeded"))
