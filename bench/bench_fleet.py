@@ -23,7 +23,8 @@ Where Jobs run (`--kubelet`), so that the operator's cost is told apart from the
   finish in 90 s, so the operator targets are for `replay`).
 
 Printed per N: time to all Complete, the per-step gap (a Job's Pod terminated -> the next Job
-of that Migration created: median and p90), time to first status (created -> first
+of that Migration created: median and p90; `gap_operator`: from the Job seen finished, the
+operator's part without the Job controller's), time to first status (created -> first
 `status.phase`, median and max), operator peak RSS and CPU (share of one core while the fleet
 ran, and over `--idle` seconds of an idle fleet afterwards), and the runner's CPU (host runs)
 beside the control plane's. This is a benchmark, not a test: it asserts only that every
@@ -235,11 +236,15 @@ class Timeline:
     #: per Migration: seq -> when its Job was first seen, and when its Pod terminated.
     job_seen: dict[str, dict[int, float]] = field(default_factory=dict)
     pod_ended: dict[str, dict[int, float]] = field(default_factory=dict)
+    #: per Migration: seq -> when its Job was seen Complete or Failed (the Job controller).
+    job_done: dict[str, dict[int, float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gaps(self) -> list[float]:
+    def gaps(self, since: str = "pod") -> list[float]:
+        """Next Job seen minus this Job's Pod terminated (`pod`) or Job finished (`job`: the
+        operator's part alone; the Job controller's is the difference)."""
         found = []
-        for name, ended in self.pod_ended.items():
+        for name, ended in (self.pod_ended if since == "pod" else self.job_done).items():
             seen = self.job_seen.get(name, {})
             for seq, t in ended.items():
                 if seq + 1 in seen:
@@ -361,8 +366,14 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         labels = obj["metadata"].get("labels") or {}
         name, seq = labels.get("pgshift.dev/migration"), labels.get("pgshift.dev/seq")
         if name and seq is not None:
+            now = time.monotonic()
+            conds = (obj.get("status") or {}).get("conditions") or []
+            done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                       for c in conds)  # fmt: skip
             with timeline.lock:
-                timeline.job_seen.setdefault(name, {}).setdefault(int(seq), time.monotonic())
+                timeline.job_seen.setdefault(name, {}).setdefault(int(seq), now)
+                if done:
+                    timeline.job_done.setdefault(name, {}).setdefault(int(seq), now)
 
     def ended(obj: dict[str, Any], t: float) -> None:
         labels = obj["metadata"].get("labels") or {}
@@ -433,7 +444,7 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         )
         firsts = [timeline.first_status[x] - timeline.created[x]
                   for x in timeline.first_status if x in timeline.created]  # fmt: skip
-        gaps = timeline.gaps()
+        gaps, operator_gaps = timeline.gaps(), timeline.gaps("job")
         return {
             "n": n,
             "kubelet": args.kubelet,
@@ -442,6 +453,10 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
             "all_complete_s": round(t_all, 1),
             "gap_median_s": round(statistics.median(gaps), 2) if gaps else None,
             "gap_p90_s": round(pct(gaps, 0.9), 2) if gaps else None,
+            "gap_operator_median_s": round(statistics.median(operator_gaps), 2)
+            if operator_gaps
+            else None,
+            "gap_operator_p90_s": round(pct(operator_gaps, 0.9), 2) if operator_gaps else None,
             "first_status_median_s": round(statistics.median(firsts), 2) if firsts else None,
             "first_status_max_s": round(max(firsts), 2) if firsts else None,
             "operator_peak_rss_mb": round(max(peak_busy, peak_rss_mb(op.pid)), 1),
@@ -514,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(results: list[dict[str, Any]]) -> str:
     cols = ["n", "kubelet", "complete", "all_complete_s", "gap_median_s", "gap_p90_s",
+            "gap_operator_median_s",
             "first_status_median_s", "first_status_max_s", "operator_peak_rss_mb",
             "operator_cpu_busy_core", "operator_cpu_idle_core", "runner_cpu_s",
             "control_plane_cpu_s"]  # fmt: skip
