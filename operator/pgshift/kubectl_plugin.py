@@ -3,6 +3,7 @@
     kubectl pgshift status [NAME] [-n NS | -A] [-w | --watch]
     kubectl pgshift approve NAME STEP_OR_MIGRATION
     kubectl pgshift retry NAME
+    kubectl pgshift replan NAME
     kubectl pgshift mark-applied NAME MIGRATION
     kubectl pgshift backups NAME
     kubectl pgshift approve-rollback NAME
@@ -33,6 +34,7 @@ from pgshift.controller.memory import Failure
 
 RESOURCE = "migrations.pgshift.dev"
 ANNOTATION_RETRY = "pgshift.dev/retry"
+ANNOTATION_REPLAN = "pgshift.dev/replan"
 ANNOTATION_APPROVE = "pgshift.dev/approve"
 ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 ANNOTATION_APPROVE_ROLLBACK = "pgshift.dev/approve-rollback"
@@ -325,6 +327,8 @@ def render_status(obj: Mapping[str, Any], now: dt.datetime) -> str:
             done.append("drift accepted for " + ", ".join(actions["allowDrift"]))
         if actions.get("approvedRollback"):
             done.append(f"approved rollback {actions['approvedRollback']}")
+        if actions.get("replan"):
+            done.append(f"replan {actions['replan']}")
         out.append(_field("Acted on", "; ".join(done)))
     recovery = status.get("recovery") or []
     if recovery:
@@ -603,6 +607,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("target", metavar="STEP_OR_MIGRATION")
     r = sub.add_parser("retry", help="run a stalled Migration again")
     r.add_argument("name")
+    rp = sub.add_parser("replan", help="plan again now (a change pgshift cannot see)")
+    rp.add_argument("name")
     m = sub.add_parser("mark-applied", help="record a migration you applied by hand")
     m.add_argument("name")
     m.add_argument("migration")
@@ -612,7 +618,7 @@ def parser() -> argparse.ArgumentParser:
         "approve-rollback", help="run the down files a spec.target below what is applied asks for"
     )
     rb.add_argument("name")
-    for sp in (s, a, r, m, b, rb):
+    for sp in (s, a, r, rp, m, b, rb):
         # kubectl does not pass its own flags to plugins: accept them after the verb too.
         sp.add_argument("-n", "--namespace", dest="sub_namespace", help=argparse.SUPPRESS)
     return p
@@ -633,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "retry":
             # every value acts once: a fresh one asks for a fresh attempt.
             print(k.annotate(args.name, ANNOTATION_RETRY, str(int(_now().timestamp()))))
+        elif args.command == "replan":
+            print(k.annotate(args.name, ANNOTATION_REPLAN, str(int(_now().timestamp()))))
         elif args.command == "mark-applied":
             print(k.annotate(args.name, ANNOTATION_MARK_APPLIED, args.migration))
         elif args.command == "backups":

@@ -687,6 +687,30 @@ def test_operator_killed_during_a_backfill_adopts_the_job(
     assert pg_server.psql("SELECT count(*) FROM rows WHERE v = 'x' || id", database_name) == "4000"
 
 
+def test_a_restart_plans_no_complete_migration_and_replan_plans_once(
+    kube_cluster: Any, operator: Operator, ns: str, database_url: str,
+) -> None:  # fmt: skip
+    """Issue 15: a restarted operator starts no plan Job for a Migration Complete for the
+    same generation, digest and configuration; `pgshift.dev/replan` starts exactly one."""
+    secret(kube_cluster, ns, database_url)
+    configmap(kube_cluster, ns, "src", {"0001_a.sql": "CREATE TABLE restart_a (id int);\n"})
+    migration(kube_cluster, ns, "app", spec_for("src"))
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    before = {j["metadata"]["name"] for j in jobs(kube_cluster, ns)}
+    operator.stop()
+    operator.start()
+    # the resume has run once every Migration's status is rewritten or left: give it time.
+    time.sleep(8)
+    assert {j["metadata"]["name"] for j in jobs(kube_cluster, ns)} == before
+    k(kube_cluster, ns, "annotate", "migration/app", "pgshift.dev/replan=1")
+    poll(lambda: len(jobs(kube_cluster, ns)) > len(before), "no plan Job after replan")
+    wait_condition(kube_cluster, ns, "app", "Complete")
+    new = [j for j in jobs(kube_cluster, ns) if j["metadata"]["name"] not in before]
+    assert [j["metadata"]["labels"]["pgshift.dev/action"] for j in new] == ["plan"]
+    status = get(kube_cluster, ns, "migration", "app")["status"]
+    assert status["actions"]["replan"] == "1"
+
+
 def test_image_source_is_copied_by_the_init_container(
     kube_cluster: Any, operator: Operator, ns: str, database_url: str, database_name: str,
     pg_server: PgServer, migrations_image: str,

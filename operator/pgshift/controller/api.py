@@ -43,6 +43,9 @@ ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 #: finish a partly applied migration whose file was edited, when the steps it already applied
 #: are unchanged (the runner's --resume-edited); the value names the migration.
 ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
+#: plan again now, though nothing pgshift can see changed (a CLI apply, a restore, a rotated
+#: Secret): the value acts once, like retry's.
+ANNOTATION_REPLAN = "pgshift.dev/replan"
 #: run the down files a `spec.target` below what is applied asks for; the value names exactly
 #: what is undone: `<metadata.generation>:<the newest migration undone>`.
 ANNOTATION_APPROVE_ROLLBACK = "pgshift.dev/approve-rollback"
@@ -58,6 +61,7 @@ ACTION_ANNOTATIONS = (
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_ALLOW_DRIFT,
     ANNOTATION_APPROVE_ROLLBACK,
+    ANNOTATION_REPLAN,
 )
 
 #: labels on every Job (and so on its Pods).

@@ -6,9 +6,25 @@ spec may only choose among them, so creating a Migration never grants more than 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from pgshift import __version__
+
+#: the settings that shape what a Job does (its image, identity, environment): a plan made
+#: under other values is not proof for this operator (decide.py, when a plan is skipped).
+FINGERPRINTED = (
+    "images",
+    "default_image",
+    "service_accounts",
+    "default_service_account",
+    "run_as_user",
+    "run_as_group",
+    "runner_env",
+)
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -54,6 +70,16 @@ class Settings:
     log_format: str = "json"
     #: extra environment for every runner container (tests only: `PGSHIFT_RUNNER_ENV`, k=v,...).
     runner_env: Mapping[str, str] = field(default_factory=dict)
+    #: a Migration's last plan is made again after this many seconds even when nothing
+    #: changed (`PGSHIFT_REPLAN_INTERVAL`; 0 = never), so out-of-band changes are seen.
+    replan_interval: float = 86400.0
+    #: plan Jobs run at once for Migrations re-planned on an operator restart
+    #: (`PGSHIFT_RESUME_PLAN_LIMIT`): a restart of a 1,000-Migration operator does not start
+    #: 1,000 Pods at once.
+    resume_plan_limit: int = 10
+    #: threads for the (synchronous) Kubernetes client calls of reconciles
+    #: (`PGSHIFT_WORKERS`): the reconciles of different Migrations wait on the API in parallel.
+    workers: int = 16
 
     @property
     def allowed_images(self) -> tuple[str, ...]:
@@ -86,7 +112,17 @@ class Settings:
             metrics=env.get("PGSHIFT_METRICS", d.metrics),
             log_format=env.get("PGSHIFT_LOG_FORMAT") or d.log_format,
             runner_env=dict((k.strip(), v.strip()) for k, v in pairs),
+            replan_interval=float(env.get("PGSHIFT_REPLAN_INTERVAL") or d.replan_interval),
+            resume_plan_limit=int(env.get("PGSHIFT_RESUME_PLAN_LIMIT") or d.resume_plan_limit),
+            workers=int(env.get("PGSHIFT_WORKERS") or d.workers),
         )
+
+    @property
+    def fingerprint(self) -> str:
+        """What a plan was made under: the operator's version and the Job-shaping settings."""
+        shaped = {name: getattr(self, name) for name in FINGERPRINTED}
+        text = json.dumps([__version__, shaped], sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based)."""

@@ -66,20 +66,105 @@ def decide(obs: Observed) -> Decision:
     memory = obs.memory
     if obs.job is not None and obs.job.phase is not JobPhase.RUNNING:
         memory = fold(obs, memory, obs.job, events)
-    memory = take_requests(obs, memory, events)
-    memory = record_rollout(obs, memory)
+    taken = take_requests(obs, memory, events)
+    why = ""
+    if obs.job is None and taken.plan is not None:
+        why = replan_reason(obs, taken, requested=taken != memory or _unacted(obs, taken))
+        if why:
+            taken = taken.with_(plan=None)
+    memory = record_rollout(obs, taken)
     decision = _decide(obs, memory, events)
     message = decision.message
+    if why and decision.run is not None and decision.run.action is Action.PLAN:
+        message += f" ({why})"
     if decision.memory.problems and decision.reason is not Reason.INVALID_SPEC:
         message += " | " + "; ".join(p.message for p in decision.memory.problems)
+    wake = decision.wake_after
+    if decision.run is None and wake is None:
+        wake = _replan_due(obs, decision.memory)
     return Decision(
         memory=decision.memory,
         reason=decision.reason,
         message=message,
         run=decision.run,
-        wake_after=decision.wake_after,
+        wake_after=wake,
         events=tuple(events) + decision.events,
     )
+
+
+def _unacted(obs: Observed, memory: Memory) -> bool:
+    """A mark-applied or approve-rollback value not acted on yet (take_requests records the
+    other actions; these two are judged against the plan, so they must not trust a stale one)."""
+    mark = obs.annotations.get(ANNOTATION_MARK_APPLIED, "")
+    rollback = obs.annotations.get(ANNOTATION_APPROVE_ROLLBACK, "").strip()
+    return bool(mark and mark not in memory.marked_applied) or bool(
+        rollback and rollback != memory.approved_rollback
+    )
+
+
+def replan_reason(obs: Observed, memory: Memory, *, requested: bool) -> str:
+    """Why the plan in memory cannot be used now ("" when it can), so a plan Job runs.
+
+    In a running operator a plan stays good until a new generation, source or action
+    (`_decide` and `take_requests` see to those) or until it is `replan_interval` old. On a
+    resume (an operator restart), a plan in status is proof only of a Migration that was
+    Complete after a plan or apply Job, for the same generation, the same ConfigMap digest or
+    `@sha256`-pinned image, under the same operator configuration, with no action pending:
+    a positive list, so any other last Job (restore, rollback, ...) plans again.
+    docs/operator.md ("When a plan is skipped") says the same in the same order.
+    """
+    plan = memory.plan
+    if plan is None:
+        return ""
+    interval = obs.settings.replan_interval
+    made = parse_iso(plan.time)
+    if interval > 0 and made is not None and (obs.now - made).total_seconds() >= interval:
+        return f"the last plan is older than the re-plan interval ({interval:.0f} s)"
+    if not obs.resumed:
+        return ""
+    spec = obs.spec
+    if requested:
+        return "an action annotation is pending"
+    if memory.job_action not in (Action.PLAN.value, Action.APPLY.value):
+        return f"resumed after a {memory.job_action or 'unknown'} Job"
+    if memory.failure or plan.steps or plan.pending or plan.pending_count or plan.truncated:
+        return "resumed and not Complete"
+    if plan.rollback is not None:
+        # a target below what is applied (awaiting approval, or Deny): not Complete either.
+        return "resumed with a rollback asked for"
+    if plan.generation != obs.ref.generation:
+        return "resumed at a new generation"
+    if spec is not None and spec.source.image:
+        if "@sha256:" not in spec.source.image:
+            return "resumed with an image source not pinned by @sha256"
+        if plan.source != spec.source.image:
+            return "resumed with another image source"
+    elif not obs.source.digest or plan.digest != obs.source.digest:
+        return "resumed with another ConfigMap digest"
+    if plan.config != obs.settings.fingerprint:
+        return "resumed under another operator configuration"
+    return ""
+
+
+def _replan_due(obs: Observed, memory: Memory) -> float | None:
+    """Seconds until the plan in memory is `replan_interval` old (None: no such plan)."""
+    plan = memory.plan
+    made = parse_iso(plan.time) if plan else None
+    interval = obs.settings.replan_interval
+    if made is None or interval <= 0:
+        return None
+    return max(1.0, interval - (obs.now - made).total_seconds())
+
+
+def plan_notes(obs: Observed, digest: str) -> dict[str, str]:
+    """What a plan or apply Job is made under, as its notes: fold.py records them on the plan."""
+    image = obs.spec.source.image if obs.spec else None
+    return {
+        "generation": str(obs.ref.generation),
+        "digest": digest,
+        "config": obs.settings.fingerprint,
+        "source": image or "",
+    }
 
 
 def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
@@ -160,7 +245,7 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             expect_digest=digest_now,
             resume_edited=_resume_edited(memory),
             allow_drift=memory.allow_drift,
-            notes={"generation": str(generation), "digest": digest_now},
+            notes=plan_notes(obs, digest_now),
         )
         return _run(memory, planning, "planning")
     memory = memory.with_(
@@ -356,7 +441,7 @@ def _next_steps(obs: Observed, spec: MigrationSpec, plan: Plan, memory: Memory) 
             approvals=passed,
             resume_edited=_resume_edited(memory),
             allow_drift=memory.allow_drift,
-            notes={"generation": str(obs.ref.generation), "digest": plan.digest},
+            notes=plan_notes(obs, plan.digest),
         ),
         f"applying {len(runnable)} step(s) from {head.migration} to {last.migration}{later}",
     )

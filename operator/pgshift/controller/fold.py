@@ -69,6 +69,7 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
     if job.action is Action.PLAN:
         plan = _plan_from_result(summary, generation, digest)
         plan = cut_to_target(plan, obs.spec.target if obs.spec else "")
+        plan = _made_under(plan, obs, job)
         events.append(
             Event(
                 "Normal",
@@ -110,15 +111,14 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         if counts is not None and counts.pending_count == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
             # The source's names stay known (names that name nothing are still told apart).
-            return memory.with_(
-                plan=Plan(
-                    generation=generation,
-                    digest=digest or memory.plan.digest,
-                    names=memory.plan.names,
-                    last_applied=counts.last_applied or memory.plan.last_applied,
-                    truncated=memory.plan.truncated,
-                )
+            kept = Plan(
+                generation=generation,
+                digest=digest or memory.plan.digest,
+                names=memory.plan.names,
+                last_applied=counts.last_applied or memory.plan.last_applied,
+                truncated=memory.plan.truncated,
             )
+            return memory.with_(plan=_made_under(kept, obs, job))
         return memory.with_(plan=None)
     if job.action is Action.ROLLBACK:
         part = summary.rollback if summary else None
@@ -136,6 +136,17 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
 def _stopped(summary: RunSummary | None) -> str:
     stopped = summary.stopped if summary else None
     return f"; stopped: {stopped.reason}" if stopped and stopped.reason else ""
+
+
+def _made_under(plan: Plan, obs: Observed, job: JobState) -> Plan:
+    """The plan with what it was made under (when, which operator configuration, which image),
+    from the notes its Job was created with: decide.py's `replan_reason` reads them."""
+    return replace(
+        plan,
+        time=iso(obs.now),
+        config=job.notes.get("config", ""),
+        source=job.notes.get("source", ""),
+    )
 
 
 def _counts(memory: Memory, summary: RunSummary | None) -> Memory:

@@ -1,6 +1,6 @@
 """Every Kubernetes API call the controller makes, in one place (RBAC reads from here).
 
-- migrations: get, list, watch (kopf watches them; conflicts list the namespace)
+- migrations: get, list, watch (kopf watches them and keeps the conflict index, fleet.py)
 - migrations/status: patch (status and conditions)
 - jobs (batch): list, watch, create (run the runner; follow it)
 - pods: list, watch (termination message, waiting reasons such as a missing Secret)
@@ -44,14 +44,26 @@ def _ensure_config() -> None:
     _configured = True
 
 
+_client: kubernetes.client.ApiClient | None = None
+#: HTTP connections kept open to the apiserver: one per reconcile worker thread (handlers.py).
+POOL_SIZE = 16
+
+
 def _api() -> kubernetes.client.ApiClient:
+    """One client for every call: a client per call opened a new TLS connection each time
+    (a handshake per API call, the largest share of a reconcile's latency)."""
+    global _client
     _ensure_config()
-    return kubernetes.client.ApiClient()
+    if _client is None:
+        config = kubernetes.client.Configuration.get_default_copy()
+        config.connection_pool_maxsize = POOL_SIZE
+        _client = kubernetes.client.ApiClient(config)
+    return _client
 
 
 def _dict(obj: Any) -> dict[str, Any]:
     """A client model as the API's own JSON (camelCase), like kopf's bodies."""
-    serialised = kubernetes.client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    serialised = _api().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
     return typing.cast(dict[str, Any], serialised)
 
 
@@ -96,6 +108,12 @@ def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
 
 
 def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
+    found = get_configmap(namespace, name)
+    return None if found is None else found[1]
+
+
+def get_configmap(namespace: str, name: str) -> tuple[str, dict[str, str]] | None:
+    """(resourceVersion, data) of a ConfigMap, None when it does not exist."""
     api = kubernetes.client.CoreV1Api(_api())
     try:
         cm = api.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
@@ -103,7 +121,8 @@ def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
         if not_found(exc):
             return None
         raise
-    return dict(cm.data or {})
+    version = cm.metadata.resource_version if cm.metadata else ""
+    return str(version or ""), dict(cm.data or {})
 
 
 def get_deployment_view(namespace: str, name: str) -> DeploymentView:

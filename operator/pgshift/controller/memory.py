@@ -96,6 +96,12 @@ class Plan:
     names: tuple[str, ...] = ()
     #: spec.target is below what is applied: what a rollback would undo.
     rollback: RollbackPlan | None = None
+    #: when the Job it comes from ended, the operator configuration (`Settings.fingerprint`)
+    #: and the image reference of an image source it was made under: what decides whether
+    #: it still holds after a restart (decide.py, `replan_reason`).
+    time: str = ""
+    config: str = ""
+    source: str = ""
 
     def for_storage(self) -> dict[str, Any]:
         """`status.progress.plan`: at most MAX_STEPS steps (then `truncated`), no empty values."""
@@ -121,6 +127,9 @@ class Plan:
             truncated=flag(d.get("truncated")),
             names=strings(d.get("names")),
             rollback=RollbackPlan.from_storage(d.get("rollback")),
+            time=text(d.get("time")),
+            config=text(d.get("config")),
+            source=text(d.get("source")),
         )
 
 
@@ -216,6 +225,8 @@ class Memory:
     #: observed (`status.rollout`).
     rollout: RolloutRecord | None = None
     retry_seen: str = ""
+    #: the last pgshift.dev/replan value acted on.
+    replan_seen: str = ""
     #: the pgshift.dev/resume-edited value acted on (a migration name).
     resume_edited: str = ""
     approved: tuple[str, ...] = ()
@@ -278,6 +289,7 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
         failure=Failure.from_storage(status.get("failure"), progress.get("failure")),
         rollout=record_from_status(status.get("rollout")),
         retry_seen=str(actions.get("retry") or ""),
+        replan_seen=str(actions.get("replan") or ""),
         resume_edited=str(actions.get("resumeEdited") or ""),
         approved_rollback=str(actions.get("approvedRollback") or ""),
         rollback=status.get("rollback") or None,
@@ -315,6 +327,7 @@ def user_status(m: Memory) -> dict[str, Any]:
         "actions": _drop_empty(
             {
                 "retry": m.retry_seen,
+                "replan": m.replan_seen,
                 "resumeEdited": m.resume_edited,
                 "approved": list(m.approved),
                 "allowDrift": list(m.allow_drift),

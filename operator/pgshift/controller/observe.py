@@ -68,6 +68,9 @@ class Observed:
     rollout: tuple[DeploymentView, ...] | None = None
     #: another Migration using the same database Secret and tracking table.
     conflict: str = ""
+    #: the first reconcile of this Migration by this operator process (a restart, or a
+    #: Migration it has not seen yet): a plan in status is trusted only as decide.py allows.
+    resumed: bool = False
 
 
 def iso(t: dt.datetime) -> str:

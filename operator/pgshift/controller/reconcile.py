@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +23,7 @@ from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_REPLAN,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     LABEL_ACTION,
@@ -34,6 +36,7 @@ from pgshift.controller.api import (
 )
 from pgshift.controller.config import Settings
 from pgshift.controller.decide import decide
+from pgshift.controller.fleet import FLEET, tracking_key
 from pgshift.controller.intent import Action, Event
 from pgshift.controller.jobs import build_job, check_choices, job_name, notes_of
 from pgshift.controller.memory import Memory, from_status
@@ -48,6 +51,16 @@ from pgshift.migrations import configmap_problems, read_mapping
 log = logging.getLogger("pgshift.controller")
 
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
+#: Migrations with a reconcile waiting for their lock: it reads everything afresh when it gets
+#: it, so a burst of events (a Job's and its Pod's) costs one more reconcile, not one each.
+_queued: set[tuple[str, str]] = set()
+#: Migrations this process has reconciled (namespace, name, uid): the first one is a resume.
+_seen: set[tuple[str, str, str]] = set()
+#: the resume-plan cap (`Settings.resume_plan_limit`): Migrations whose plan was not trusted
+#: on a resume and is yet to start, those whose resume plan Job runs, and who waits for a slot.
+_resume_due: set[tuple[str, str]] = set()
+_resume_running: set[tuple[str, str]] = set()
+_resume_waiting: list[tuple[str, str]] = []
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
 _tasks: set[asyncio.Task[None]] = set()
 #: (namespace, ConfigMap) -> Migrations reading it: an edit in place re-plans them.
@@ -61,7 +74,11 @@ def _lock(key: tuple[str, str]) -> asyncio.Lock:
 async def reconcile(namespace: str, name: str, settings: Settings) -> None:
     """Never raises: a failure to reach the API is logged and retried later."""
     key = (namespace, name)
+    if key in _queued:
+        return
+    _queued.add(key)
     async with _lock(key):
+        _queued.discard(key)
         try:
             wake = await asyncio.to_thread(_reconcile, namespace, name, settings)
         except ApiException as exc:
@@ -75,6 +92,7 @@ async def reconcile(namespace: str, name: str, settings: Settings) -> None:
             wake = settings.backoff_seconds
     if wake is not None:
         schedule(namespace, name, wake, settings)
+    _release_resume_slots(settings)
 
 
 def schedule(namespace: str, name: str, delay: float, settings: Settings) -> None:
@@ -100,11 +118,37 @@ def forget(namespace: str, name: str) -> None:
     old = _wakeups.pop((namespace, name), None)
     if old is not None:
         old.cancel()
+    for keys in (_resume_due, _resume_running):
+        keys.discard((namespace, name))
     for names in configmap_refs.values():
         names.discard(name)
 
 
 # --- synchronous part: API calls in a worker thread ---------------------------------------------
+
+
+def _release_resume_slots(settings: Settings) -> None:
+    """Wake the Migrations waiting for a resume-plan slot, as many as there are free slots."""
+    free = settings.resume_plan_limit - len(_resume_running)
+    while free > 0 and _resume_waiting:
+        namespace, name = _resume_waiting.pop(0)
+        schedule(namespace, name, 0, settings)
+        free -= 1
+
+
+def _resume_slot(key: tuple[str, str], observed: Observed, settings: Settings) -> bool:
+    """May this plan Job start now? Only resume plans are capped; the others always may."""
+    if observed.resumed and observed.memory.seq > 0:  # a restart, not a new Migration
+        _resume_due.add(key)
+    if key not in _resume_due:
+        return True
+    if len(_resume_running) >= settings.resume_plan_limit:
+        if key not in _resume_waiting:
+            _resume_waiting.append(key)
+        return False
+    _resume_due.discard(key)
+    _resume_running.add(key)
+    return True
 
 
 def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
@@ -113,6 +157,7 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
         return None  # gone: its Jobs go with it (owner references); nothing else to do.
     meta = body["metadata"]
     ref = Ref(namespace, name, meta["uid"], int(meta.get("generation") or 1))
+    identity = (namespace, name, ref.uid)
     status = body.get("status") or {}
     memory = from_status(status)
     spec: MigrationSpec | None
@@ -139,16 +184,35 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
                 ANNOTATION_MARK_APPLIED,
                 ANNOTATION_RESUME_EDITED,
                 ANNOTATION_APPROVE_ROLLBACK,
+                ANNOTATION_REPLAN,
             )
         },
         source=_source(namespace, name, spec),
         job=_job_in_flight(ref, memory.seq, settings.image_pull_grace, memory),
         rollout=_rollout(namespace, spec),
         conflict=_conflict(body, spec),
+        resumed=identity not in _seen,
     )
     decision = decide(observed)
     memory = decision.memory
     events = list(decision.events)
+    key = (namespace, name)
+    if observed.job is None or observed.job.phase is not JobPhase.RUNNING:
+        _resume_running.discard(key)  # its resume plan (if any) is done: a slot is free
+    if (
+        decision.run is not None
+        and decision.run.action is Action.PLAN
+        and not _resume_slot(key, observed, settings)
+    ):
+        # status says it waits (and drops the untrusted plan); a finished plan wakes it.
+        decision = replace(
+            decision,
+            run=None,
+            message=f"{decision.message}; waiting for one of {settings.resume_plan_limit} "
+            "plan slots after the operator's restart",
+            wake_after=settings.poll_seconds * 4,
+        )
+    _seen.add(identity)
     if decision.run is not None and spec is not None:
         manifest = build_job(ref, spec, settings, decision.run, memory.seq)
         jname = manifest["metadata"]["name"]
@@ -202,8 +266,24 @@ def _source(namespace: str, name: str, spec: MigrationSpec | None) -> SourceStat
         return SourceState()
     cm = spec.source.config_map
     configmap_refs.setdefault((namespace, cm), set()).add(name)
-    data = kube.get_configmap_data(namespace, cm)
-    return judge_source(namespace, cm, data, spec.source.layout.value)
+    found = kube.get_configmap(namespace, cm)
+    if found is None:
+        return judge_source(namespace, cm, None, spec.source.layout.value)
+    version, data = found
+    # reading a source is the CPU of a reconcile: once per ConfigMap version, not per event.
+    key = (namespace, cm, version, spec.source.layout.value)
+    judged = _judged.get(key)
+    if judged is None:
+        judged = judge_source(namespace, cm, data, spec.source.layout.value)
+        if len(_judged) >= _JUDGED_MAX:
+            _judged.pop(next(iter(_judged)))
+        _judged[key] = judged
+    return judged
+
+
+#: (namespace, ConfigMap, resourceVersion, layout) -> its judgement; bounded, oldest out first.
+_judged: dict[tuple[str, str, str, str], SourceState] = {}
+_JUDGED_MAX = 2048
 
 
 #: what to do about a source too large for a ConfigMap (docs/operator.md, Large sources).
@@ -244,7 +324,7 @@ def _job_in_flight(
 ) -> JobState | None:
     jobs = [
         j
-        for j in kube.list_jobs(ref.namespace, ref.name)
+        for j in FLEET.jobs_of(ref.namespace, ref.name)
         if any(o.get("uid") == ref.uid for o in j["metadata"].get("ownerReferences") or [])
     ]
     current = [j for j in jobs if j["metadata"].get("labels", {}).get(LABEL_SEQ) == str(seq)]
@@ -263,9 +343,10 @@ def _job_in_flight(
     jmeta = job["metadata"]
     action = Action(jmeta["labels"].get(LABEL_ACTION, Action.PLAN))
     phase = _job_phase(job)
-    result, reason, message = _pod_outcome(ref.namespace, jmeta["name"])
+    pods = FLEET.pods_of(ref.namespace, jmeta["name"], finished=phase is not JobPhase.RUNNING)
+    result, reason, message = _pod_outcome(pods)
     verdict = pod_failures.classify(
-        kube.list_job_pods(ref.namespace, jmeta["name"]),
+        pods,
         dt.datetime.now(dt.UTC),
         pull_grace=pull_grace,
     )
@@ -294,7 +375,7 @@ def _job_in_flight(
         # a rollback's down steps are not in the plan's steps: read its log at the bound alone.
         and _log_due(ref, memory if action is Action.APPLY else None)
     ):
-        progress = _progress(ref.namespace, jmeta["name"])
+        progress = _progress(ref.namespace, pods)
     return JobState(
         name=jmeta["name"],
         action=action,
@@ -359,14 +440,14 @@ def run_seconds(job: Mapping[str, Any]) -> float | None:
 
 
 def _stuck(namespace: str, job: str, pull_grace: float) -> bool:
-    pods = kube.list_job_pods(namespace, job)
+    pods = FLEET.pods_of(namespace, job)
     verdict = pod_failures.classify(pods, dt.datetime.now(dt.UTC), pull_grace=pull_grace)
     return verdict is not None and verdict.terminal
 
 
-def _progress(namespace: str, job: str) -> dict[str, Any] | None:
+def _progress(namespace: str, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The current step and backfill counts from the runner's last progress lines."""
-    for pod in kube.list_job_pods(namespace, job):
+    for pod in pods:
         if (pod.get("status") or {}).get("phase") != "Running":
             continue
         text = kube.read_pod_log(namespace, pod["metadata"]["name"], "runner")
@@ -385,11 +466,11 @@ def _job_phase(job: Mapping[str, Any]) -> JobPhase:
     return JobPhase.RUNNING
 
 
-def _pod_outcome(namespace: str, job: str) -> tuple[dict[str, Any] | None, str, str]:
+def _pod_outcome(pods: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str, str]:
     """The runner's summary (termination message), or why the Pod waits or died."""
     result: dict[str, Any] | None = None
     reason = message = ""
-    for pod in kube.list_job_pods(namespace, job):
+    for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             state = cs.get("state") or {}
             if state.get("terminated"):
@@ -414,31 +495,19 @@ def _rollout(namespace: str, spec: MigrationSpec | None) -> tuple[DeploymentView
     return tuple(kube.get_deployment_view(namespace, d) for d in spec.contract.rollout_deployments)
 
 
-def _tracking_key(spec: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    try:
-        s = parse_spec(spec)
-    except SpecError:
-        return ("", "", "", "")
-    return (s.database.name, s.database.key, s.tracking.schema, s.tracking.table)
-
-
 def _conflict(body: Mapping[str, Any], spec: MigrationSpec | None) -> str:
     """The older Migration sharing this one's database Secret and tracking table, if any.
 
     The operator cannot read the Secret, so "same database" means "same Secret and key";
-    two Secrets naming one database are caught by the runner's lock instead.
+    two Secrets naming one database are caught by the runner's lock instead. Read from the
+    watch-kept index (fleet.py), not a list of the namespace: the cost does not grow with N.
     """
     if spec is None:
         return ""
     meta = body["metadata"]
-    mine = (spec.database.name, spec.database.key, spec.tracking.schema, spec.tracking.table)
+    key = tracking_key(meta["namespace"], body.get("spec") or {})
+    if key is None:
+        return ""
     me = (meta.get("creationTimestamp") or "", meta["name"])
-    for other in kube.list_migrations(meta["namespace"]):
-        ometa = other["metadata"]
-        if ometa["name"] == meta["name"] or ometa.get("deletionTimestamp"):
-            continue
-        if _tracking_key(other.get("spec") or {}) != mine:
-            continue
-        if (ometa.get("creationTimestamp") or "", ometa["name"]) < me:
-            return str(ometa["name"])
-    return ""
+    older = [other for other in FLEET.sharing(key) if other[1] != meta["name"] and other < me]
+    return str(min(older)[1]) if older else ""

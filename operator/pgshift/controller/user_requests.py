@@ -9,6 +9,7 @@ from pgshift.controller.api import (
     ANNOTATION_ALLOW_DRIFT,
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_REPLAN,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     MigrationSpec,
@@ -53,6 +54,11 @@ def take_requests(obs: Observed, memory: Memory, events: list[Event]) -> Memory:
     if retry and retry != memory.retry_seen:
         memory = memory.with_(retry_seen=retry, failure=None, attempts=0, not_before="", plan=None)
         events.append(Event("Normal", "RetryRequested", f"retry {retry!r}: planning again"))
+    replan = obs.annotations.get(ANNOTATION_REPLAN, "")
+    if replan and replan != memory.replan_seen:
+        # what the database holds is read again; a failure or a gate is judged on that plan.
+        memory = memory.with_(replan_seen=replan, plan=None)
+        events.append(Event("Normal", "ReplanRequested", f"replan {replan!r}: planning again"))
     resume = obs.annotations.get(ANNOTATION_RESUME_EDITED, "").strip()
     if resume and resume != memory.resume_edited:
         # like a retry, and the plan and apply Jobs get --resume-edited while `resume` is pending
