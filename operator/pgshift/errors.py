@@ -271,3 +271,43 @@ class RestoreTargetNotEmpty(BackupError):
     code = "RestoreTargetNotEmpty"
     exit_code = EXIT_BAD_INPUT
     hint = "restore into an empty database, or pass --clean"
+
+
+class RestoreRefused(BackupError):
+    """A restore pgshift will not run: found before anything is touched."""
+
+    code = "RestoreRefused"
+    exit_code = EXIT_BAD_INPUT
+
+
+class RestoreManifestMissing(RestoreRefused):
+    code = "RestoreManifestMissing"
+    hint = "restore only dumps taken by `pgshift backup`: its manifest `<file>.json` lies beside it"
+
+
+class RestoreChecksumMismatch(RestoreRefused):
+    code = "RestoreChecksumMismatch"
+    hint = "the dump changed since it was taken (truncated copy?); copy it again or pick another"
+
+
+class RestoreServerTooOld(RestoreRefused):
+    code = "RestoreServerTooOld"
+    hint = "restore into a server at least as new as the one the dump was taken from"
+
+
+class RestoreNeedsCascade(RestoreRefused):
+    code = "RestoreNeedsCascade"
+    hint = "drop or move those dependents first (pgshift never restores with CASCADE)"
+
+
+class RestoreOutOfScope(RestoreRefused):
+    code = "RestoreOutOfScope"
+    hint = (
+        "migrations applied after the backup changed objects the dump does not hold: restore a "
+        "whole-database backup, or undo those migrations first"
+    )
+
+
+class RestoreAlreadyUsed(RestoreRefused):
+    code = "RestoreAlreadyUsed"
+    hint = "each restore id restores once; take a new backup, or name it with a new restore id"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from pgshift.engine.connect import Database
@@ -96,10 +100,29 @@ def find_tool(name: str, server_major: int | None) -> tuple[str, tuple[int, int]
     return path, version
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGKILL when pgshift dies, so a killed run leaves
+    no pg_restore behind writing while the next run starts (its single transaction then rolls
+    back). Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def run_tool(args: list[str], db: Database, what: str) -> subprocess.CompletedProcess[str]:
     """Run with `PG*` variables (password included) in the environment, never on argv."""
     env = {**os.environ, **db.libpq_env(), "PGAPPNAME": "pgshift"}
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_die_with_parent,  # only prctl: no locks taken
+    )
     if proc.returncode != 0:
         lines = [
             ln for ln in redact(proc.stderr).splitlines() if ln.strip()

@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     APPLYING = "Applying"
     BASELINING = "Baselining"
     MARKING_APPLIED = "MarkingApplied"
+    RESTORING = "Restoring"
     # waiting for something outside pgshift that comes by itself (retried with backoff).
     SECRET_NOT_FOUND = "SecretNotFound"
     SOURCE_NOT_FOUND = "SourceNotFound"
@@ -35,6 +36,8 @@ class Reason(enum.StrEnum):
     SUSPENDED = "Suspended"
     # done.
     COMPLETE = "Complete"
+    #: a restore finished: held until an explicit resume (pgshift.dev/resume).
+    RESTORED = "Restored"
     # a human is needed.
     MIGRATION_FAILED = "MigrationFailed"
     LINT_FAILED = "LintFailed"
@@ -55,6 +58,8 @@ class Reason(enum.StrEnum):
     OUT_OF_MEMORY = "OutOfMemory"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    #: a restore pgshift refuses (annotation or runner check): nothing was touched.
+    RESTORE_REFUSED = "RestoreRefused"
 
 
 #: the failure code of a summary this operator cannot read (`UnknownSummaryVersion`).
@@ -98,7 +103,14 @@ FAILURE_REASONS: dict[str, Reason] = {
     "LockLost": Reason.MIGRATION_FAILED,
     "LockTimeout": Reason.MIGRATION_FAILED,
     "Database": Reason.MIGRATION_FAILED,
-    "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
+    "RestoreTargetNotEmpty": Reason.RESTORE_REFUSED,
+    "RestoreRefused": Reason.RESTORE_REFUSED,
+    "RestoreManifestMissing": Reason.RESTORE_REFUSED,
+    "RestoreChecksumMismatch": Reason.RESTORE_REFUSED,
+    "RestoreServerTooOld": Reason.RESTORE_REFUSED,
+    "RestoreNeedsCascade": Reason.RESTORE_REFUSED,
+    "RestoreOutOfScope": Reason.RESTORE_REFUSED,
+    "RestoreAlreadyUsed": Reason.RESTORE_REFUSED,
     "SyntaxTooNew": Reason.INVALID_SOURCE,
     SUMMARY_VERSION_UNKNOWN: Reason.SUMMARY_VERSION_UNKNOWN,
     "ImageUnavailable": Reason.IMAGE_UNAVAILABLE,

@@ -91,6 +91,10 @@ REASONS: dict[Reason, Meaning] = {
     Reason.OUT_OF_MEMORY: _HUMAN,
     Reason.CONTAINER_CONFIG_ERROR: _HUMAN,
     Reason.DEADLINE_EXCEEDED: _HUMAN,
+    Reason.RESTORING: _WORKING,
+    # held after a restore until `pgshift.dev/resume`: a person decides what re-applies.
+    Reason.RESTORED: _WAITING,
+    Reason.RESTORE_REFUSED: _HUMAN,
 }
 
 

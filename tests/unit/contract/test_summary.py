@@ -87,6 +87,16 @@ PARTS: list[Any] = [
     ),
     BackupResult("/backups/b.dump", pruned=("old.dump",)),
     RestoreResult("/backups/a.dump", "ab" * 32, True, "u@h:5432/db", 4),
+    RestoreResult(
+        "/backups/a.dump",
+        scope="tables",
+        tables=("users",),
+        backup_time="2026-01-01T00:00:00Z",
+        age_seconds=60,
+        restore_id="uid/" + "ab" * 32,
+        tracking_table="drizzle.__drizzle_migrations",
+        pending_again=("0002_b",),
+    ),
 ]
 
 
