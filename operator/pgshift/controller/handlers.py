@@ -17,6 +17,8 @@ import kopf
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RESTORE,
+    ANNOTATION_RESUME,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     GROUP,
@@ -64,6 +66,8 @@ async def migration_changed(namespace: str | None, name: str, **_: Any) -> None:
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RETRY))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_MARK_APPLIED))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME_EDITED))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESTORE))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME))
 async def action_annotated(namespace: str | None, name: str, **_: Any) -> None:
     # the value is read and recorded by the machine: each value acts once.
     await reconcile(_namespaced(namespace), name, SETTINGS)

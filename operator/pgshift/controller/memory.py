@@ -19,6 +19,8 @@ from pgshift.controller.rollout import RolloutRecord, record_from_status, record
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
 MAX_STEPS = 60
 MAX_PENDING_NAMES = 20
+#: backups remembered in `status.backups` (pruned ones are dropped as the runner reports them).
+MAX_BACKUPS = 20
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,17 @@ class Memory:
     #: once that is applied (a step key is not in later plans).
     matched: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    #: the backups on the claim, newest last (`status.backups`): each path, sha256, size, time,
+    #: scope, tables; a backup's pruned files leave the list as the runner reports them.
+    backups_kept: tuple[Mapping[str, Any], ...] = ()
+    #: the pgshift.dev/restore value acted on (a restore Job started, or refused for good).
+    restore_seen: str = ""
+    #: why the pgshift.dev/restore value `restore_seen` was refused ("" when it was not).
+    restore_refused: str = ""
+    #: the last restore (`status.restored`): held in phase Restored until a resume.
+    restored: Mapping[str, Any] | None = None
+    #: the pgshift.dev/resume value acted on.
+    resume_seen: str = ""
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)
@@ -223,6 +236,7 @@ def to_progress(m: Memory) -> dict[str, Any]:
             {"generation": m.failure.generation, "digest": m.failure.digest} if m.failure else None
         ),
         "matched": list(m.matched[-50:]) or None,
+        "restoreRefused": m.restore_refused or None,
     }
 
 
@@ -257,6 +271,11 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
             Problem(str(p.get("code", "")), str(p.get("name", "")), str(p.get("message", "")))
             for p in status.get("problems") or ()
         ),
+        backups_kept=tuple(dict(b) for b in mappings(status.get("backups"))),
+        restore_seen=text(actions.get("restore")),
+        restore_refused=text(progress.get("restoreRefused")),
+        restored=dict(status.get("restored") or {}) or None,
+        resume_seen=text(actions.get("resume")),
     )
 
 
@@ -277,12 +296,16 @@ def user_status(m: Memory) -> dict[str, Any]:
                 "resumeEdited": m.resume_edited,
                 "approved": list(m.approved),
                 "markedApplied": list(m.marked_applied),
+                "restore": m.restore_seen,
+                "resume": m.resume_seen,
             }
         )
         or None,
         "job": {"name": m.job_name, "action": m.job_action} if m.job_name else None,
         "rollout": record_to_status(m.rollout) if m.rollout else None,
         "problems": [asdict(p) for p in m.problems] or None,
+        "backups": [dict(b) for b in m.backups_kept[-MAX_BACKUPS:]] or None,
+        "restored": dict(m.restored) if m.restored else None,
         "progress": to_progress(m),
     }
 

@@ -20,6 +20,8 @@ from pgshift.controller import kube, pod_failures
 from pgshift.controller.api import (
     ANNOTATION_APPROVE,
     ANNOTATION_MARK_APPLIED,
+    ANNOTATION_RESTORE,
+    ANNOTATION_RESUME,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     LABEL_ACTION,
@@ -133,6 +135,8 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
                 ANNOTATION_RETRY,
                 ANNOTATION_MARK_APPLIED,
                 ANNOTATION_RESUME_EDITED,
+                ANNOTATION_RESTORE,
+                ANNOTATION_RESUME,
             )
         },
         source=_source(namespace, name, spec),
