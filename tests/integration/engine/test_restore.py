@@ -240,3 +240,30 @@ def test_a_restore_killed_with_sigkill_then_rerun_is_consistent(
     assert result["pendingAgain"] == ["0002_m1"]
     assert columns(psql) == then["columns"] and tracking_hashes(psql) == then["tracking"]
     assert steps_of(psql) == then["steps"]
+
+
+def test_another_migrations_rows_in_the_shared_tracking_schema_are_untouched(
+    backed_up: dict, tmp_path: Path, database_url: str, psql
+) -> None:
+    """Two Migrations share the tracking schema (`drizzle`): a restore for the first rewrites
+    its tracking table and its files' progress rows only."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "0001_orders.sql").write_text("CREATE TABLE orders (id int PRIMARY KEY, gone text);")
+    (other / "0002_orders_split.sql").write_text(
+        "ALTER TABLE orders ADD COLUMN total int;\nALTER TABLE orders DROP COLUMN gone;"
+    )
+    flags = ("--dir", str(other), "--tracking-table", "other_migrations")
+    ok("apply", *flags, "--until-phase", "expand", database_url=database_url)
+    theirs = psql("SELECT string_agg(hash, ',' ORDER BY id) FROM drizzle.other_migrations")
+    their_steps = steps_of(psql)
+    assert their_steps  # 0002 of the other source, partly applied
+    ok(
+        "restore", "--from", str(backed_up["dump"]), "--clean", "--dir", str(backed_up["folder"]),
+        database_url=database_url,
+    )  # fmt: skip
+    assert psql("SELECT string_agg(hash, ',' ORDER BY id) FROM drizzle.other_migrations") == theirs
+    steps = steps_of(psql).split(",")
+    assert set(their_steps.split(",")) <= set(steps)
+    assert set(backed_up["then"]["steps"].split(",")) <= set(steps)
+    assert tracking_hashes(psql) == backed_up["then"]["tracking"]
