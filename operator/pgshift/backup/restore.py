@@ -32,7 +32,7 @@ import psycopg.sql
 
 from pgshift.backup.dump import SIDECAR_SUFFIX, server_major, sha256_of
 from pgshift.backup.saved import OWN_TABLES, SavedRows, record_restore, restore_used, rewrite
-from pgshift.backup.tools import find_tool, run_tool
+from pgshift.backup.tools import find_tool, restore_through_psql, run_tool
 from pgshift.engine import lock, tracking
 from pgshift.engine.connect import Database, check_session, connect
 from pgshift.errors import (
@@ -64,6 +64,8 @@ _DESCS = (
 )
 _ENTRY = re.compile(r"^(\d+); \d+ \d+ (.+)$")
 RELATION_DESCS = ("TABLE", "VIEW", "MATERIALIZED VIEW")
+#: pg_restore from this major on sets `transaction_timeout`, unknown to older servers.
+NEWER_SETTINGS_MAJOR = 17
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def restore(
         raise RestoreServerTooOld(
             f"--from {path}: taken from PostgreSQL {dumped_major}, {db.display} runs {major}"
         )
-    pg_restore, _ = find_tool("pg_restore", None)
+    pg_restore, (tool_major, _) = find_tool("pg_restore", None)
     listing = run_tool([pg_restore, "--list", str(path)], db, f"pg_restore --list {path}").stdout
     saved_part = manifest.get("saved")
     saved = SavedRows.from_dict(saved_part) if isinstance(saved_part, Mapping) else None
@@ -350,7 +352,13 @@ def restore(
         args.append(str(path))
         emit("restore.started", file=str(path), clean=clean, scope=scope, backupTime=backup_time)
         try:
-            run_tool(args, db, "pg_restore")
+            if tool_major >= NEWER_SETTINGS_MAJOR > major:
+                # a newer pg_restore sets what this server lacks: its script through psql.
+                psql, _ = find_tool("psql", None)
+                script = [a for a in args if not a.startswith(("--dbname=", "--exit-on-error"))]
+                restore_through_psql(script, psql, db, "pg_restore")
+            else:
+                run_tool(args, db, "pg_restore")
         finally:
             Path(chosen.name).unlink(missing_ok=True)
         names = {m.name for m in source.migrations} if source else set()

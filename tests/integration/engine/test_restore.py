@@ -267,3 +267,24 @@ def test_another_migrations_rows_in_the_shared_tracking_schema_are_untouched(
     assert set(their_steps.split(",")) <= set(steps)
     assert set(backed_up["then"]["steps"].split(",")) <= set(steps)
     assert tracking_hashes(psql) == backed_up["then"]["tracking"]
+
+
+def test_a_newer_pg_restore_restores_into_an_older_server(
+    backed_up: dict, database_url: str, psql, pg_server: PgServer
+) -> None:
+    """The image carries pg_restore 18; restoring directly into PostgreSQL 15 failed with
+    `unrecognized configuration parameter "transaction_timeout"` (its fixed output state). Its
+    script now goes through psql without that setting, still in one transaction."""
+    from tests import pgversions
+
+    if pg_server.major >= 17 or not pgversions.installed(18):
+        pytest.skip("needs a server older than 17 and the PostgreSQL 18 clients")
+    proc = run_pgshift(
+        "restore", "--from", str(backed_up["dump"]), "--clean", "--dir", str(backed_up["folder"]),
+        "--output", "json", database_url=database_url,
+        env={"PGSHIFT_PG_BINDIR": str(pgversions.bindir(18))},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert columns(psql) == backed_up["then"]["columns"]
+    assert tracking_hashes(psql) == backed_up["then"]["tracking"]
+    assert psql("SELECT count(*) FROM users") == "2"
