@@ -69,6 +69,14 @@ def _common(p: argparse.ArgumentParser, *, database: bool = True, source: bool =
     p.add_argument("--result-file", help="write the bounded (<= 4 KiB) JSON summary here")
 
 
+def _optional_source(p: argparse.ArgumentParser) -> None:
+    """backup / restore: the source, when given, names this Migration's files (the progress
+    rows a backup saves and a restore rewrites; what a restore makes pending again)."""
+    p.add_argument("--dir", default=None, help="migrations folder (optional)")
+    p.add_argument("--layout", default=Layout.AUTO.value, help="|".join(v.value for v in Layout))
+    p.add_argument("--overrides", help="YAML/JSON file: migration name -> directives")
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     # append, not store: a repeated --target/--stop-before is refused (settings_from), where
     # argparse would silently keep the last and run past the first stop.
@@ -197,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expect-digest")
     p = sub.add_parser("backup", help="pg_dump (custom format), checksum, verify")
     _common(p, source=False)
+    _optional_source(p)
     p.add_argument("--to", required=True, metavar="FILE")
     p.add_argument("--tables", nargs="+", default=[], metavar="TABLE")
     p.add_argument("--keep", metavar="N", help="keep the N newest *.dump files in the folder")
@@ -206,8 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("restore", help="pg_restore into an empty database (or --clean)")
     _common(p, source=False)
+    _optional_source(p)
     p.add_argument("--from", dest="from_", required=True, metavar="FILE")
     p.add_argument("--clean", action="store_true")
+    p.add_argument(
+        "--restore-id",
+        default="",
+        metavar="ID",
+        help="record this id as consumed in the database; a second restore with it is refused",
+    )
+    p.add_argument("--lock-wait", default=_LOCK_WAIT, help="wait for the migration lock")
     p = sub.add_parser(
         "verify", help="compare the schema with what the migrations build on a scratch database"
     )
@@ -419,7 +436,18 @@ def render_text(summary: Summary) -> str:
                 + ("" if b.get("tables") else "; the dump holds no table")
             )
     if "restore" in d:
-        out.append(f"restored {d['restore']['file']} into {d['restore']['database']}")
+        r = d["restore"]
+        out.append(f"restored {r['file']} into {r['database']}")
+        if r.get("backupTime"):
+            out.append(
+                f"the database is as of {r['backupTime']} (writes since then are lost); "
+                f"tracking rows of {r.get('trackingTable') or '(none saved)'} rewritten"
+            )
+        if r.get("pendingAgain"):
+            out.append(
+                "pending again (they re-apply on the next apply unless edited or removed): "
+                + ", ".join(r["pendingAgain"])
+            )
     if "verify" in d:
         out.extend(_verify_text(d["verify"]))
     if "rollback" in d:
@@ -536,6 +564,13 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
     cmd = args.command
     url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
     if cmd in ("backup", "restore"):
+        tracking = settings_from(args).tracking
+        given = (
+            commands.SourceOptions(dir=args.dir, layout=args.layout, overrides=args.overrides)
+            if args.dir
+            else None
+        )
+        lock_wait = parse_duration(args.lock_wait, "--lock-wait")
         if cmd == "backup":
             keep = _int(args.keep, "--keep", 1) if args.keep is not None else None
             return commands.backup(
@@ -543,10 +578,20 @@ def dispatch(args: argparse.Namespace, emit: Any) -> Summary:
                 args.to,
                 tables=args.tables,
                 keep=keep,
-                lock_wait=parse_duration(args.lock_wait, "--lock-wait"),
+                lock_wait=lock_wait,
                 emit=emit,
+                tracking=tracking,
+                src=given,
             )
-        return commands.restore(url, args.from_, clean=args.clean, emit=emit)
+        return commands.restore(
+            url,
+            args.from_,
+            clean=args.clean,
+            emit=emit,
+            src=given,
+            restore_id=args.restore_id,
+            lock_wait=lock_wait,
+        )
     settings = settings_from(args)
     src = commands.SourceOptions(dir=args.dir, layout=args.layout, overrides=args.overrides)
     if cmd == "plan":

@@ -39,7 +39,7 @@ from pgshift.errors import (
     UnknownMigration,
 )
 from pgshift.migrations import Layout, Source, read_source
-from pgshift.settings import RunSettings
+from pgshift.settings import RunSettings, Tracking
 
 if TYPE_CHECKING:  # the engine session pulls in safety (pglast): backup and restore need neither
     from pgshift.engine.plan import Plan, Stop
@@ -474,21 +474,56 @@ def backup(
     keep: int | None = None,
     lock_wait: float = 60.0,
     emit: Emit = _quiet,
+    tracking: Tracking | None = None,
+    src: SourceOptions | None = None,
 ) -> Summary:
+    """The dump and its manifest; with a source, the saved progress rows are its files' only."""
     from pgshift.backup.dump import dump
 
     db = parse_url(url)
-    info = dump(db, Path(to), tables=tables or [], lock_wait=lock_wait, keep=keep, emit=emit)
+    names = [m.name for m in load_source(src).migrations] if src is not None else None
+    info = dump(
+        db,
+        Path(to),
+        tables=tables or [],
+        lock_wait=lock_wait,
+        keep=keep,
+        emit=emit,
+        tracking=tracking,
+        migrations=names,
+    )
     summary = Summary(command="backup", stopped=Stopped(StopReason.DONE))
     summary.backup = BackupResult.from_dict(info)
     return summary
 
 
-def restore(url: str | None, from_: str, *, clean: bool = False, emit: Emit = _quiet) -> Summary:
+def restore(
+    url: str | None,
+    from_: str,
+    *,
+    clean: bool = False,
+    emit: Emit = _quiet,
+    src: SourceOptions | None = None,
+    restore_id: str = "",
+    lock_wait: float = 60.0,
+) -> Summary:
+    """The dump back, and its saved rows; with a source, the check of migrations applied after
+    the backup against a table-scoped dump names them, and they read as pending again."""
     from pgshift.backup.restore import restore as do_restore
 
     db = parse_url(url)
-    info = do_restore(db, Path(from_), clean=clean, emit=emit)
+    source = load_source(src) if src is not None else None
+    overrides = source_overrides(source, src.overrides) if source and src else {}
+    info = do_restore(
+        db,
+        Path(from_),
+        clean=clean,
+        emit=emit,
+        source=source,
+        overrides=overrides,
+        restore_id=restore_id,
+        lock_wait=lock_wait,
+    )
     summary = Summary(command="restore", stopped=Stopped(StopReason.DONE))
     summary.restore = RestoreResult.from_dict(info)
     return summary

@@ -335,6 +335,8 @@ class VerifyReplayFailed(PgshiftError):
     code = "VerifyReplayFailed"
     exit_code = EXIT_FAILED
     hint = "the source does not apply to an empty database; fix the migration it names"
+
+
 # --- rollback (pgshift rollback): exit 2, nothing ran ------------------------------------------
 
 
@@ -362,3 +364,43 @@ class PartlyApplied(PgshiftError):
 
     code = "PartlyApplied"
     hint = "finish it first (pgshift apply), or restore the backup taken before it"
+
+
+class RestoreRefused(BackupError):
+    """A restore pgshift will not run: found before anything is touched."""
+
+    code = "RestoreRefused"
+    exit_code = EXIT_BAD_INPUT
+
+
+class RestoreManifestMissing(RestoreRefused):
+    code = "RestoreManifestMissing"
+    hint = "restore only dumps taken by `pgshift backup`: its manifest `<file>.json` lies beside it"
+
+
+class RestoreChecksumMismatch(RestoreRefused):
+    code = "RestoreChecksumMismatch"
+    hint = "the dump changed since it was taken (truncated copy?); copy it again or pick another"
+
+
+class RestoreServerTooOld(RestoreRefused):
+    code = "RestoreServerTooOld"
+    hint = "restore into a server at least as new as the one the dump was taken from"
+
+
+class RestoreNeedsCascade(RestoreRefused):
+    code = "RestoreNeedsCascade"
+    hint = "drop or move those dependents first (a restore never drops with CASCADE)"
+
+
+class RestoreOutOfScope(RestoreRefused):
+    code = "RestoreOutOfScope"
+    hint = (
+        "migrations applied after the backup changed objects the dump does not hold: restore a "
+        "whole-database backup, or undo those migrations first"
+    )
+
+
+class RestoreAlreadyUsed(RestoreRefused):
+    code = "RestoreAlreadyUsed"
+    hint = "each restore id restores once; take a new backup, or name it with a new restore id"

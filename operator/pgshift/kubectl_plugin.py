@@ -7,6 +7,7 @@
     kubectl pgshift mark-applied NAME MIGRATION
     kubectl pgshift backups NAME
     kubectl pgshift approve-rollback NAME
+    kubectl pgshift backups get NAME SHA256_OR_FILE [-o FILE] [--image IMAGE]
 
 A thin layer: it reads Migration status and sets the annotations `pgshift.dev/approve`,
 `pgshift.dev/retry` and `pgshift.dev/mark-applied` (DESIGN.md, Actions) through `kubectl` itself,
@@ -364,29 +365,39 @@ def render_backups(
     pods: Sequence[Mapping[str, Any]],
     now: dt.datetime,
 ) -> str:
-    """`kubectl pgshift backups NAME`: the last backup in status and the backup Jobs still kept."""
+    """`kubectl pgshift backups NAME`: the backups on the claim and the backup Jobs still kept.
+
+    The list is `status.backups`, which the operator keeps as the runner reports it (each
+    backup names the dumps its `--keep` pruned): no Pod is needed to list, and a pruned file
+    never shows. `backups get` checks the file's sha256 when it copies it."""
     status = obj.get("status") or {}
+    migration = obj["metadata"]["name"]
+    uid = obj["metadata"].get("uid", "<uid>")
     out = []
-    last = status.get("lastBackup") or {}
-    if last:
-        out.append(f"Last backup of {obj['metadata']['name']}:")
+    kept = on_claim(status)
+    if kept:
+        out.append(f"Backups of {migration} on the claim (oldest first):")
         out.append(
             render_table(
-                ["PATH", "SIZE", "SHA256", "SCOPE", "TAKEN", "CLAIM"],
+                ["PATH", "SIZE", "TAKEN", "SCOPE", "SHA256", "CLAIM"],
                 [
                     [
-                        last.get("path", "-"),
-                        human_size(last.get("size")),
-                        str(last.get("sha256", "-"))[:12],
-                        last.get("scope", "-"),
-                        age(last.get("time"), now) + " ago" if last.get("time") else "-",
-                        last.get("claimName", "-"),
+                        b.get("path", "-"),
+                        human_size(b.get("size")),
+                        (str(b.get("time")) + f" ({age(b.get('time'), now)} ago)")
+                        if b.get("time")
+                        else "-",
+                        b.get("scope", "-")
+                        + (f" ({', '.join(b['tables'])})" if b.get("tables") else ""),
+                        b.get("sha256", "-"),
+                        b.get("claimName", "-"),
                     ]
+                    for b in kept
                 ],
             )
         )
     else:
-        out.append(f"No backup recorded for {obj['metadata']['name']}.")
+        out.append(f"No backup recorded for {migration}.")
     pods_by_job: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
         job_name = ((pod.get("metadata") or {}).get("labels") or {}).get("job-name")
@@ -414,11 +425,108 @@ def render_backups(
         out.append("Backup Jobs still kept:")
         out.append(render_table(["JOB", "STATE", "FILE", "SIZE", "SHA256", "AGE"], rows))
     out.append("")
-    out.append(
-        "Restore with: pgshift restore --from <path on the claim> (into an empty database, "
-        "or --clean)"
-    )
+    if kept:
+        sha = kept[-1].get("sha256", "<sha256>")
+        out.append(
+            f"Copy one off the claim: kubectl pgshift backups get {migration} {sha[:12]} -o FILE"
+        )
+        out.append(
+            "Restore one (spec.suspend: true first; writes since its time are lost): "
+            f"kubectl annotate migration/{migration} pgshift.dev/restore={uid}/{sha} --overwrite"
+        )
     return "\n".join(out)
+
+
+def on_claim(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The backups status says are on the claim; the last backup alone for a status written
+    before `status.backups` existed."""
+    kept = [b for b in status.get("backups") or () if isinstance(b, Mapping)]
+    last = status.get("lastBackup") or {}
+    if last and not any(b.get("sha256") == last.get("sha256") for b in kept):
+        kept.append(last)
+    return kept
+
+
+def find_backup(status: Mapping[str, Any], wanted: str) -> Mapping[str, Any]:
+    """The backup a sha256 (or a prefix of 6+ characters) or a file name names."""
+    kept = on_claim(status)
+    found = [
+        b
+        for b in kept
+        if (len(wanted) >= 6 and str(b.get("sha256", "")).startswith(wanted))
+        or wanted in (b.get("path"), str(b.get("path", "")).rsplit("/", 1)[-1])
+    ]
+    if len(found) != 1:
+        known = ", ".join(
+            f"{str(b.get('path', '')).rsplit('/', 1)[-1]} ({str(b.get('sha256', ''))[:12]})"
+            for b in kept
+        )
+        what = "names no backup" if not found else "names more than one backup"
+        raise PluginError(f"{wanted!r} {what} on the claim; known: {known or 'none'}")
+    return found[0]
+
+
+#: where the copy Pod mounts the backup claim (the runner's BACKUP_ROOT).
+COPY_ROOT = "/backups"
+
+
+def copy_pod(
+    name: str, claim: str, image: str, run_as: int, owner: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A short-lived Pod that mounts the claim read-only and sleeps, so `kubectl exec cat`
+    copies one file off it. No Kubernetes token, non-root, read-only root filesystem; it ends
+    by itself after its deadline even if the plugin dies, and the Migration owns it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {LABEL_MIGRATION: owner["metadata"]["name"], LABEL_ACTION: "backup-copy"},
+            "ownerReferences": [
+                {
+                    "apiVersion": owner.get("apiVersion", "pgshift.dev/v1alpha1"),
+                    "kind": "Migration",
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 900,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": run_as,
+                "runAsGroup": run_as,
+                "fsGroup": run_as,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "copy",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "900"],
+                    "volumeMounts": [{"name": "backups", "mountPath": COPY_ROOT, "readOnly": True}],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "runAsNonRoot": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "backups",
+                    "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+                }
+            ],
+        },
+    }
 
 
 # --- kubectl (thin) ----------------------------------------------------------------------------
@@ -441,17 +549,31 @@ class Kubectl:
         if kubeconfig:
             self.globals += ["--kubeconfig", kubeconfig]
 
-    def run(self, *args: str, namespaced: bool = True) -> str:
+    def _cmd(self, args: Sequence[str], namespaced: bool) -> list[str]:
         cmd = [self.binary, *self.globals]
         if namespaced and self.namespace:
             cmd += ["--namespace", self.namespace]
-        cmd += list(args)
+        return cmd + list(args)
+
+    def run(self, *args: str, namespaced: bool = True, stdin: str | None = None) -> str:
+        cmd = self._cmd(args, namespaced)
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False, input=stdin)
         except FileNotFoundError:
             raise PluginError(f"{self.binary} not found on PATH") from None
         if done.returncode != 0:
             raise PluginError(done.stderr.strip() or f"{' '.join(cmd)} failed")
+        return done.stdout
+
+    def run_bytes(self, *args: str) -> bytes:
+        """stdout as bytes (a dump copied through `kubectl exec cat`)."""
+        cmd = self._cmd(args, True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise PluginError(f"{self.binary} not found on PATH") from None
+        if done.returncode != 0:
+            raise PluginError(done.stderr.decode(errors="replace").strip() or "kubectl failed")
         return done.stdout
 
     def get_json(self, *args: str) -> dict[str, Any]:
@@ -587,6 +709,56 @@ def cmd_backups(k: Kubectl, name: str) -> str:
     return render_backups(obj, jobs, pods, _now())
 
 
+def _image_and_user(k: Kubectl, obj: Mapping[str, Any], name: str) -> tuple[str, int]:
+    """The runner image and user of this Migration's Jobs (a kept Job says what the operator
+    chose), else spec.job.image and the operator's default user."""
+    image = str(((obj.get("spec") or {}).get("job") or {}).get("image") or "")
+    user = 65532
+    jobs = k.get_json("jobs", "-l", f"{LABEL_MIGRATION}={name}")["items"]
+    for job in jobs:
+        pod_spec = job["spec"]["template"]["spec"]
+        image = image or pod_spec["containers"][0].get("image", "")
+        user = int((pod_spec.get("securityContext") or {}).get("runAsUser") or user)
+    if not image:
+        raise PluginError(
+            "no image known to copy with: pass --image (a runner image: it has cat, sleep)"
+        )
+    return image, user
+
+
+def cmd_backups_get(k: Kubectl, name: str, wanted: str, to: str | None, image: str | None) -> str:
+    """Copy one backup off the claim through a short-lived Pod, and check its sha256."""
+    import hashlib
+    import time
+
+    obj = k.get_json(RESOURCE, name)
+    backup = find_backup(obj.get("status") or {}, wanted)
+    path = str(backup.get("path") or "")
+    claim = str(backup.get("claimName") or "")
+    if not path.startswith(COPY_ROOT + "/") or not claim:
+        raise PluginError(f"backup {path!r}: no path on the claim or no claim recorded")
+    chosen, user = _image_and_user(k, obj, name)
+    image = image or chosen
+    target = to or path.rsplit("/", 1)[-1]
+    pod = f"{name[:40]}-copy-{int(time.time()) % 100000}"
+    manifest = copy_pod(pod, claim, image, user, obj)
+    k.run("create", "-f", "-", stdin=json.dumps(manifest))
+    try:
+        k.run("wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=180s")
+        data = k.run_bytes("exec", pod, "-c", "copy", "--", "cat", path)
+    finally:
+        k.run("delete", "pod", pod, "--wait=false", "--ignore-not-found")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != backup.get("sha256"):
+        raise PluginError(
+            f"{path}: copied {len(data)} bytes with sha256 {digest}, status records "
+            f"{backup.get('sha256')}: not written to {target}"
+        )
+    with open(target, "wb") as fh:
+        fh.write(data)
+    return f"{target}: {len(data)} bytes, sha256 {digest} (checked)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kubectl pgshift",
@@ -612,8 +784,13 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mark-applied", help="record a migration you applied by hand")
     m.add_argument("name")
     m.add_argument("migration")
-    b = sub.add_parser("backups", help="the last backup and the backup Jobs")
-    b.add_argument("name")
+    b = sub.add_parser(
+        "backups",
+        help="the backups on the claim; `backups get NAME SHA_OR_FILE [-o FILE]` copies one",
+    )
+    b.add_argument("words", nargs="+", metavar="[get] NAME [SHA256_OR_FILE]")
+    b.add_argument("-o", "--output", dest="to", help="backups get: the local file to write")
+    b.add_argument("--image", help="backups get: the image of the copy Pod (needs cat, sleep)")
     rb = sub.add_parser(
         "approve-rollback", help="run the down files a spec.target below what is applied asks for"
     )
@@ -644,7 +821,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "mark-applied":
             print(k.annotate(args.name, ANNOTATION_MARK_APPLIED, args.migration))
         elif args.command == "backups":
-            print(cmd_backups(k, args.name))
+            words = list(args.words)
+            if words[0] == "get":
+                if len(words) != 3:
+                    raise PluginError(
+                        "usage: kubectl pgshift backups get NAME SHA256_OR_FILE [-o FILE]"
+                    )
+                print(cmd_backups_get(k, words[1], words[2], args.to, args.image))
+            elif len(words) == 1:
+                print(cmd_backups(k, words[0]))
+            else:
+                raise PluginError("usage: kubectl pgshift backups NAME | backups get NAME SHA256")
         elif args.command == "approve-rollback":
             value = rollback_approval(k.get_json(RESOURCE, args.name))
             print(k.annotate(args.name, ANNOTATION_APPROVE_ROLLBACK, value))

@@ -148,24 +148,56 @@ def test_backups_show_the_last_backup_and_the_backup_jobs() -> None:
             ]
         },
     }
-    assert plugin.render_backups(fixture("complete"), [job], [pod], NOW) == "\n".join(
-        [
-            "Last backup of shop:",
-            "PATH                                             SIZE       SHA256         SCOPE"
-            "            TAKEN     CLAIM",
-            "shop/shop/20261126T100200Z-0003_add_email.dump   47.1 KiB   2c26b46b68ff   "
-            "AffectedTables   28m ago   shop-db-backups",
-            "",
-            "Backup Jobs still kept:",
-            "JOB               STATE      FILE                                                 "
-            "     SIZE       SHA256         AGE",
-            "shop-backup-4-0   Complete   /backups/shop/shop/20261126T100200Z-0003_add_email.dump"
-            "   47.1 KiB   2c26b46b68ff   29m",
-            "",
-            "Restore with: pgshift restore --from <path on the claim> (into an empty database, "
-            "or --clean)",
-        ]
+    out = plugin.render_backups(fixture("complete"), [job], [pod], NOW).splitlines()
+    assert out[0] == "Backups of shop on the claim (oldest first):"
+    assert out[1].split() == ["PATH", "SIZE", "TAKEN", "SCOPE", "SHA256", "CLAIM"]
+    row = out[2]
+    for cell in (
+        "shop/shop/20261126T100200Z-0003_add_email.dump",
+        "47.1 KiB",
+        "2026-11-26T10:02:00Z (28m ago)",
+        "AffectedTables (public.legacy)",
+        summary["backup"]["sha256"],  # whole: pgshift.dev/restore names it
+        "shop-db-backups",
+    ):
+        assert cell in row
+    assert "Backup Jobs still kept:" in out
+    assert any(line.startswith("shop-backup-4-0   Complete") for line in out)
+    assert (
+        out[-2] == "Copy one off the claim: kubectl pgshift backups get shop 2c26b46b68ff -o FILE"
     )
+    assert "pgshift.dev/restore=<uid>/2c26b46b68ffc68ff99b" in out[-1]
+
+
+def test_backups_list_what_status_keeps_on_the_claim_never_a_pruned_file() -> None:
+    """Listed from status.backups, which the operator updates from each backup's `pruned`
+    (the list used to show the last backup of each Job, pruned or not)."""
+    obj = fixture("complete")
+    kept = {"path": "/backups/shop/shop/b.dump", "sha256": "b" * 64, "size": 10,
+            "time": "2026-11-26T10:05:00Z", "scope": "Database", "claimName": "c"}  # fmt: skip
+    obj["status"]["backups"] = [kept]
+    obj["status"]["lastBackup"] = kept
+    out = plugin.render_backups(obj, [], [], NOW)
+    assert "/backups/shop/shop/b.dump" in out and "0003_add_email" not in out
+    assert plugin.find_backup(obj["status"], "bbbbbb")["path"] == kept["path"]
+    assert plugin.find_backup(obj["status"], "b.dump")["path"] == kept["path"]
+    with pytest.raises(plugin.PluginError, match=r"names no backup on the claim; known: b\.dump"):
+        plugin.find_backup(obj["status"], "cccccc")
+
+
+def test_the_copy_pod_keeps_no_token_and_mounts_the_claim_read_only() -> None:
+    owner = {"metadata": {"name": "shop", "uid": "u-1"}}
+    pod = plugin.copy_pod("shop-copy-1", "shop-db-backups", "img", 65532, owner)
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
+    assert spec["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "shop-db-backups",
+        "readOnly": True,
+    }
+    (container,) = spec["containers"]
+    assert container["volumeMounts"][0]["readOnly"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "u-1"
 
 
 def test_backups_without_any_backup_say_so() -> None:

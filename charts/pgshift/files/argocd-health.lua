@@ -78,6 +78,13 @@ if not running and (blocked or status.gate ~= nil) then
   return hs
 end
 
+-- A restore finished: held until pgshift.dev/resume, whatever spec.suspend says.
+if not running and ready ~= nil and ready.reason == "Restored" then
+  hs.status = "Suspended"
+  hs.message = message(ready, "Restored from a backup; resume with pgshift.dev/resume")
+  return hs
+end
+
 if not running and obj.spec ~= nil and obj.spec.suspend == true then
   hs.status = "Suspended"
   hs.message = message(ready, "spec.suspend is true: pgshift starts no Job")

@@ -17,9 +17,12 @@ from typing import Any
 import psycopg
 
 from pgshift.backup.retention import to_prune
+from pgshift.backup.saved import SavedRows, read_saved
 from pgshift.backup.tools import find_tool, run_tool
+from pgshift.engine import lock
 from pgshift.engine.connect import Database, connect
 from pgshift.errors import BackupError, UsageError
+from pgshift.settings import Tracking
 
 SIDECAR_SUFFIX = ".json"
 
@@ -66,7 +69,12 @@ def dump(
     lock_wait: float,
     keep: int | None,
     emit: Callable[..., None],
+    tracking: Tracking | None = None,
+    migrations: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The dump and its manifest (`<file>.json`): checksum, scope, server major, and the way
+    back (`saved.SavedRows`: this Migration's tracking and progress rows, read under the
+    migration lock held for the whole dump, so no pgshift run moves them in between)."""
     if keep is not None and keep < 1:
         raise UsageError(f"--keep: {keep} must be at least 1")
     if to.exists() and to.is_dir():
@@ -96,13 +104,19 @@ def dump(
     scope = "tables" if tables or skipped else "database"
     started = dt.datetime.now(dt.UTC)
     emit("backup.started", file=str(to), scope=scope, tables=tables, skipped=skipped)
-    try:
-        run_tool(args, db, "pg_dump")
-        # verify: pg_restore must be able to read the table of contents.
-        run_tool([pg_restore, "--list", str(partial)], db, "pg_restore --list")
-        os.replace(partial, to)
-    finally:
-        partial.unlink(missing_ok=True)
+    tracking = tracking or Tracking()
+    with connect(db, application_name="pgshift-backup") as conn:
+        lock.acquire(conn, lock_wait)
+        try:
+            saved: SavedRows = read_saved(conn, tracking, migrations)
+            run_tool(args, db, "pg_dump")
+            # verify: pg_restore must be able to read the table of contents.
+            run_tool([pg_restore, "--list", str(partial)], db, "pg_restore --list")
+            os.replace(partial, to)
+        finally:
+            partial.unlink(missing_ok=True)
+            if not conn.closed:
+                lock.release(conn)
     info: dict[str, Any] = {
         "file": str(to),
         "sha256": sha256_of(to),
@@ -115,12 +129,19 @@ def dump(
         "database": db.display,
         "serverMajor": major,
         "pgDump": f"{version[0]}.{version[1]}",
+        "trackingTable": f"{tracking.schema}.{tracking.table}",
+        #: the way back: written by pgshift after pg_restore (backup/restore.py).
+        "saved": saved.as_dict(),
     }
     sidecar = to.with_name(to.name + SIDECAR_SUFFIX)
-    sidecar.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    # whole or absent: a restore refuses a dump without its manifest (RestoreManifestMissing).
+    part = sidecar.with_name(sidecar.name + ".partial")
+    part.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    os.replace(part, sidecar)
     emit(
         "backup.finished", file=str(to), size=info["size"], sha256=info["sha256"], skipped=skipped
     )
+    info.pop("saved")  # in the manifest only: the summary stays within 4 KiB
     if keep is not None:
         info["pruned"] = prune(to.parent, keep)
         for name in info["pruned"]:

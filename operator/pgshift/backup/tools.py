@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from pgshift.engine.connect import Database
@@ -96,10 +101,29 @@ def find_tool(name: str, server_major: int | None) -> tuple[str, tuple[int, int]
     return path, version
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGKILL when pgshift dies, so a killed run leaves
+    no pg_restore behind writing while the next run starts (its single transaction then rolls
+    back). Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def run_tool(args: list[str], db: Database, what: str) -> subprocess.CompletedProcess[str]:
     """Run with `PG*` variables (password included) in the environment, never on argv."""
     env = {**os.environ, **db.libpq_env(), "PGAPPNAME": "pgshift"}
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_die_with_parent,  # only prctl: no locks taken
+    )
     if proc.returncode != 0:
         lines = [
             ln for ln in redact(proc.stderr).splitlines() if ln.strip()
@@ -107,3 +131,55 @@ def run_tool(args: list[str], db: Database, what: str) -> subprocess.CompletedPr
         reason = "; ".join(lines[-3:]) or f"exit code {proc.returncode}"
         raise BackupError(f"{what} failed: {reason}")
     return proc
+
+
+#: what a pg_restore of 17 or newer sets that a server older than 17 does not know (its
+#: direct restore then fails: `unrecognized configuration parameter "transaction_timeout"`).
+_NEWER_ONLY = (b"SET transaction_timeout",)
+
+
+def restore_through_psql(
+    restore_args: list[str], psql: str, db: Database, what: str
+) -> None:
+    """pg_restore's script (`--file=-`) streamed into psql, without the settings the older
+    server does not know; psql stops at the first error (ON_ERROR_STOP), and the script's own
+    BEGIN/COMMIT (`--single-transaction`) rolls everything back then."""
+    env = {**os.environ, **db.libpq_env(), "PGAPPNAME": "pgshift"}
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        producer = subprocess.Popen(
+            [*restore_args, "--file=-"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=restore_err,
+            preexec_fn=_die_with_parent,  # only prctl: no locks taken
+        )
+        consumer = subprocess.Popen(
+            [psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={db.dbname}"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=psql_err,
+            preexec_fn=_die_with_parent,  # only prctl: no locks taken
+        )
+        assert producer.stdout is not None and consumer.stdin is not None
+        try:
+            for line in producer.stdout:
+                if not line.startswith(_NEWER_ONLY):
+                    consumer.stdin.write(line)
+        except BrokenPipeError:
+            pass  # psql stopped at an error: its stderr says which
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                consumer.stdin.close()
+            producer.stdout.close()
+        codes = (producer.wait(), consumer.wait())
+        if codes != (0, 0):
+            messages = []
+            for stream in (restore_err, psql_err):
+                stream.seek(0)
+                messages += [
+                    ln for ln in redact(stream.read().decode(errors="replace")).splitlines()
+                    if ln.strip()
+                ]
+            reason = "; ".join(messages[-3:]) or f"exit codes {codes}"
+            raise BackupError(f"{what} failed: {reason}")

@@ -23,6 +23,7 @@ class Reason(enum.StrEnum):
     BASELINING = "Baselining"
     MARKING_APPLIED = "MarkingApplied"
     ROLLING_BACK = "RollingBack"
+    RESTORING = "Restoring"
     # waiting for something outside pgshift that comes by itself (retried with backoff).
     SECRET_NOT_FOUND = "SecretNotFound"
     SOURCE_NOT_FOUND = "SourceNotFound"
@@ -41,6 +42,8 @@ class Reason(enum.StrEnum):
     COMPLETE = "Complete"
     #: spec.target is below what is applied and spec.rollback is Deny: nothing is undone.
     ROLLBACK_DISABLED = "RollbackDisabled"
+    #: a restore finished: held until an explicit resume (pgshift.dev/resume).
+    RESTORED = "Restored"
     # a human is needed.
     MIGRATION_FAILED = "MigrationFailed"
     LINT_FAILED = "LintFailed"
@@ -67,6 +70,8 @@ class Reason(enum.StrEnum):
     UNKNOWN_MARK_APPLIED = "UnknownMarkApplied"
     #: a rollback cannot run: a down file is missing, or a migration is partly applied.
     ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
+    #: a restore pgshift refuses (annotation or runner check): nothing was touched.
+    RESTORE_REFUSED = "RestoreRefused"
 
 
 #: the failure code of a summary this operator cannot read (`UnknownSummaryVersion`).
@@ -114,7 +119,14 @@ FAILURE_REASONS: dict[str, Reason] = {
     "LockLost": Reason.MIGRATION_FAILED,
     "LockTimeout": Reason.MIGRATION_FAILED,
     "Database": Reason.MIGRATION_FAILED,
-    "RestoreTargetNotEmpty": Reason.INVALID_SPEC,
+    "RestoreTargetNotEmpty": Reason.RESTORE_REFUSED,
+    "RestoreRefused": Reason.RESTORE_REFUSED,
+    "RestoreManifestMissing": Reason.RESTORE_REFUSED,
+    "RestoreChecksumMismatch": Reason.RESTORE_REFUSED,
+    "RestoreServerTooOld": Reason.RESTORE_REFUSED,
+    "RestoreNeedsCascade": Reason.RESTORE_REFUSED,
+    "RestoreOutOfScope": Reason.RESTORE_REFUSED,
+    "RestoreAlreadyUsed": Reason.RESTORE_REFUSED,
     "SyntaxTooNew": Reason.INVALID_SOURCE,
     SUMMARY_VERSION_UNKNOWN: Reason.SUMMARY_VERSION_UNKNOWN,
     "ImageUnavailable": Reason.IMAGE_UNAVAILABLE,

@@ -493,12 +493,27 @@ class BackupResult:
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """`restore`: which dump went back, of when, and what it made pending again."""
+
     file: str
     sha256: str = ""
     clean: bool = False
     database: str = ""
     #: relations the database held before the restore (0 unless --clean).
     relations_before: int = 0
+    #: database | tables, and the tables of a table-scoped dump.
+    scope: str = ""
+    tables: tuple[str, ...] = ()
+    #: when the dump was taken (UTC, `YYYY-MM-DDTHH:MM:SSZ`): writes since then are lost.
+    backup_time: str = ""
+    #: seconds from the dump to the restore.
+    age_seconds: int = 0
+    #: the id recorded as consumed in the database (`<uid>/<sha256>` from the operator).
+    restore_id: str = ""
+    #: `schema.table` whose rows pgshift rewrote ("" when the manifest saved none).
+    tracking_table: str = ""
+    #: migrations applied after the backup: pending again.
+    pending_again: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -507,6 +522,13 @@ class RestoreResult:
             "clean": self.clean,
             "database": self.database,
             "relationsBefore": self.relations_before,
+            "scope": self.scope,
+            "tables": list(self.tables),
+            "backupTime": self.backup_time,
+            "ageSeconds": self.age_seconds,
+            "restoreId": self.restore_id,
+            "trackingTable": self.tracking_table,
+            "pendingAgain": list(self.pending_again),
         }
 
     @classmethod
@@ -517,6 +539,13 @@ class RestoreResult:
             clean=flag(d.get("clean")),
             database=text(d.get("database")),
             relations_before=integer(d.get("relationsBefore")),
+            scope=text(d.get("scope")),
+            tables=strings(d.get("tables")),
+            backup_time=text(d.get("backupTime")),
+            age_seconds=integer(d.get("ageSeconds")),
+            restore_id=text(d.get("restoreId")),
+            tracking_table=text(d.get("trackingTable")),
+            pending_again=strings(d.get("pendingAgain")),
         )
 
 

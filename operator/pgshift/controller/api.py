@@ -43,6 +43,11 @@ ANNOTATION_MARK_APPLIED = "pgshift.dev/mark-applied"
 #: finish a partly applied migration whose file was edited, when the steps it already applied
 #: are unchanged (the runner's --resume-edited); the value names the migration.
 ANNOTATION_RESUME_EDITED = "pgshift.dev/resume-edited"
+#: restore a backup: `<metadata.uid>/<backup sha256>` (an annotation only, never a spec field:
+#: it names this very object, so a re-created or replayed one cannot restore by itself).
+ANNOTATION_RESTORE = "pgshift.dev/restore"
+#: leave phase Restored (any new value): the migrations pending again may then re-apply.
+ANNOTATION_RESUME = "pgshift.dev/resume"
 #: plan again now, though nothing pgshift can see changed (a CLI apply, a restore, a rotated
 #: Secret): the value acts once, like retry's.
 ANNOTATION_REPLAN = "pgshift.dev/replan"
@@ -62,6 +67,8 @@ ACTION_ANNOTATIONS = (
     ANNOTATION_ALLOW_DRIFT,
     ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_REPLAN,
+    ANNOTATION_RESTORE,
+    ANNOTATION_RESUME,
 )
 
 #: labels on every Job (and so on its Pods).

@@ -51,6 +51,7 @@ from pgshift.controller.memory import Failure, Memory, Plan, RollbackPlan
 from pgshift.controller.names import UNKNOWN_MARK_APPLIED as UNKNOWN_MARK_PROBLEM
 from pgshift.controller.names import UNKNOWN_TARGET, Match, match
 from pgshift.controller.observe import JobPhase, JobState, Observed, parse_iso
+from pgshift.controller.restores import restore_step
 from pgshift.controller.rollout import rolled_back
 from pgshift.controller.user_requests import (
     approve_values,
@@ -212,6 +213,10 @@ def _decide(obs: Observed, memory: Memory, events: list[Event]) -> Decision:
             )
         # applied already: consumed silently; naming nothing: a problem (below), no Job.
         memory = with_problems(memory, problems(obs, spec, known, memory), events)
+    # the restore action and phase Restored hold whatever spec.suspend says (restores.py).
+    memory, held = restore_step(obs, spec, memory, events)
+    if held is not None:
+        return held
     if spec.suspend:
         return Decision(memory, Reason.SUSPENDED, "spec.suspend is true: no new Job starts")
     if obs.source.problem:

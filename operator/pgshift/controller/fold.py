@@ -19,7 +19,15 @@ from pgshift.contract.summary import (
 from pgshift.controller import pod_failures
 from pgshift.controller.hints import operator_hint
 from pgshift.controller.intent import Action, Event
-from pgshift.controller.memory import Failure, Memory, Plan, RollbackPlan, Step
+from pgshift.controller.memory import (
+    MAX_BACKUPS,
+    MAX_PENDING_NAMES,
+    Failure,
+    Memory,
+    Plan,
+    RollbackPlan,
+    Step,
+)
 from pgshift.controller.names import cut_to_target
 from pgshift.controller.observe import JobPhase, JobState, Observed, iso
 
@@ -99,9 +107,40 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
                 f"{backup['path']} ({backup['size']} bytes, sha256 {str(backup['sha256'])[:12]})",
             )
         )
+        kept = {k: v for k, v in backup.items() if v not in (None, "")}
+        pruned = set(taken.pruned or ()) if taken else set()
+        # status.backups lists what is on the claim: pruned dumps leave it as the runner
+        # deletes them (kubectl pgshift backups reads it).
+        listed = [b for b in memory.backups_kept if b.get("path") not in pruned | {kept["path"]}]
         return memory.with_(
-            last_backup={k: v for k, v in backup.items() if v not in (None, "")},
+            last_backup=kept,
             backups=(*memory.backups, *tokens),
+            backups_kept=(*listed, kept)[-MAX_BACKUPS:],
+        )
+    if job.action is Action.RESTORE:
+        done = summary.restore if summary else None
+        restored = {
+            "path": (done.file if done else "") or job.notes.get("path", ""),
+            "sha256": (done.sha256 if done else "") or job.notes.get("sha256", ""),
+            "backupTime": done.backup_time if done else job.notes.get("backupTime", ""),
+            "time": iso(obs.now),
+            "scope": done.scope if done else "",
+            "tables": list(done.tables) if done and done.tables else None,
+            "restoreId": (done.restore_id if done else "") or job.notes.get("restoreId", ""),
+            "pendingAgain": list(done.pending_again[:MAX_PENDING_NAMES]) if done else None,
+        }
+        events.append(
+            Event(
+                "Normal",
+                "Restored",
+                f"restored {restored['path']} (taken {restored['backupTime']}); pending again: "
+                + (", ".join(done.pending_again) if done and done.pending_again else "none"),
+            )
+        )
+        # what the database holds changed under every plan: the next one starts fresh.
+        return memory.with_(
+            restored={k: v for k, v in restored.items() if v not in (None, "", [])},
+            plan=None,
         )
     if job.action is Action.APPLY:
         applied = [a.migration for a in summary.applied if a.migration] if summary else []
@@ -111,14 +150,14 @@ def fold(obs: Observed, memory: Memory, job: JobState, events: list[Event]) -> M
         if counts is not None and counts.pending_count == 0 and memory.plan is not None:
             # nothing left: the next plan would be empty, so skip it.
             # The source's names stay known (names that name nothing are still told apart).
-            kept = Plan(
+            nothing_left = Plan(
                 generation=generation,
                 digest=digest or memory.plan.digest,
                 names=memory.plan.names,
                 last_applied=counts.last_applied or memory.plan.last_applied,
                 truncated=memory.plan.truncated,
             )
-            return memory.with_(plan=_made_under(kept, obs, job))
+            return memory.with_(plan=_made_under(nothing_left, obs, job))
         return memory.with_(plan=None)
     if job.action is Action.ROLLBACK:
         part = summary.rollback if summary else None

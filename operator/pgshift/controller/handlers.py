@@ -21,6 +21,8 @@ from pgshift.controller.api import (
     ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_REPLAN,
+    ANNOTATION_RESTORE,
+    ANNOTATION_RESUME,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     GROUP,
@@ -112,6 +114,8 @@ async def migration_changed(namespace: str | None, name: str, **_: Any) -> None:
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME_EDITED))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_APPROVE_ROLLBACK))
 @kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_REPLAN))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESTORE))
+@kopf.on.field(*MIGRATIONS, field=("metadata", "annotations", ANNOTATION_RESUME))
 async def action_annotated(namespace: str | None, name: str, **_: Any) -> None:
     # the value is read and recorded by the machine: each value acts once.
     await reconcile(_namespaced(namespace), name, SETTINGS)

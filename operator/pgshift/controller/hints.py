@@ -232,6 +232,20 @@ REASON_HINTS: dict[Reason, Hint] = {
     Reason.CONTAINER_CONFIG_ERROR: _pod(pod_failures.CONFIG_ERROR.code),
     Reason.DEADLINE_EXCEEDED: _pod(pod_failures.DEADLINE.code),
     Reason.UNKNOWN_MARK_APPLIED: _unknown_mark,
+    # restore (pgshift.dev/restore; docs/operator.md "Restore").
+    Reason.RESTORING: _wait(_FOLLOW),
+    Reason.RESTORED: lambda c: (
+        "the database is as of the backup (status.restored); edit or remove in the source the "
+        "migrations in status.restored.pendingAgain that must not run again",
+        f"then: kubectl annotate {c.ref} pgshift.dev/resume=$(date +%s) --overwrite, and set "
+        "spec.suspend to false",
+    ),
+    Reason.RESTORE_REFUSED: lambda c: (
+        "read the message: set spec.suspend to true first, or give pgshift.dev/restore this "
+        "object's metadata.uid and a sha256 that kubectl pgshift backups NAME lists, or remove "
+        "the annotation",
+        f"a refusal by the runner (status.failure): fix what it names, then: {c.retry()}",
+    ),
     # rollback (spec.target below what is applied; docs/operator.md "Rollback").
     Reason.ROLLING_BACK: _wait(_FOLLOW),
     Reason.AWAITING_ROLLBACK_APPROVAL: _wait(
@@ -260,6 +274,7 @@ QUIET = frozenset(
         Reason.MARKING_APPLIED,
         Reason.COMPLETE,
         Reason.ROLLING_BACK,
+        Reason.RESTORING,
     }
 )
 

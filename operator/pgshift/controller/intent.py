@@ -27,6 +27,7 @@ class Action(enum.StrEnum):
     MARK_APPLIED = "mark-applied"
     #: `pgshift rollback --to <spec.target>`: the down files of what is applied after it.
     ROLLBACK = "rollback"
+    RESTORE = "restore"
 
 
 ACTION_REASON = {
@@ -36,6 +37,7 @@ ACTION_REASON = {
     Action.BASELINE: Reason.BASELINING,
     Action.MARK_APPLIED: Reason.MARKING_APPLIED,
     Action.ROLLBACK: Reason.ROLLING_BACK,
+    Action.RESTORE: Reason.RESTORING,
 }
 
 
@@ -55,6 +57,16 @@ class BackupTarget:
     scope: BackupScope = BackupScope.DATABASE
     #: the tables of an AffectedTables backup; empty for the whole database.
     tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Which dump goes back, and the id recorded as consumed in the database."""
+
+    path: str
+    sha256: str
+    #: the annotation's value, `<metadata.uid>/<sha256>`.
+    restore_id: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ class RunJob:
     migration: str = ""
     #: backup: where to and what.
     backup: BackupTarget | None = None
+    #: restore: which dump, under which restore id.
+    restore: RestoreTarget | None = None
     #: recorded on the Job as `pgshift.dev/<key>` annotations and read back when it finishes.
     notes: Mapping[str, str] = field(default_factory=dict)
 
@@ -87,6 +101,8 @@ class RunJob:
         # an intent that cannot be rendered is a bug in the machine: fail where it is made.
         if (self.backup is not None) != (self.action is Action.BACKUP):
             raise ValueError(f"{self.action.value}: a backup target goes with a backup only")
+        if (self.restore is not None) != (self.action is Action.RESTORE):
+            raise ValueError(f"{self.action.value}: a restore target goes with a restore only")
         named = self.action in (Action.BASELINE, Action.MARK_APPLIED, Action.ROLLBACK)
         if bool(self.migration) != named:
             raise ValueError(
@@ -104,8 +120,14 @@ class RunJob:
 
     @property
     def needs_source(self) -> bool:
-        """Mount the source (every action but backup, which mounts the backup claim)."""
-        return self.action is not Action.BACKUP
+        """Mount the source: every action (a backup saves its files' progress rows; a restore
+        reads which migrations it makes pending again and what they touched)."""
+        return True
+
+    @property
+    def needs_claim(self) -> bool:
+        """Mount the backup claim."""
+        return self.action in (Action.BACKUP, Action.RESTORE)
 
 
 @dataclass(frozen=True)

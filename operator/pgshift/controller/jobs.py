@@ -49,6 +49,7 @@ _SHORT = {
     Action.BASELINE: "baseline",
     Action.MARK_APPLIED: "mark",
     Action.ROLLBACK: "rollback",
+    Action.RESTORE: "restore",
 }
 
 
@@ -106,6 +107,8 @@ def _source_args(spec: MigrationSpec) -> list[str]:
 
 def _run_args(spec: MigrationSpec, action: Action) -> list[str]:
     """Flags that shape a plan or an apply: target, timeouts, batching."""
+    if action is Action.RESTORE:
+        return ["--lock-wait", spec.safety.lock_wait]
     if action not in (Action.PLAN, Action.APPLY, Action.ROLLBACK):
         return []
     args: list[str] = []
@@ -144,6 +147,11 @@ def action_args(run: RunJob) -> list[str]:
         if run.backup.tables:
             args += ["--tables", *run.backup.tables]  # one flag, many values (nargs="+")
         return args
+    if run.action is Action.RESTORE:
+        assert run.restore is not None  # RunJob checks it
+        # --clean: the Migration's database is never empty; the runner refuses what would
+        # need CASCADE, and checks the dump's sha256 against its manifest.
+        return ["--from", run.restore.path, "--clean", "--restore-id", run.restore.restore_id]
     args = ["--expect-digest", run.expect_digest] if run.expect_digest else []
     if run.action is Action.ROLLBACK:
         args += ["--to", run.migration]
@@ -240,11 +248,18 @@ def build_job(
                 }
             )
             mounts.append({"name": "overrides", "mountPath": OVERRIDES_DIR, "readOnly": True})
-    if run.action is Action.BACKUP:
+    if run.needs_claim:
         volumes.append(
             {"name": "backups", "persistentVolumeClaim": {"claimName": spec.backup.claim_name}}
         )
-        mounts.append({"name": "backups", "mountPath": BACKUP_ROOT})
+        # a restore only reads the claim.
+        mounts.append(
+            {
+                "name": "backups",
+                "mountPath": BACKUP_ROOT,
+                "readOnly": run.action is Action.RESTORE,
+            }
+        )
 
     env: list[dict[str, Any]] = [
         {

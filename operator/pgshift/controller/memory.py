@@ -19,6 +19,8 @@ from pgshift.controller.rollout import RolloutRecord, record_from_status, record
 #: steps kept in status from a plan; the runner trims its own list to stay under 4 KiB anyway.
 MAX_STEPS = 60
 MAX_PENDING_NAMES = 20
+#: backups remembered in `status.backups` (pruned ones are dropped as the runner reports them).
+MAX_BACKUPS = 20
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,17 @@ class Memory:
     rollback: Mapping[str, Any] | None = None
     #: the pgshift.dev/approve-rollback value acted on.
     approved_rollback: str = ""
+    #: the backups on the claim, newest last (`status.backups`): each path, sha256, size, time,
+    #: scope, tables; a backup's pruned files leave the list as the runner reports them.
+    backups_kept: tuple[Mapping[str, Any], ...] = ()
+    #: the pgshift.dev/restore value acted on (a restore Job started, or refused for good).
+    restore_seen: str = ""
+    #: why the pgshift.dev/restore value `restore_seen` was refused ("" when it was not).
+    restore_refused: str = ""
+    #: the last restore (`status.restored`): held in phase Restored until a resume.
+    restored: Mapping[str, Any] | None = None
+    #: the pgshift.dev/resume value acted on.
+    resume_seen: str = ""
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)
@@ -272,6 +285,7 @@ def to_progress(m: Memory) -> dict[str, Any]:
             {"generation": m.failure.generation, "digest": m.failure.digest} if m.failure else None
         ),
         "matched": list(m.matched[-50:]) or None,
+        "restoreRefused": m.restore_refused or None,
     }
 
 
@@ -310,6 +324,11 @@ def from_status(status: Mapping[str, Any] | None) -> Memory:
             Problem(str(p.get("code", "")), str(p.get("name", "")), str(p.get("message", "")))
             for p in status.get("problems") or ()
         ),
+        backups_kept=tuple(dict(b) for b in mappings(status.get("backups"))),
+        restore_seen=text(actions.get("restore")),
+        restore_refused=text(progress.get("restoreRefused")),
+        restored=dict(status.get("restored") or {}) or None,
+        resume_seen=text(actions.get("resume")),
     )
 
 
@@ -333,6 +352,8 @@ def user_status(m: Memory) -> dict[str, Any]:
                 "allowDrift": list(m.allow_drift),
                 "markedApplied": list(m.marked_applied),
                 "approvedRollback": m.approved_rollback,
+                "restore": m.restore_seen,
+                "resume": m.resume_seen,
             }
         )
         or None,
@@ -340,6 +361,8 @@ def user_status(m: Memory) -> dict[str, Any]:
         "rollout": record_to_status(m.rollout) if m.rollout else None,
         "problems": [asdict(p) for p in m.problems] or None,
         "rollback": dict(m.rollback) if m.rollback else None,
+        "backups": [dict(b) for b in m.backups_kept[-MAX_BACKUPS:]] or None,
+        "restored": dict(m.restored) if m.restored else None,
         "progress": to_progress(m),
     }
 

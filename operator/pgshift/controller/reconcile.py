@@ -24,6 +24,8 @@ from pgshift.controller.api import (
     ANNOTATION_APPROVE_ROLLBACK,
     ANNOTATION_MARK_APPLIED,
     ANNOTATION_REPLAN,
+    ANNOTATION_RESTORE,
+    ANNOTATION_RESUME,
     ANNOTATION_RESUME_EDITED,
     ANNOTATION_RETRY,
     LABEL_ACTION,
@@ -185,6 +187,8 @@ def _reconcile(namespace: str, name: str, settings: Settings) -> float | None:
                 ANNOTATION_RESUME_EDITED,
                 ANNOTATION_APPROVE_ROLLBACK,
                 ANNOTATION_REPLAN,
+                ANNOTATION_RESTORE,
+                ANNOTATION_RESUME,
             )
         },
         source=_source(namespace, name, spec),

@@ -100,6 +100,10 @@ REASONS: dict[Reason, Meaning] = {
     # spec.rollback Deny: nothing will be undone, and nothing else is to do.
     Reason.ROLLBACK_DISABLED: Meaning(ready=True, complete=True, reconciling=False, stalled=False),
     Reason.ROLLBACK_UNAVAILABLE: _HUMAN,
+    Reason.RESTORING: _WORKING,
+    # held after a restore until `pgshift.dev/resume`: a person decides what re-applies.
+    Reason.RESTORED: _WAITING,
+    Reason.RESTORE_REFUSED: _HUMAN,
 }
 
 
@@ -153,9 +157,10 @@ def recovery(reason: Reason, name: str, memory: Memory) -> list[str]:
         Reason.ROLLBACK_UNAVAILABLE,
     ):
         out.append(
-            f"a bad change applied: the backup {memory.last_backup.get('path')} on claim "
-            f"{memory.last_backup.get('claimName')} restores with `pgshift restore --from FILE "
-            "--clean` (docs/operator.md, Recovery)"
+            f"a bad change applied: the backup {memory.last_backup.get('path')} (sha256 "
+            f"{memory.last_backup.get('sha256') or '?'}) restores through the resource: set "
+            "spec.suspend to true, then annotate pgshift.dev/restore=<metadata.uid>/<sha256> "
+            "(docs/operator.md, Restore)"
         )
     return out
 

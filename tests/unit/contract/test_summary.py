@@ -108,6 +108,16 @@ PARTS: list[Any] = [
         "0001_a", ("0004_d",), ("0003_c", "0002_b"), ("0005_e",), ("0004_d",), ("0004_d",),
         ("k-0", "k-1"),
     ),
+    RestoreResult(
+        "/backups/a.dump",
+        scope="tables",
+        tables=("users",),
+        backup_time="2026-01-01T00:00:00Z",
+        age_seconds=60,
+        restore_id="uid/" + "ab" * 32,
+        tracking_table="drizzle.__drizzle_migrations",
+        pending_again=("0002_b",),
+    ),
 ]
 
 

@@ -18,7 +18,7 @@ from pgshift.cli import build_parser, settings_from
 from pgshift.controller.api import BackupScope, Destructive, MigrationSpec
 from pgshift.controller.config import Settings
 from pgshift.controller.decide import decide
-from pgshift.controller.intent import Action, BackupTarget, Decision, RunJob, Until
+from pgshift.controller.intent import Action, BackupTarget, Decision, RestoreTarget, RunJob, Until
 from pgshift.controller.jobs import build_job
 from pgshift.controller.observe import SourceState
 from pgshift.migrations import Layout
@@ -35,6 +35,8 @@ from tests.unit.controller.test_decide import (
     step,
 )
 from tests.unit.controller.test_decide_rollback import rollback_plan
+from tests.unit.controller.test_restores import SHA as RESTORE_SHA
+from tests.unit.controller.test_restores import backed_up
 
 #: specs that change the spec-derived flags: target, overrides, rewrite, layout, an image
 #: source, tracking and timeouts.
@@ -91,6 +93,11 @@ def _intents() -> Iterator[RunJob]:
             approvals=approvals,
         )
     yield RunJob(Action.MARK_APPLIED, migration="0001_add")
+    sha = "ab" * 32
+    yield RunJob(
+        Action.RESTORE,
+        restore=RestoreTarget("/backups/shop/shop/x.dump", sha256=sha, restore_id=f"uid-1/{sha}"),
+    )
 
 
 def _runs_of(decisions: list[Decision]) -> list[RunJob]:
@@ -136,6 +143,8 @@ def _machine_runs() -> list[RunJob]:
     out.append(d)  # plan --rollback-to
     d = step(d.memory, spec=back, job=finished(d, rollback_plan()))  # the backup first
     out.append(step(d.memory, spec=back, job=finished(d, result)))  # rollback --to
+    restore = {"pgshift.dev/restore": f"{REF.uid}/{RESTORE_SHA}"}
+    out.append(step(backed_up(), spec=spec(suspend=True), annotations=restore))
     return _runs_of(out)
 
 
@@ -178,6 +187,14 @@ def _check(run: RunJob, spec_: MigrationSpec) -> None:
         assert run.backup is not None
         assert args.to == run.backup.path and int(args.keep) == run.backup.keep >= 1
         assert args.tables == list(run.backup.tables)
+        # the source and the tracking table: the manifest saves this Migration's rows.
+        assert args.dir == "/migrations" and args.tracking_table == spec_.tracking.table
+        return
+    if run.action is Action.RESTORE:
+        assert run.restore is not None
+        assert args.from_ == run.restore.path and args.clean
+        assert args.restore_id == run.restore.restore_id and args.dir == "/migrations"
+        assert args.tracking_table == spec_.tracking.table
         return
     settings_from(args)  # durations, names, policy, digest: what the runner reads
     assert args.tracking_schema == spec_.tracking.schema

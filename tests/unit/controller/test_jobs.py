@@ -9,7 +9,7 @@ import pytest
 
 from pgshift.controller.api import MigrationSpec, Ref, parse_spec
 from pgshift.controller.config import Settings
-from pgshift.controller.intent import Action, BackupTarget, RunJob
+from pgshift.controller.intent import Action, BackupTarget, RestoreTarget, RunJob
 from pgshift.controller.jobs import build_job, check_choices, job_name
 
 SECRET_VALUE = "postgresql://app:hunter2@db:5432/shop"
@@ -137,13 +137,24 @@ def test_image_source_is_copied_by_an_init_container() -> None:
     assert "emptyDir" in volumes["source"]
 
 
-def test_backup_mounts_the_claim_and_not_the_source() -> None:
+def test_backup_and_restore_mount_the_claim_and_the_source() -> None:
+    """A backup saves its files' progress rows beside the dump, a restore reads what the later
+    migrations touched: both need the source (issue 12); a restore reads the claim only."""
     job = build_job(REF, spec(), Settings(), RUNS[2], seq=1)
     volumes = {v["name"]: v for v in pod(job)["volumes"]}
     assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "shop-backups"
-    assert "source" not in volumes
+    assert "source" in volumes
     cmd = pod(job)["containers"][0]["command"]
-    assert cmd[:4] == ["pgshift", "backup", "--to", "/backups/shop/shop/x.dump"]
+    assert cmd[:4] == ["pgshift", "backup", "--dir", "/migrations"]
+    assert cmd[cmd.index("--to") + 1] == "/backups/shop/shop/x.dump"
+    sha = "ab" * 32
+    target = RestoreTarget("/backups/shop/shop/x.dump", sha256=sha, restore_id=f"uid/{sha}")
+    job = build_job(REF, spec(), Settings(), RunJob(Action.RESTORE, restore=target), seq=2)
+    (container,) = pod(job)["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["backups"]["readOnly"] is True and mounts["source"]["readOnly"] is True
+    assert job["metadata"]["name"].endswith("-2-restore")
+    assert pod(job)["automountServiceAccountToken"] is False
 
 
 def test_overrides_reach_the_runner_as_a_file() -> None:
