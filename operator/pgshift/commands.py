@@ -220,7 +220,18 @@ def rollback(
         name = re.sub(r"[^A-Za-z0-9._-]", "_", to)[:80]
         path = Path(backup_dir) / f"{stamp}-rollback-to-{name}.dump"
         emit("backup.started", file=str(path), scope="database", why="rollback")
-        info = dump(parse_url(url), path, tables=[], lock_wait=dump_lock_wait, keep=keep, emit=emit)
+        info = dump(
+            parse_url(url),
+            path,
+            tables=[],
+            lock_wait=dump_lock_wait,
+            keep=keep,
+            emit=emit,
+            tracking=settings.tracking,
+            migrations=[m.name for m in source.migrations],
+            # the rollback's session holds the migration lock while this runs
+            lock_held=True,
+        )
         taken.append(BackupResult.from_dict(info))
 
     hint = (

@@ -71,10 +71,13 @@ def dump(
     emit: Callable[..., None],
     tracking: Tracking | None = None,
     migrations: list[str] | None = None,
+    lock_held: bool = False,
 ) -> dict[str, Any]:
     """The dump and its manifest (`<file>.json`): checksum, scope, server major, and the way
     back (`saved.SavedRows`: this Migration's tracking and progress rows, read under the
-    migration lock held for the whole dump, so no pgshift run moves them in between)."""
+    migration lock held for the whole dump, so no pgshift run moves them in between).
+    `lock_held`: this process already holds the migration lock on another session (a rollback's
+    backup before its first step); taking it again here would wait for ourselves."""
     if keep is not None and keep < 1:
         raise UsageError(f"--keep: {keep} must be at least 1")
     if to.exists() and to.is_dir():
@@ -106,7 +109,8 @@ def dump(
     emit("backup.started", file=str(to), scope=scope, tables=tables, skipped=skipped)
     tracking = tracking or Tracking()
     with connect(db, application_name="pgshift-backup") as conn:
-        lock.acquire(conn, lock_wait)
+        if not lock_held:
+            lock.acquire(conn, lock_wait)
         try:
             saved: SavedRows = read_saved(conn, tracking, migrations)
             run_tool(args, db, "pg_dump")
@@ -115,7 +119,7 @@ def dump(
             os.replace(partial, to)
         finally:
             partial.unlink(missing_ok=True)
-            if not conn.closed:
+            if not conn.closed and not lock_held:
                 lock.release(conn)
     info: dict[str, Any] = {
         "file": str(to),

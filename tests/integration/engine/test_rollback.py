@@ -74,7 +74,11 @@ def test_rollback_of_three_newest_first_with_a_backup(
     assert summary["rollback"]["undone"] == ["0003_m3", "0002_m2", "0001_m1"]
     assert summary["rollback"]["undo"] == []
     assert summary["backup"]["scope"] == "database"
-    assert list(backups.glob("*-rollback-to-0000_m0.dump"))
+    (dump,) = backups.glob("*-rollback-to-0000_m0.dump")
+    # taken under the rollback's own lock (not waiting for itself), with the way back: the
+    # four tracking rows as they were before the first down step.
+    manifest = json.loads(dump.with_name(dump.name + ".json").read_text())
+    assert len(manifest["saved"]["rows"]) == 4
     assert psql(ROWS) == "1"
     assert psql("SELECT to_regclass('posts') IS NULL, to_regclass('users_email_idx') IS NULL") == (
         "t|t"
