@@ -252,6 +252,19 @@ def test_every_field_is_described(crd: dict[str, Any]) -> None:
     assert missing == []
 
 
+def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
+    """A structural schema (the API server refuses the CRD otherwise): found by e2e once, when
+    a merge left an `items` out."""
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    bare = [
+        path
+        for top in ("spec", "status")
+        for path, s in _walk(root["properties"][top], top)
+        if s.get("type") == "array" and not isinstance(s.get("items"), dict)
+    ]
+    assert bare == []
+
+
 def test_cel_rules_have_messages(crd: dict[str, Any]) -> None:
     root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     rules = [
