@@ -348,6 +348,25 @@ def test_schema_nodes_use_only_schema_keywords(crd: dict[str, Any]) -> None:
     assert odd == []
 
 
+
+def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
+    """The apiserver refuses a CRD whose array has no `items` (a structural schema): a merge
+    that drops an `items:` line breaks every install, not only the field."""
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def arrays(s: dict[str, Any], path: str):  # type: ignore[no-untyped-def]
+        if s.get("type") == "array":
+            yield path, s
+        for name, sub in (s.get("properties") or {}).items():
+            yield from arrays(sub, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(s.get(key), dict):
+                yield from arrays(s[key], f"{path}[]" if key == "items" else f"{path}.*")
+
+    found = list(arrays(root, ""))
+    assert len(found) > 5
+    assert [path for path, s in found if not isinstance(s.get("items"), dict)] == []
+
 #: field -> (values the apiserver must refuse, values it must accept): docs/operator.md.
 DURATION_BOUNDS = {
     "safety.lockTimeout": (
