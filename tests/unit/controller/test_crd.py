@@ -30,12 +30,13 @@ CRD = Path(__file__).resolve().parents[3] / "manifests" / "crd" / "pgshift.dev_m
 
 @pytest.fixture(scope="module")
 def crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD.read_text())
+    return typing.cast(dict[str, Any], yaml.safe_load(CRD.read_text()))
 
 
 @pytest.fixture(scope="module")
 def spec_schema(crd: dict[str, Any]) -> dict[str, Any]:
-    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return typing.cast(dict[str, Any], spec)
 
 
 def prop(schema: dict[str, Any], path: str) -> dict[str, Any]:
