@@ -1,42 +1,56 @@
 """Benchmark: one operator, a fleet of N Migrations (issue 15).
 
     flock /work/wt/heavy.lock .venv/bin/python bench/bench_fleet.py [--n 20 100 1000]
-        [--kubelet replay|host|node] [--operator-root DIR] [--idle 60] [--timeout 600]
+        [--jobs bench|controller] [--kubelet replay|host|node] [--operator-root DIR]
+        [--idle 60] [--timeout 900]
+    .venv/bin/python bench/bench_fleet.py --check-jobs
 
 N Migrations of the quickstart's drizzle folder (`contract.after: Immediately`, no backup),
 each with its own ConfigMap, Secret and database on one private PostgreSQL
 (tests/pgserver.py), created in one `kubectl create`, run by the operator of
 `--operator-root` (default: this checkout; `/work/wt/base` gives "before") as a host process.
 
-Where Jobs run (`--kubelet`), so that the operator's cost is told apart from the node's:
-- `replay` (default; what issue 15's targets are for): a private control plane with no node
-  (etcd, kube-apiserver, kube-controller-manager: the real Job controller). The bench plays
-  kubelet: it watches the runner Pods the Job controller creates and writes their status as
-  the kubelet would (`phase`, `containerStatuses[].state.terminated` with `exitCode`, `reason`
-  and the termination message), and the Job controller marks the Job Complete or Failed. The
-  message is the real runner's: the first time a step (the Job's action, sequence number and
-  argv) is seen, the runner runs on the host against that Migration's database and its
-  result file is recorded; every other Migration's same step replays the record.
-- `host`: the same, but every Job's runner really runs on the host against its own database.
-- `node`: the real local cluster (`localcluster`, containerd + kubelet, the project's image):
-  Pods run for real; the figures include the node's cost (issue 15: 300 Pods on 2 cores cannot
-  finish in 90 s, so the operator targets are for `replay`).
+Who completes Jobs (`--jobs`), so that the operator's cost is told apart from the rest:
+- `bench` (default; what issue 15's operator targets are for): a private control plane with
+  no node and a kube-controller-manager without its Job controller (etcd, kube-apiserver, the
+  garbage collector, ttl-after-finished...). The bench completes each Job itself and writes
+  what the Job controller of this Kubernetes would, in the same order (`BenchJobs`): the Pod
+  from the Job's template, the Job's status (startTime, active), the Pod's end with the
+  runner's termination message, the interim SuccessCriteriaMet / FailureTarget condition,
+  the Pod's tracking finalizer removed, then succeeded / failed and Complete (completionTime)
+  / Failed. The operator reads these Jobs and Pods exactly as real ones (`--check-jobs`
+  compares the watch events of both, times and uids aside).
+- `controller`: the same control plane with the real Job controller (5 syncs at once): the
+  bench plays only the kubelet, writing the Pod's status; the Job controller turns it into
+  Job status. The gap then holds the Job controller's time too (most of it at N=100).
+
+What the termination message holds (`--kubelet`):
+- `replay` (default): the real runner's. The first time a step (the Job's action, sequence
+  number and argv) is seen, the runner runs on the host against that Migration's database
+  and its result file is recorded; every other Migration's same step replays the record.
+- `host`: every Job's runner really runs on the host against its own database.
+- `node`: the real local cluster (`localcluster`, containerd + kubelet, the project's image,
+  `--jobs controller` only): Pods run for real; the figures include the node's cost (issue
+  15: 300 Pods on 2 cores cannot finish in 90 s, so the operator targets are for `--jobs
+  bench`).
 
 Printed per N: time to all Complete, the per-step gap (a Job's Pod terminated -> the next Job
 of that Migration created: median and p90; `gap_operator`: from the Job seen finished, the
-operator's part without the Job controller's), time to first status (created -> first
-`status.phase`, median and max), operator peak RSS and CPU (share of one core while the fleet
-ran, and over `--idle` seconds of an idle fleet afterwards), and the runner's CPU (host runs)
-beside the control plane's. This is a benchmark, not a test: it asserts only that every
-Migration reached Complete.
+operator's part alone), time to first status (created -> first `status.phase`, median and
+max), operator peak RSS and CPU (share of one core while the fleet ran, and over `--idle`
+seconds of an idle fleet afterwards), the runner's CPU (host runs) beside the control plane's
+and the bench's own, and the 1-minute load at the end. This is a benchmark, not a test: it
+asserts only that every Migration reached Complete.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -123,9 +137,10 @@ def create_all(kubeconfig: Path, objects: list[dict[str, Any]]) -> None:
 
 
 @contextlib.contextmanager
-def control_plane_without_node() -> Iterator[Path]:
-    """etcd, kube-apiserver and kube-controller-manager (the Job controller), no scheduler and
-    no node: nothing runs a Pod but the bench. Yields the kubeconfig."""
+def control_plane_without_node(*, job_controller: bool = True) -> Iterator[Path]:
+    """etcd, kube-apiserver and kube-controller-manager, no scheduler and no node: nothing runs
+    a Pod but the bench. `job_controller=False` leaves the Job controller out of the controller
+    manager (`--jobs bench`: the bench completes Jobs itself). Yields the kubeconfig."""
     from localcluster import build, pki, processes
     from localcluster.control_plane import ControlPlane, Endpoints
 
@@ -133,6 +148,12 @@ def control_plane_without_node() -> Iterator[Path]:
         def _start(self, name: str, argv: list[str], logs: Path) -> None:
             if name != "kube-scheduler":  # unscheduled Pods stay unbound: the bench binds none
                 super()._start(name, argv, logs)
+
+        def _controller_manager_argv(self) -> list[str]:
+            argv = super()._controller_manager_argv()
+            if job_controller:
+                return argv
+            return [without_job_controller(a) for a in argv]
 
     workdir = Path(tempfile.mkdtemp(prefix="pgshift-bench-fleet-"))
     ports = [processes.free_port() for _ in range(3)]
@@ -153,16 +174,31 @@ def control_plane_without_node() -> Iterator[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def without_job_controller(arg: str) -> str:
+    """A kube-controller-manager argument, with job-controller dropped from `--controllers`
+    (the garbage collector and ttl-after-finished stay: they delete Jobs and their Pods)."""
+    flag = "--controllers="
+    if not arg.startswith(flag):
+        return arg
+    kept = [c for c in arg[len(flag) :].split(",") if c != "job-controller"]
+    return flag + ",".join(kept)
+
+
 CONTROL_PLANE_PIDS: list[int] = []
 
 
 # --- the bench as kubelet -----------------------------------------------------------------------
 
 
+def stamp() -> str:
+    """Now, as Kubernetes writes times (RFC 3339, whole seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass
 class Kubelet:
-    """Completes runner Pods: runs the runner on the host (the first time a step is seen, or
-    always with `host`) and writes the Pod's status with its result as termination message."""
+    """Ends runner Pods: runs the runner on the host (the first time a step is seen, or always
+    with `host`) and writes the Pod's status with its result as termination message."""
 
     core: Any
     urls: dict[str, str]
@@ -174,13 +210,20 @@ class Kubelet:
     guard: threading.Lock = field(default_factory=threading.Lock)
     host_runs: int = 0
     replayed: int = 0
+    #: the Pods (`--jobs controller`) or Jobs (`--jobs bench`) taken in hand already.
     done: set[str] = field(default_factory=set)
 
     def finish(self, pod: dict[str, Any]) -> float:
-        meta = pod["metadata"]
-        runner = next(c for c in pod["spec"]["containers"] if c["name"] == "runner")
+        """Ends a Pod the Job controller created; returns when its end was written."""
+        labels = pod["metadata"].get("labels") or {}
+        runner = runner_container(pod["spec"])
+        code, message = self.result(labels, runner)
+        return self.end(pod["metadata"]["name"], runner, code, message)
+
+    def result(self, labels: dict[str, str], runner: dict[str, Any]) -> tuple[int, str]:
+        """The runner's exit code and termination message for this step: run on the host, or
+        the record of the same step (action, seq, argv) of another Migration."""
         argv = [*runner.get("command", []), *runner.get("args", [])]
-        labels = meta.get("labels") or {}
         key = (labels.get("pgshift.dev/action", ""), labels.get("pgshift.dev/seq", ""), *argv[1:])
         with self.guard:
             lock = self.locks.setdefault(key, threading.Lock())
@@ -191,8 +234,11 @@ class Kubelet:
                 self.records[key] = record
             else:
                 self.replayed += 1
-        code, message = record
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return record
+
+    def end(self, pod: str, runner: dict[str, Any], code: int, message: str) -> float:
+        """Writes the Pod's status as the kubelet does when its one container exited."""
+        now = stamp()
         status = {
             "phase": "Succeeded" if code == 0 else "Failed",
             "startTime": now,
@@ -206,8 +252,7 @@ class Kubelet:
             }],
         }  # fmt: skip
         self.core.patch_namespaced_pod_status(
-            meta["name"], NAMESPACE, {"status": status},
-            _content_type="application/merge-patch+json",
+            pod, NAMESPACE, {"status": status}, _content_type="application/merge-patch+json"
         )  # fmt: skip
         return time.monotonic()
 
@@ -223,6 +268,223 @@ class Kubelet:
             done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
             message = result.read_text() if result.exists() else done.stderr[-2000:]
         return done.returncode, message
+
+
+def runner_container(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    return dict(next(c for c in pod_spec["containers"] if c["name"] == "runner"))
+
+
+#: what the Job controller puts on the Pods it creates, and its conditions' reasons.
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+SUCCESS = ("SuccessCriteriaMet", "Complete", "CompletionsReached",
+           "Reached expected number of succeeded pods")  # fmt: skip
+FAILURE = ("FailureTarget", "Failed", "BackoffLimitExceeded",
+           "Job has reached the specified backoff limit")  # fmt: skip
+
+
+def job_condition(kind: str, reason: str, message: str, now: str) -> dict[str, str]:
+    return {"type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+            "reason": reason, "message": message}  # fmt: skip
+
+
+def unsupported(job: dict[str, Any]) -> str:
+    """What of a Job the bench's Job controller does not play ("" when it plays all): the
+    operator's Jobs are one Pod, backoffLimit 0, restartPolicy Never (DESIGN.md). PURE."""
+    spec = job.get("spec") or {}
+    if spec.get("backoffLimit", 6) != 0:
+        return f"backoffLimit {spec.get('backoffLimit', 6)} (only 0)"
+    for key in ("completions", "parallelism"):
+        if spec.get(key, 1) != 1:
+            return f"{key} {spec[key]} (only 1)"
+    for key in ("podFailurePolicy", "successPolicy", "suspend", "managedBy"):
+        if spec.get(key):
+            return f"spec.{key}"
+    if spec.get("completionMode", "NonIndexed") != "NonIndexed":
+        return f"completionMode {spec['completionMode']}"
+    return ""
+
+
+@dataclass
+class BenchJobs:
+    """Plays kube-controller-manager's Job controller for the operator's Jobs (`--jobs bench`).
+
+    The writes and their order are those of the Job controller of the control plane's
+    Kubernetes (1.33, JobManagedBy and JobPodReplacementPolicy on: the terminal condition waits
+    behind an interim one), as recorded from it with one Pod ended by this bench:
+    1. the Pod, from the Job's template: generateName `<job>-`, the `job-name` and
+       `controller-uid` labels (also as `batch.kubernetes.io/...`), the Job as controlling
+       owner, the job-tracking finalizer; then the Job's status: startTime, active 1, ready 0,
+       terminating 0, uncountedTerminatedPods {};
+    2. the Pod ended (`Kubelet.end`, the runner's result as termination message): the Pod's
+       uid in uncountedTerminatedPods.succeeded (or .failed) with the interim condition
+       SuccessCriteriaMet (or FailureTarget), and active 0;
+    3. the finalizer removed from the Pod;
+    4. succeeded (or failed) 1, uncountedTerminatedPods {} and Complete with completionTime
+       (or Failed), reasons and messages as the controller writes them.
+    The apiserver validates each status write as it does the controller's (the 1.33 Job
+    status rules), so a write out of order fails here. Not played: activeDeadlineSeconds (a
+    step the bench ends takes ms) and anything `unsupported` names.
+    """
+
+    core: Any
+    batch: Any
+    kubelet: Kubelet
+
+    def complete(self, job: dict[str, Any]) -> float:
+        """Runs one Job to its end; returns when its Pod's end was written."""
+        problem = unsupported(job)
+        if problem:
+            raise RuntimeError(f"the bench's Job controller does not play {problem}")
+        meta, template = job["metadata"], job["spec"]["template"]
+        name, uid = meta["name"], meta["uid"]
+        tmeta = template.get("metadata") or {}
+        labels = {**(tmeta.get("labels") or {}),
+                  "batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                  "controller-uid": uid, "job-name": name}  # fmt: skip
+        pod_body = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "generateName": f"{name}-", "labels": labels,
+                "annotations": dict(tmeta.get("annotations") or {}),
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                     "uid": uid, "controller": True, "blockOwnerDeletion": True}],
+                "finalizers": [TRACKING_FINALIZER],
+            },
+            "spec": template["spec"],
+        }  # fmt: skip
+        created = self.core.create_namespaced_pod(NAMESPACE, pod_body, _preload_content=False)
+        pod = json.loads(created.data)
+        self._status(name, {"startTime": stamp(), "active": 1, "ready": 0, "terminating": 0,
+                            "uncountedTerminatedPods": {}})  # fmt: skip
+        runner = runner_container(template["spec"])
+        code, message = self.kubelet.result(labels, runner)
+        ended = self.kubelet.end(pod["metadata"]["name"], runner, code, message)
+        interim, final, reason, text = SUCCESS if code == 0 else FAILURE
+        counter = "succeeded" if code == 0 else "failed"
+        first = job_condition(interim, reason, text, stamp())
+        uncounted = {counter: [pod["metadata"]["uid"]]}
+        self._status(name, {"active": None, "conditions": [first],
+                            "uncountedTerminatedPods": uncounted})  # fmt: skip
+        self.core.patch_namespaced_pod(
+            pod["metadata"]["name"], NAMESPACE, {"metadata": {"finalizers": None}},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        now = stamp()
+        last: dict[str, Any] = {"conditions": [first, job_condition(final, reason, text, now)],
+                                counter: 1, "uncountedTerminatedPods": {counter: None}}  # fmt: skip
+        if code == 0:
+            last["completionTime"] = now
+        self._status(name, last)
+        return ended
+
+    def _status(self, job: str, status: dict[str, Any]) -> None:
+        self.batch.patch_namespaced_job_status(
+            job, NAMESPACE, {"status": status}, _content_type="application/merge-patch+json"
+        )  # fmt: skip
+
+    def release(self) -> None:
+        """Drops the tracking finalizer of every Pod left with one (a run that timed out), so
+        the namespace can be deleted for the next N."""
+        pods = self.core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/managed-by=pgshift"
+        )  # fmt: skip
+        for pod in pods.items:
+            if TRACKING_FINALIZER in (pod.metadata.finalizers or []):
+                with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+                    self.core.patch_namespaced_pod(
+                        pod.metadata.name, NAMESPACE, {"metadata": {"finalizers": None}},
+                        _content_type="application/merge-patch+json",
+                    )  # fmt: skip
+
+
+# --- --check-jobs: the bench's Job controller against the real one -----------------------------
+
+
+class FixedKubelet(Kubelet):
+    """Ends the check's Pods with a fixed result: exit 0 for the Job `ok`, 1 for `bad`."""
+
+    def result(self, labels: dict[str, str], runner: dict[str, Any]) -> tuple[int, str]:
+        return (0 if labels.get("check") == "ok" else 1), '{"check": true}'
+
+
+def scrubbed(event: Any) -> str:
+    """An event as JSON without what differs from run to run (times, uids, generated names,
+    resource versions). PURE."""
+    text = json.dumps(event, sort_keys=True)
+    text = re.sub(r'"\d{4}-\d\d-\d\dT[^"]*"', '"TIME"', text)
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UID", text)
+    text = re.sub(r'"(ok|bad)-[a-z0-9]{5}"', r'"\1-POD"', text)
+    return re.sub(r'"resourceVersion": "\d+"', '"resourceVersion": "RV"', text)
+
+
+def job_events(job_controller: bool) -> list[str]:
+    """The watch events of two Jobs of the operator's shape, one whose Pod succeeds and one
+    whose Pod fails, completed by the Job controller or by `BenchJobs`."""
+    with control_plane_without_node(job_controller=job_controller) as kubeconfig:
+        kubernetes.config.load_kube_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        api = kubernetes.client.ApiClient()
+        core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
+        kubectl(kubeconfig, "create", "namespace", NAMESPACE)
+        for _ in range(100):
+            with contextlib.suppress(RuntimeError):
+                kubectl(kubeconfig, "get", "-n", NAMESPACE, "serviceaccount", "default")
+                break
+            time.sleep(0.2)
+        events: list[str] = []
+        pods: dict[str, str] = {}
+        stop = threading.Event()
+
+        def on_job(kind: str, obj: dict[str, Any]) -> None:
+            events.append(scrubbed(["Job", kind, obj["metadata"]["name"], obj.get("status")]))
+
+        def on_pod(kind: str, obj: dict[str, Any]) -> None:
+            meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+            pods.setdefault(meta["labels"]["job-name"], meta["name"])
+            events.append(scrubbed(["Pod", kind, meta, obj["spec"], obj.get("status")]))
+
+        watches = [threading.Thread(target=watch, args=(stop, call, fn), daemon=True)
+                   for call, fn in ((batch.list_namespaced_job, on_job),
+                                    (core.list_namespaced_pod, on_pod))]  # fmt: skip
+        for t in watches:
+            t.start()
+        time.sleep(1)
+        kubelet = FixedKubelet(core, {}, Path(), Path(), replay=True)
+        bench_jobs = BenchJobs(core, batch, kubelet)
+        runner = {"name": "runner", "image": "pgshift", "command": ["pgshift", "check"],
+                  "terminationMessagePolicy": "FallbackToLogsOnError"}  # fmt: skip
+        for name in ("ok", "bad"):
+            job = {"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"name": name, "labels": {"check": name}},
+                   "spec": {"backoffLimit": 0, "template": {
+                       "metadata": {"labels": {"check": name}},
+                       "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                "containers": [runner]}}}}  # fmt: skip
+            kubectl(kubeconfig, "create", "-n", NAMESPACE, "-f", "-", input=json.dumps(job))
+            if not job_controller:
+                got = kubectl(kubeconfig, "get", "-n", NAMESPACE, "job", name, "-o", "json")
+                bench_jobs.complete(json.loads(got))
+            else:
+                for _ in range(100):
+                    if name in pods:
+                        break
+                    time.sleep(0.1)
+                kubelet.end(pods[name], runner, *kubelet.result({"check": name}, runner))
+            time.sleep(3)  # the Job controller's last writes, and the watches'
+        stop.set()
+        return events
+
+
+def check_jobs() -> int:
+    """Compares what the Job controller and `BenchJobs` write, event by event."""
+    real, bench = job_events(job_controller=True), job_events(job_controller=False)
+    if real == bench:
+        print(f"bench_fleet --check-jobs: the same {len(real)} Job and Pod events as "
+              "kube-controller-manager's Job controller writes")  # fmt: skip
+        return 0
+    diff = difflib.unified_diff(real, bench, "job-controller", "bench", lineterm="")
+    print("bench_fleet --check-jobs: the bench's Jobs differ from the Job controller's:")
+    print("\n".join(diff))
+    return 1
 
 
 # --- what the bench watches ---------------------------------------------------------------------
@@ -346,10 +608,12 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         (source / key).write_text(text)
     kubelet = Kubelet(core, urls, source, args.operator_root / ".venv" / "bin" / "pgshift",
                       replay=args.kubelet == "replay")  # fmt: skip
+    bench_jobs = BenchJobs(core, batch, kubelet) if args.jobs == "bench" else None
     timeline = Timeline()
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=4)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
 
     def on_migration(kind: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -374,6 +638,19 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
                 timeline.job_seen.setdefault(name, {}).setdefault(int(seq), now)
                 if done:
                     timeline.job_done.setdefault(name, {}).setdefault(int(seq), now)
+            job = obj["metadata"]["name"]
+            started = (obj.get("status") or {}).get("startTime")
+            if bench_jobs is None or kind == "DELETED" or done or started or job in kubelet.done:
+                return
+            kubelet.done.add(job)
+            pool.submit(complete_job, obj)
+
+    def complete_job(obj: dict[str, Any]) -> None:
+        assert bench_jobs is not None
+        try:
+            ended(obj, bench_jobs.complete(obj))
+        except Exception as exc:  # a benchmark's Job controller: say so, the Job stays active
+            print(f"bench jobs: {obj['metadata']['name']}: {exc!r}", file=sys.stderr)
 
     def ended(obj: dict[str, Any], t: float) -> None:
         labels = obj["metadata"].get("labels") or {}
@@ -388,7 +665,7 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         if phase in ("Succeeded", "Failed"):
             ended(obj, time.monotonic())
             return
-        if args.kubelet == "node" or kind == "DELETED" or pod in kubelet.done:
+        if bench_jobs or args.kubelet == "node" or kind == "DELETED" or pod in kubelet.done:
             return
         kubelet.done.add(pod)
         pool.submit(complete_pod, obj)
@@ -439,6 +716,7 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         time.sleep(args.idle)
         idle_share = (cpu_seconds(op.pid) - cpu1) / (time.monotonic() - i0)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        myself = resource.getrusage(resource.RUSAGE_SELF)
         runner_cpu = (children.ru_utime + children.ru_stime) - (
             children_before.ru_utime + children_before.ru_stime
         )
@@ -448,6 +726,7 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         return {
             "n": n,
             "kubelet": args.kubelet,
+            "jobs": args.jobs,
             "operator": str(args.operator_root),
             "complete": f"{complete}/{n}",
             "all_complete_s": round(t_all, 1),
@@ -468,6 +747,11 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
             "runner_host_runs": kubelet.host_runs,
             "replayed": kubelet.replayed,
             "control_plane_cpu_s": round(plane_cpu, 1),
+            # the bench's own work (watches, and with `--jobs bench` the Job controller's).
+            "bench_cpu_s": round(
+                myself.ru_utime + myself.ru_stime - self_before.ru_utime - self_before.ru_stime, 1
+            ),
+            "load_1m": round(os.getloadavg()[0], 2),
             "operator_log": str(log),
         }
     finally:
@@ -478,6 +762,9 @@ def run_fleet(n: int, args: argparse.Namespace, kubeconfig: Path, pg: PgServer, 
         except subprocess.TimeoutExpired:
             op.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+        if bench_jobs is not None:
+            with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+                bench_jobs.release()
         shutil.rmtree(source, ignore_errors=True)
         for name in names:
             with contextlib.suppress(subprocess.CalledProcessError):
@@ -489,15 +776,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--kubelet", choices=("replay", "host", "node"), default="replay")
     parser.add_argument(
+        "--jobs",
+        choices=("bench", "controller"),
+        default=None,
+        help="who completes Jobs: the bench (default; no Job controller) or "
+        "kube-controller-manager's Job controller (default with --kubelet node)",
+    )
+    parser.add_argument(
         "--operator-root",
         type=Path,
         default=ROOT,
         help="the checkout whose .venv runs the operator (default: this one)",
     )
+    parser.add_argument(
+        "--check-jobs",
+        action="store_true",
+        help="only compare the bench's Job completion with the Job controller's, and exit",
+    )
     parser.add_argument("--idle", type=float, default=60.0, help="idle window, seconds")
     parser.add_argument("--timeout", type=float, default=900.0, help="per N, seconds")
     args = parser.parse_args(argv)  # fmt: skip
     args.operator_root = args.operator_root.resolve()
+    if args.check_jobs:
+        return check_jobs()
+    if args.jobs is None:
+        args.jobs = "controller" if args.kubelet == "node" else "bench"
+    if args.jobs == "bench" and args.kubelet == "node":
+        print("bench_fleet: --jobs bench needs --kubelet replay or host (on the real node "
+              "the kubelet runs Pods and the Job controller completes their Jobs)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if not (args.operator_root / ".venv" / "bin" / "python").exists():
         print(f"bench_fleet: --operator-root {args.operator_root} has no .venv", file=sys.stderr)
         return 2
@@ -516,7 +824,8 @@ def main(argv: list[str] | None = None) -> int:
             pg = stack.enter_context(running_server(host=host_ip, allow=NODE_NETWORKS,
                                                     max_connections=300))  # fmt: skip
         else:
-            kubeconfig = stack.enter_context(control_plane_without_node())
+            plane = control_plane_without_node(job_controller=args.jobs == "controller")
+            kubeconfig = stack.enter_context(plane)
             host_ip = "127.0.0.1"
             pg = stack.enter_context(running_server(max_connections=300))
         for n in args.n:
@@ -528,11 +837,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    cols = ["n", "kubelet", "complete", "all_complete_s", "gap_median_s", "gap_p90_s",
+    cols = ["n", "kubelet", "jobs", "complete", "all_complete_s", "gap_median_s", "gap_p90_s",
             "gap_operator_median_s",
             "first_status_median_s", "first_status_max_s", "operator_peak_rss_mb",
             "operator_cpu_busy_core", "operator_cpu_idle_core", "runner_cpu_s",
-            "control_plane_cpu_s"]  # fmt: skip
+            "control_plane_cpu_s", "bench_cpu_s", "load_1m"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c)) for c in cols) + " |" for r in results]
     return "\n".join(lines)

@@ -30,12 +30,13 @@ CRD = Path(__file__).resolve().parents[3] / "manifests" / "crd" / "pgshift.dev_m
 
 @pytest.fixture(scope="module")
 def crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD.read_text())
+    return typing.cast(dict[str, Any], yaml.safe_load(CRD.read_text()))
 
 
 @pytest.fixture(scope="module")
 def spec_schema(crd: dict[str, Any]) -> dict[str, Any]:
-    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return typing.cast(dict[str, Any], spec)
 
 
 def prop(schema: dict[str, Any], path: str) -> dict[str, Any]:
@@ -360,6 +361,25 @@ def test_schema_nodes_use_only_schema_keywords(crd: dict[str, Any]) -> None:
     odd = [sorted(set(n) - SCHEMA_KEYS) for n in nodes(root) if set(n) - SCHEMA_KEYS]
     assert odd == []
 
+
+
+def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
+    """The apiserver refuses a CRD whose array has no `items` (a structural schema): a merge
+    that drops an `items:` line breaks every install, not only the field."""
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def arrays(s: dict[str, Any], path: str):  # type: ignore[no-untyped-def]
+        if s.get("type") == "array":
+            yield path, s
+        for name, sub in (s.get("properties") or {}).items():
+            yield from arrays(sub, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(s.get(key), dict):
+                yield from arrays(s[key], f"{path}[]" if key == "items" else f"{path}.*")
+
+    found = list(arrays(root, ""))
+    assert len(found) > 5
+    assert [path for path, s in found if not isinstance(s.get("items"), dict)] == []
 
 #: field -> (values the apiserver must refuse, values it must accept): docs/operator.md.
 DURATION_BOUNDS = {
