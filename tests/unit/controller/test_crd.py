@@ -253,19 +253,6 @@ def test_every_field_is_described(crd: dict[str, Any]) -> None:
     assert missing == []
 
 
-def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
-    """A structural schema (the API server refuses the CRD otherwise): found by e2e once, when
-    a merge left an `items` out."""
-    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    bare = [
-        path
-        for top in ("spec", "status")
-        for path, s in _walk(root["properties"][top], top)
-        if s.get("type") == "array" and not isinstance(s.get("items"), dict)
-    ]
-    assert bare == []
-
-
 def test_cel_rules_have_messages(crd: dict[str, Any]) -> None:
     root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     rules = [
@@ -362,7 +349,6 @@ def test_schema_nodes_use_only_schema_keywords(crd: dict[str, Any]) -> None:
     assert odd == []
 
 
-
 def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
     """The apiserver refuses a CRD whose array has no `items` (a structural schema): a merge
     that drops an `items:` line breaks every install, not only the field."""
@@ -380,6 +366,7 @@ def test_every_array_says_what_its_items_are(crd: dict[str, Any]) -> None:
     found = list(arrays(root, ""))
     assert len(found) > 5
     assert [path for path, s in found if not isinstance(s.get("items"), dict)] == []
+
 
 #: field -> (values the apiserver must refuse, values it must accept): docs/operator.md.
 DURATION_BOUNDS = {
