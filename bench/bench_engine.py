@@ -1,8 +1,8 @@
 """Benchmark: the engine's cost, pgshift against drizzle-orm's migrator side by side (issue 14).
 
-    flock /work/wt/heavy.lock .venv/bin/python bench/bench_engine.py [--quick] [--rounds 9]
+    .venv/bin/python bench/bench_engine.py [--quick] [--rounds 9]
         [--fsync off|on] [--rows many500,many5000,big,bigbp,noop,kit031,kit025,mem]
-        [--pgshift-tree /work/wt/base/.venv/bin/pgshift]
+        [--pgshift-tree OTHER-CHECKOUT/.venv/bin/pgshift]
 
 Rows (each on fresh databases of one private PostgreSQL, the same drizzle-kit folder for both):
 
@@ -26,7 +26,7 @@ pgshift: `pgshift.cli.main()` timed in-process), "process" the whole process, wa
 Before a round it waits (up to --load-timeout s) for the 1-minute load to fall below 3 and
 prints the load; when it could not, the row says so. fsync is off, as in the other benches;
 `--fsync on` runs the server with durable commits. `--pgshift-tree PATH`: run the pgshift of
-another checkout (its console script, e.g. /work/wt/base/.venv/bin/pgshift for "before").
+another checkout (its console script, e.g. OTHER-CHECKOUT/.venv/bin/pgshift for "before").
 Flyway and Atlas are not driven here (they need a JVM and a Go build).
 This is a benchmark, not a test: it asserts only that both tools applied every migration.
 """

@@ -1,6 +1,6 @@
 """Benchmark: one operator, a fleet of N Migrations (issue 15).
 
-    flock /work/wt/heavy.lock .venv/bin/python bench/bench_fleet.py [--n 20 100 1000]
+    .venv/bin/python bench/bench_fleet.py [--n 20 100 1000]
         [--jobs bench|controller] [--kubelet replay|host|node] [--operator-root DIR]
         [--idle 60] [--timeout 900]
     .venv/bin/python bench/bench_fleet.py --check-jobs
@@ -8,7 +8,7 @@
 N Migrations of the quickstart's drizzle folder (`contract.after: Immediately`, no backup),
 each with its own ConfigMap, Secret and database on one private PostgreSQL
 (tests/pgserver.py), created in one `kubectl create`, run by the operator of
-`--operator-root` (default: this checkout; `/work/wt/base` gives "before") as a host process.
+`--operator-root` (default: this checkout; `OTHER-CHECKOUT` gives "before") as a host process.
 
 Who completes Jobs (`--jobs`), so that the operator's cost is told apart from the rest:
 - `bench` (default; what issue 15's operator targets are for): a private control plane with

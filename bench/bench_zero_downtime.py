@@ -3,7 +3,7 @@
     python bench/bench_zero_downtime.py [--rows 1000000] [--clients 4] [--rounds 1]
                                         [--scenarios backfill_not_null,create_index,add_fk,
                                                      new_table_fk]
-                                        [--pgshift-tree /work/wt/base/.venv/bin/pgshift]
+                                        [--pgshift-tree OTHER-CHECKOUT/.venv/bin/pgshift]
 
 A 1-million-row `items` table (and 1,000 `owners`) is built once in a template database by the
 folder's first two migrations (applied by drizzle itself: the create tables, and the `ADD COLUMN
