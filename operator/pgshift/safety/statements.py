@@ -206,6 +206,16 @@ def _split(migration: Migration) -> Iterator[SourceStatement]:
             tokens = tuple(parser.scan(piece)) if comments_in else None
             return parse_sql(piece), tokens, len(piece)
 
+        def directive_in(
+            comment: Any, base: int, sql: str = sql, line_at: LineCounter = line_at
+        ) -> tuple[Directives, int] | None:
+            """A `-- pgshift:` comment's directives and line; None for any other comment."""
+            text = sql[base + comment.start : base + comment.end + 1]
+            if not is_directive_comment(text):
+                return None
+            cline = line_at(base + comment.start)
+            return parse_directive_comment(text, f"{migration.path}:{cline}"), cline
+
         previous_end_line: int | None = None  # of the chunk's previous statement
         try:
             for base, (raws, tokens, size) in batches(sql, parse):
@@ -227,9 +237,7 @@ def _split(migration: Migration) -> Iterator[SourceStatement]:
                             line=line_at(text_start),
                             text=text,
                             node=required(raw.stmt, "a statement"),
-                            directives=pending.take()
-                            if pending.directives is not None
-                            else Directives(),
+                            directives=pending.take(),
                         )
                         count += 1
                     continue
@@ -245,17 +253,15 @@ def _split(migration: Migration) -> Iterator[SourceStatement]:
                     if not body:
                         continue
                     first, last = body[0], body[-1]
-                    own = pending.take() if pending.directives is not None else Directives()
+                    own = pending.take()
                     # comments before this statement's end: trailing ones of the previous
                     # statement, leading ones of this one, and ones inside it.
                     while taken < len(comments) and comments[taken].start < last.end:
-                        comment = comments[taken]
+                        found = directive_in(comments[taken], base)
                         taken += 1
-                        text = sql[base + comment.start : base + comment.end + 1]
-                        if not is_directive_comment(text):
+                        if found is None:
                             continue
-                        cline = line_at(base + comment.start)
-                        d = parse_directive_comment(text, f"{migration.path}:{cline}")
+                        d, cline = found
                         if previous is not None and cline == previous_end_line:
                             previous = _with(previous, d)
                         else:
@@ -274,11 +280,10 @@ def _split(migration: Migration) -> Iterator[SourceStatement]:
                 # comments after the piece's last statement: trailing ones, or ones for what
                 # comes next.
                 for comment in comments[taken:]:
-                    text = sql[base + comment.start : base + comment.end + 1]
-                    if not is_directive_comment(text):
+                    found = directive_in(comment, base)
+                    if found is None:
                         continue
-                    cline = line_at(base + comment.start)
-                    d = parse_directive_comment(text, f"{migration.path}:{cline}")
+                    d, cline = found
                     if previous is not None and cline == previous_end_line:
                         previous = _with(previous, d)
                     else:
